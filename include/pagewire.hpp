@@ -1,0 +1,8 @@
+// Everything in pagewire, for convenience.
+#pragma once
+
+#include <pagewire/error.hpp>
+#include <pagewire/file.hpp>
+#include <pagewire/guard.hpp>
+#include <pagewire/mapping.hpp>
+#include <pagewire/unique_fd.hpp>

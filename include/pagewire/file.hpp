@@ -1,0 +1,66 @@
+// pagewire::File — an open regular file with the operations mapping needs.
+#pragma once
+
+#include <pagewire/unique_fd.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <sys/types.h>
+
+namespace pagewire {
+
+enum class OpenMode {
+    ReadOnly,   // O_RDONLY
+    ReadWrite,  // O_RDWR; the file must exist
+};
+
+enum class CreateMode {
+    CreateOrOpen,     // O_CREAT: open if it exists, create otherwise
+    CreateExclusive,  // O_CREAT|O_EXCL: fail with EEXIST if it exists
+    Truncate,         // O_CREAT|O_TRUNC: create or empty an existing file
+};
+
+// An open file: owns its descriptor (O_CLOEXEC) and remembers its path for
+// error messages. Move-only. Methods are thread-safe as far as the kernel's
+// calls are (positional I/O only; there is no shared file offset in use).
+// Every failure throws pagewire::Error naming the operation and the path.
+class File {
+public:
+    // Opens an existing file. Directories are refused with EISDIR.
+    static File open(const std::string& path, OpenMode mode = OpenMode::ReadOnly);
+    // Creates (or opens, per `how`) a file for reading and writing with
+    // permission bits `mode` (before umask).
+    static File create(const std::string& path, CreateMode how = CreateMode::CreateOrOpen,
+                       mode_t mode = 0644);
+    // Adopts an already open descriptor; `name` is used in error messages.
+    static File adopt(UniqueFd fd, std::string name, bool writable);
+
+    int fd() const noexcept { return fd_.get(); }
+    const std::string& path() const noexcept { return path_; }
+    bool writable() const noexcept { return writable_; }
+
+    std::uint64_t size() const;                    // fstat st_size
+    void resize(std::uint64_t new_size);           // ftruncate: grows sparse or shrinks
+    // Reserves disk blocks for [offset, offset+length) (posix_fallocate), growing
+    // the file if needed, so later writes through a mapping cannot hit ENOSPC.
+    void allocate(std::uint64_t offset, std::uint64_t length);
+    void sync();      // fsync: data and metadata on stable storage
+    void datasync();  // fdatasync: data (and the size) on stable storage
+
+    // Positional I/O that handles EINTR and short transfers. read_at returns
+    // fewer bytes than asked only at end of file; write_at writes everything.
+    std::size_t read_at(std::uint64_t offset, std::span<std::byte> out) const;
+    void write_at(std::uint64_t offset, std::span<const std::byte> in);
+
+private:
+    File(UniqueFd fd, std::string path, bool writable)
+        : fd_(std::move(fd)), path_(std::move(path)), writable_(writable) {}
+
+    UniqueFd fd_;        // open, O_CLOEXEC
+    std::string path_;   // as given by the caller, for messages only
+    bool writable_ = false;
+};
+
+}  // namespace pagewire

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian packages pagewire needs to build, test and benchmark.
+# Idempotent and quick when everything is present: apt-get runs only when a
+# package is missing, and `apt-get update` runs once before that install.
+set -euo pipefail
+
+packages=(
+    cmake ninja-build g++ clang-14 libclang-rt-14-dev pkg-config
+    libcli11-dev libfmt-dev nlohmann-json3-dev
+    libgtest-dev libgmock-dev libbenchmark-dev
+    util-linux coreutils
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing packages: ${missing[*]} (run as root to install them)" >&2
+    exit 1
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"

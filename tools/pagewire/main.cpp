@@ -1,0 +1,54 @@
+// pagewire — command-line front end. Exit codes: 0 ok, 1 failure (one line on
+// stderr: "pagewire: <operation> <path>: <reason>"), 2 usage error.
+#include "commands.hpp"
+
+#include <pagewire/error.hpp>
+
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+
+#include <csignal>
+#include <cstdio>
+#include <exception>
+
+namespace {
+
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    // A closed pipe on stdout (pagewire cat big | head) ends the program with
+    // EPIPE from write(2), reported like any other error, instead of a signal.
+    std::signal(SIGPIPE, SIG_IGN);
+
+    CLI::App app{"pagewire: memory-mapped files, shared memory and zero-copy transfer", "pagewire"};
+    app.require_subcommand(1);
+    app.set_version_flag("--version", "pagewire 0.1.0");
+    pagewire::cli::register_cat(app);
+    pagewire::cli::register_replace(app);
+    pagewire::cli::register_bench(app);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        app.exit(e);
+        return kExitUsage;
+    } catch (const pagewire::Error& e) {
+        std::fflush(stdout);
+        fmt::print(stderr, "pagewire: {}\n", e.what());
+        return kExitFailure;
+    } catch (const std::exception& e) {
+        std::fflush(stdout);
+        fmt::print(stderr, "pagewire: {}\n", e.what());
+        return kExitFailure;
+    }
+    return 0;
+}
