@@ -20,10 +20,14 @@ public:
     const std::string& operation() const noexcept { return operation_; }
     const std::string& path() const noexcept { return path_; }
     int error_number() const noexcept { return code().value(); }
+    // The one-line description (std::system_error's own what() would repeat
+    // the errno text after it).
+    const char* what() const noexcept override { return line_.c_str(); }
 
 private:
     std::string operation_;
     std::string path_;
+    std::string line_;
 };
 
 // Throws Error(operation, path, err). The one place errno becomes an error value.

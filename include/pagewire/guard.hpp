@@ -18,6 +18,7 @@
 
 #include <cstddef>
 #include <string>
+#include <type_traits>
 
 namespace pagewire {
 

@@ -166,14 +166,16 @@ private:
     void check_records(std::size_t record_size, std::size_t record_align) const;
     void unmap() noexcept;
     std::byte* page_start() const noexcept { return data_ - delta_; }
-    std::size_t mapped_length() const noexcept;  // delta_ + size_ rounded up to pages
+    std::size_t mapped_length() const noexcept;  // delta_ + size_ rounded up to granule_
+    std::size_t aligned_range(std::size_t offset, std::size_t& length, const char* operation) const;
 
     std::byte* data_ = nullptr;  // first requested byte; page_start() is the mmap address
     std::size_t size_ = 0;       // bytes in the view; 0 means nothing is mapped
     std::size_t delta_ = 0;      // offset_ modulo the page size
     std::uint64_t offset_ = 0;   // file offset of data_[0]
     Access access_ = Access::ReadOnly;
-    bool locked_ = false;        // the view was mlock'ed (resize re-locks)
+    std::size_t granule_ = 0;    // page size the kernel maps with: base or huge page size
+    int map_flags_ = 0;          // MAP_SHARED/MAP_PRIVATE (+ MAP_ANONYMOUS, MAP_HUGETLB), for resize
     UniqueFd fd_;                // duplicate of the file's descriptor; invalid for anonymous
     std::string name_;           // for error messages
 };

@@ -7,7 +7,6 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
-#include <csignal>
 #include <cstdio>
 #include <exception>
 
@@ -19,10 +18,6 @@ constexpr int kExitUsage = 2;
 }  // namespace
 
 int main(int argc, char** argv) {
-    // A closed pipe on stdout (pagewire cat big | head) ends the program with
-    // EPIPE from write(2), reported like any other error, instead of a signal.
-    std::signal(SIGPIPE, SIG_IGN);
-
     CLI::App app{"pagewire: memory-mapped files, shared memory and zero-copy transfer", "pagewire"};
     app.require_subcommand(1);
     app.set_version_flag("--version", "pagewire 0.1.0");

@@ -1,0 +1,35 @@
+// Linux system-call helpers used across pagewire's sources: EINTR retry and
+// full-length (short-transfer) loops exist here once. Internal, not installed.
+#pragma once
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <sys/types.h>
+
+namespace pagewire::sys {
+
+// Calls f() until it stops failing with EINTR; returns its last result.
+template <class F>
+auto retry_eintr(F f) {
+    decltype(f()) r;
+    do {
+        r = f();
+    } while (r == -1 && errno == EINTR);
+    return r;
+}
+
+// Reads up to n bytes at offset; fewer only at end of file. -1 and errno on failure.
+ssize_t pread_full(int fd, void* buf, std::size_t n, std::uint64_t offset) noexcept;
+// Writes all n bytes at offset. -1 and errno on failure (some bytes may be written).
+ssize_t pwrite_full(int fd, const void* buf, std::size_t n, std::uint64_t offset) noexcept;
+// Writes all n bytes at the current position (pipes, sockets, terminals).
+ssize_t write_full(int fd, const void* buf, std::size_t n) noexcept;
+
+std::size_t page_size() noexcept;
+inline std::uint64_t round_down(std::uint64_t v, std::uint64_t align) { return v & ~(align - 1); }
+inline std::uint64_t round_up(std::uint64_t v, std::uint64_t align) {
+    return (v + align - 1) & ~(align - 1);
+}
+
+}  // namespace pagewire::sys

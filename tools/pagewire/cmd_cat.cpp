@@ -1,0 +1,68 @@
+// pagewire cat FILE [OFFSET [LENGTH]] — seed 003's mmap program as a tool:
+// write LENGTH bytes of FILE starting at any byte OFFSET to stdout, through a
+// mapping. LENGTH is clamped at end of file; an offset at or past the end of
+// a non-empty file is an error; an empty file prints nothing.
+#include "cli_util.hpp"
+#include "commands.hpp"
+
+#include <pagewire/error.hpp>
+#include <pagewire/mapping.hpp>
+
+#include "sys.hpp"
+
+#include <unistd.h>
+
+#include <memory>
+
+namespace pagewire::cli {
+namespace {
+
+struct CatArgs {
+    std::string path;
+    std::string offset = "0";
+    std::string length;
+};
+
+std::uint64_t size_argument(const std::string& text, const char* what) {
+    auto value = parse_size(text);
+    if (!value) {
+        throw CLI::ValidationError(what, "'" + text + "' is not a byte count (e.g. 4096, 0x1000, 4K)");
+    }
+    return *value;
+}
+
+void run_cat(const CatArgs& args) {
+    const std::uint64_t offset = size_argument(args.offset, "OFFSET");
+    std::size_t length = Mapping::kToEnd;
+    if (!args.length.empty()) {
+        std::uint64_t requested = size_argument(args.length, "LENGTH");
+        length = requested >= Mapping::kToEnd ? Mapping::kToEnd : static_cast<std::size_t>(requested);
+    }
+    Mapping view = Mapping::open(args.path, Access::ReadOnly, offset, length);
+    if (view.empty()) return;
+    // Whole files may be larger than RAM: read ahead aggressively and let the
+    // kernel drop pages behind us.
+    view.advise(Advice::Sequential);
+    if (sys::write_full(STDOUT_FILENO, view.data(), view.size()) < 0) {
+        if (errno == EFAULT) {
+            // The kernel reports a mapped page past end of file as EFAULT to
+            // write(2) instead of raising SIGBUS.
+            throw_error("cat", args.path, EFAULT, "the file was truncated while it was being read");
+        }
+        throw_error("write", "stdout");
+    }
+}
+
+}  // namespace
+
+void register_cat(CLI::App& app) {
+    auto args = std::make_shared<CatArgs>();
+    CLI::App* cmd = app.add_subcommand(
+        "cat", "Print LENGTH bytes of FILE from OFFSET (any byte offset) through a memory mapping");
+    cmd->add_option("FILE", args->path, "File to print")->required();
+    cmd->add_option("OFFSET", args->offset, "First byte to print (default 0; suffixes K, M, G)");
+    cmd->add_option("LENGTH", args->length, "Bytes to print (default: to end of file; clamped at end of file)");
+    cmd->callback([args] { run_cat(*args); });
+}
+
+}  // namespace pagewire::cli
