@@ -58,14 +58,19 @@ std::size_t huge_page_size() {
 }
 
 [[noreturn]] void throw_lock_error(const std::string& name, std::size_t length, int err) {
-    if (err == ENOMEM || err == EAGAIN || err == EPERM) {
-        struct rlimit rl {};
-        ::getrlimit(RLIMIT_MEMLOCK, &rl);
-        std::string limit =
-            rl.rlim_cur == RLIM_INFINITY ? "unlimited" : std::to_string(rl.rlim_cur) + " bytes";
+    struct rlimit rl {};
+    ::getrlimit(RLIMIT_MEMLOCK, &rl);
+    const bool over_limit = rl.rlim_cur != RLIM_INFINITY && length > rl.rlim_cur;
+    if (err == EPERM || err == EAGAIN || (err == ENOMEM && over_limit)) {
         throw_error("lock", name, err,
                     "cannot lock " + std::to_string(length) + " bytes in memory (" +
-                        std::strerror(err) + "; RLIMIT_MEMLOCK is " + limit + ")");
+                        std::strerror(err) + "; RLIMIT_MEMLOCK is " +
+                        std::to_string(rl.rlim_cur) + " bytes)");
+    }
+    if (err == ENOMEM) {
+        throw_error("lock", name, err,
+                    "cannot lock " + std::to_string(length) +
+                        " bytes in memory: a page could not be faulted in (past end of file?)");
     }
     throw_error("lock", name, err);
 }
@@ -307,14 +312,17 @@ void Mapping::resize(std::size_t new_size) {
                             " but the file continues to " + std::to_string(file_size));
         }
     }
+    // The file grows before the mapping does, and shrinks after the tail is
+    // unmapped, so no live page of the view ever loses its backing.
     const std::uint64_t new_file_size = offset_ + new_size;
     auto resize_file = [&] {
-        if (sys::retry_eintr([&] { return ::ftruncate(fd_.get(), static_cast<off_t>(new_file_size)); }) != 0) {
+        if (sys::retry_eintr([&] {
+                return ::ftruncate(fd_.get(), static_cast<off_t>(new_file_size));
+            }) != 0) {
             throw_error("resize", name_);
         }
     };
-    const bool growing = new_size > size_;
-    if (file && growing && new_file_size > file_size) resize_file();
+    if (file && new_file_size > file_size) resize_file();
 
     const std::size_t old_length = mapped_length();
     const std::size_t new_length = new_size == 0 ? 0 : sys::round_up(delta_ + new_size, granule_);
@@ -332,8 +340,7 @@ void Mapping::resize(std::size_t new_size) {
         data_ = static_cast<std::byte*>(addr) + delta_;
     }
     size_ = new_size;
-    // Shrinking: the tail is unmapped first, so no live page loses its backing.
-    if (file && !growing && new_file_size < file_size) resize_file();
+    if (file && new_file_size < file_size) resize_file();
 }
 
 std::vector<bool> Mapping::resident_pages() const {

@@ -113,7 +113,6 @@ std::uint64_t replace_growing(File& file, Mapping& m, const ReplaceArgs& a) {
     chunk_starts.reserve(64);
     {
         const char* base = reinterpret_cast<const char*>(m.data());
-        std::size_t pending_chunk = 0;
         // Collect the chunk starts outside the guard (the vector may allocate):
         // scan one chunk at a time inside it.
         std::size_t pos = 0;
@@ -137,7 +136,6 @@ std::uint64_t replace_growing(File& file, Mapping& m, const ReplaceArgs& a) {
                   a.path);
             if (found != 0) chunk_starts.push_back(first);
             count += found;
-            pending_chunk += found;
         }
     }
     if (count == 0) return 0;
