@@ -5,4 +5,6 @@
 #include <pagewire/file.hpp>
 #include <pagewire/guard.hpp>
 #include <pagewire/mapping.hpp>
+#include <pagewire/page_cache.hpp>
+#include <pagewire/proc_maps.hpp>
 #include <pagewire/unique_fd.hpp>

@@ -1,0 +1,155 @@
+#include <pagewire/error.hpp>
+#include <pagewire/proc_maps.hpp>
+
+#include "sys.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <pagewire/unique_fd.hpp>
+
+#include <cctype>
+#include <charconv>
+#include <cstring>
+#include <sstream>
+#include <string_view>
+
+namespace pagewire {
+namespace {
+
+std::uint64_t parse_number(std::string_view s, int base, bool& ok) {
+    std::uint64_t v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, base);
+    ok = ok && ec == std::errc{} && p == s.data() + s.size();
+    return v;
+}
+
+// Header line: "start-end perms offset dev inode   [path]".
+bool parse_header(std::string_view line, Vma& vma) {
+    std::istringstream in{std::string(line)};
+    std::string range, offset, inode;
+    if (!(in >> range >> vma.perms >> offset >> vma.device >> inode)) return false;
+    const auto dash = range.find('-');
+    if (dash == std::string::npos || vma.perms.size() != 4) return false;
+    bool ok = true;
+    vma.start = parse_number(std::string_view(range).substr(0, dash), 16, ok);
+    vma.end = parse_number(std::string_view(range).substr(dash + 1), 16, ok);
+    vma.offset = parse_number(offset, 16, ok);
+    vma.inode = parse_number(inode, 10, ok);
+    std::string rest;
+    std::getline(in, rest);
+    const auto first = rest.find_first_not_of(' ');
+    vma.path = first == std::string::npos ? "" : rest.substr(first);
+    return ok && vma.end >= vma.start;
+}
+
+// Field line: "Name:   123 kB". Returns false for lines that are not fields.
+bool apply_field(std::string_view line, Vma& vma) {
+    const auto colon = line.find(':');
+    if (colon == std::string_view::npos) return false;
+    const std::string_view key = line.substr(0, colon);
+    std::string_view value = line.substr(colon + 1);
+    if (key == "VmFlags") {
+        std::istringstream in{std::string(value)};
+        for (std::string flag; in >> flag;) vma.vm_flags.push_back(flag);
+        return true;
+    }
+    const auto begin = value.find_first_not_of(' ');
+    if (begin == std::string_view::npos) return true;
+    value = value.substr(begin);
+    const auto space = value.find(' ');
+    const bool kilobytes = space != std::string_view::npos && value.substr(space + 1) == "kB";
+    bool ok = true;
+    std::uint64_t n = parse_number(value.substr(0, space), 10, ok);
+    if (!ok) return true;  // fields we do not model (THPeligible, ProtectionKey) are skipped
+    if (kilobytes) n *= 1024;
+    struct Field {
+        const char* name;
+        std::uint64_t Vma::*member;
+    };
+    static constexpr Field kFields[] = {
+        {"Size", &Vma::size},
+        {"KernelPageSize", &Vma::kernel_page_size},
+        {"Rss", &Vma::rss},
+        {"Pss", &Vma::pss},
+        {"Shared_Clean", &Vma::shared_clean},
+        {"Shared_Dirty", &Vma::shared_dirty},
+        {"Private_Clean", &Vma::private_clean},
+        {"Private_Dirty", &Vma::private_dirty},
+        {"Anonymous", &Vma::anonymous},
+        {"AnonHugePages", &Vma::anon_huge_pages},
+        {"FilePmdMapped", &Vma::file_pmd_mapped},
+        {"Shared_Hugetlb", &Vma::shared_hugetlb},
+        {"Private_Hugetlb", &Vma::private_hugetlb},
+        {"Swap", &Vma::swap},
+        {"Locked", &Vma::locked},
+    };
+    for (const Field& f : kFields) {
+        if (key == f.name) vma.*(f.member) = n;
+    }
+    return true;
+}
+
+bool is_header(std::string_view line) {
+    // Headers start with a hex address range; field names start with a capital letter.
+    const auto dash = line.find('-');
+    const auto space = line.find(' ');
+    return dash != std::string_view::npos && space != std::string_view::npos && dash < space &&
+           std::isxdigit(static_cast<unsigned char>(line[0])) && !std::isupper(static_cast<unsigned char>(line[0]));
+}
+
+}  // namespace
+
+bool Vma::has_flag(const std::string& flag) const {
+    for (const auto& f : vm_flags) {
+        if (f == flag) return true;
+    }
+    return false;
+}
+
+std::vector<Vma> parse_smaps(const std::string& text, const std::string& source) {
+    std::vector<Vma> vmas;
+    std::size_t line_no = 0;
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+        auto nl = text.find('\n', pos);
+        if (nl == std::string::npos) nl = text.size();
+        const std::string_view line(text.data() + pos, nl - pos);
+        pos = nl + 1;
+        ++line_no;
+        if (line.empty()) continue;
+        if (is_header(line)) {
+            Vma vma;
+            if (!parse_header(line, vma)) {
+                throw_error("parse", source, EINVAL,
+                            "line " + std::to_string(line_no) + " is not a mapping header");
+            }
+            vmas.push_back(std::move(vma));
+        } else if (vmas.empty() || !apply_field(line, vmas.back())) {
+            throw_error("parse", source, EINVAL,
+                        "line " + std::to_string(line_no) + " is neither a header nor a field");
+        }
+    }
+    return vmas;
+}
+
+std::vector<Vma> read_smaps(pid_t pid) {
+    const std::string path =
+        pid == 0 ? "/proc/self/smaps" : "/proc/" + std::to_string(pid) + "/smaps";
+    UniqueFd fd(sys::retry_eintr([&] { return ::open(path.c_str(), O_RDONLY | O_CLOEXEC); }));
+    if (!fd) {
+        if (errno == ENOENT) throw_error("maps", std::to_string(pid), ESRCH);
+        throw_error("maps", path);
+    }
+    std::string text;
+    char buf[65536];
+    while (true) {
+        const ssize_t n = sys::retry_eintr([&] { return ::read(fd.get(), buf, sizeof buf); });
+        if (n < 0) throw_error("maps", path);
+        if (n == 0) break;
+        text.append(buf, static_cast<std::size_t>(n));
+    }
+    return parse_smaps(text, path);
+}
+
+}  // namespace pagewire
