@@ -10,5 +10,7 @@ namespace pagewire::cli {
 void register_cat(CLI::App& app);
 void register_replace(CLI::App& app);
 void register_bench(CLI::App& app);
+void register_cache(CLI::App& app);
+void register_maps(CLI::App& app);
 
 }  // namespace pagewire::cli

@@ -23,6 +23,8 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", "pagewire 0.1.0");
     pagewire::cli::register_cat(app);
     pagewire::cli::register_replace(app);
+    pagewire::cli::register_cache(app);
+    pagewire::cli::register_maps(app);
     pagewire::cli::register_bench(app);
 
     try {

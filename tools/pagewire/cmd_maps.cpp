@@ -1,0 +1,112 @@
+// pagewire maps [PID] — a process's mappings (VMAs) with resident, shared and
+// private sizes, like pmap -X; from pagewire/proc_maps.hpp.
+#include "commands.hpp"
+
+#include <pagewire/proc_maps.hpp>
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include <cstring>
+#include <iterator>
+#include <memory>
+#include <unistd.h>
+
+namespace pagewire::cli {
+namespace {
+
+struct MapsArgs {
+    pid_t pid = 0;
+    bool json = false;
+};
+
+constexpr std::uint64_t kKiB = 1024;
+
+// The numeric columns, in pmap -X's order, all shown in KiB.
+struct SizeColumn {
+    const char* title;
+    std::uint64_t Vma::*member;
+};
+constexpr SizeColumn kColumns[] = {
+    {"Size", &Vma::size},
+    {"Rss", &Vma::rss},
+    {"Pss", &Vma::pss},
+    {"Shared_Clean", &Vma::shared_clean},
+    {"Shared_Dirty", &Vma::shared_dirty},
+    {"Private_Clean", &Vma::private_clean},
+    {"Private_Dirty", &Vma::private_dirty},
+    {"Anonymous", &Vma::anonymous},
+    {"AnonHuge", &Vma::anon_huge_pages},
+    {"Swap", &Vma::swap},
+    {"Locked", &Vma::locked},
+};
+
+void print_json(const std::vector<Vma>& vmas, pid_t pid) {
+    nlohmann::ordered_json out{{"pid", pid == 0 ? ::getpid() : pid}, {"mappings", nlohmann::ordered_json::array()}};
+    nlohmann::ordered_json totals;
+    for (const auto& c : kColumns) totals[c.title] = 0;
+    for (const Vma& v : vmas) {
+        nlohmann::ordered_json j{{"start", fmt::format("{:x}", v.start)},
+                                 {"end", fmt::format("{:x}", v.end)},
+                                 {"perms", v.perms},
+                                 {"offset", v.offset},
+                                 {"device", v.device},
+                                 {"inode", v.inode},
+                                 {"path", v.path}};
+        for (const auto& c : kColumns) {
+            j[c.title] = v.*(c.member);
+            totals[c.title] = totals[c.title].get<std::uint64_t>() + v.*(c.member);
+        }
+        j["kernel_page_size"] = v.kernel_page_size;
+        j["vm_flags"] = v.vm_flags;
+        out["mappings"].push_back(std::move(j));
+    }
+    out["totals"] = std::move(totals);
+    fmt::print("{}\n", out.dump(2));
+}
+
+void print_table(const std::vector<Vma>& vmas, pid_t pid) {
+    fmt::print("{}:   (sizes in KiB)\n", pid == 0 ? ::getpid() : pid);
+    fmt::print("{:>16} {:4} {:>8} {:>6} {:>9}", "Address", "Perm", "Offset", "Device", "Inode");
+    for (const auto& c : kColumns) fmt::print(" {:>{}}", c.title, std::max<std::size_t>(8, std::strlen(c.title)));
+    fmt::print(" {:6} {}\n", "Flags", "Mapping");
+    std::uint64_t totals[std::size(kColumns)] = {};
+    for (const Vma& v : vmas) {
+        fmt::print("{:>16x} {:4} {:>8x} {:>6} {:>9}", v.start, v.perms, v.offset, v.device, v.inode);
+        for (std::size_t i = 0; i < std::size(kColumns); ++i) {
+            const std::uint64_t value = v.*(kColumns[i].member);
+            totals[i] += value;
+            fmt::print(" {:>{}}", value / kKiB, std::max<std::size_t>(8, std::strlen(kColumns[i].title)));
+        }
+        // The flags the seeds talk about: locked, huge-page advised, shared.
+        std::string flags;
+        flags += v.has_flag("lo") ? 'L' : '-';
+        flags += v.has_flag("hg") ? 'H' : '-';
+        flags += v.is_shared() ? 'S' : '-';
+        fmt::print(" {:6} {}\n", flags, v.path.empty() ? "[anon]" : v.path);
+    }
+    fmt::print("{:>16} {:4} {:>8} {:>6} {:>9}", "", "", "", "", "");
+    for (std::size_t i = 0; i < std::size(kColumns); ++i) {
+        fmt::print(" {:>{}}", totals[i] / kKiB, std::max<std::size_t>(8, std::strlen(kColumns[i].title)));
+    }
+    fmt::print(" {:6} {} mappings (total)\n", "", vmas.size());
+}
+
+}  // namespace
+
+void register_maps(CLI::App& app) {
+    auto args = std::make_shared<MapsArgs>();
+    CLI::App* cmd = app.add_subcommand("maps", "A process's memory mappings with resident, shared and private sizes (like pmap -X)");
+    cmd->add_option("PID", args->pid, "Process id (default: pagewire itself)")->check(CLI::NonNegativeNumber);
+    cmd->add_flag("--json", args->json, "Print JSON instead of a table");
+    cmd->callback([args] {
+        const auto vmas = read_smaps(args->pid);
+        if (args->json) {
+            print_json(vmas, args->pid);
+        } else {
+            print_table(vmas, args->pid);
+        }
+    });
+}
+
+}  // namespace pagewire::cli
