@@ -8,7 +8,7 @@ packages=(
     cmake ninja-build g++ clang-14 libclang-rt-14-dev pkg-config
     libcli11-dev libfmt-dev nlohmann-json3-dev
     libgtest-dev libgmock-dev libbenchmark-dev
-    util-linux coreutils
+    util-linux coreutils vmtouch
 )
 
 missing=()

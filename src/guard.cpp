@@ -131,6 +131,7 @@ struct CopyArgs {
 }  // namespace
 
 AccessResult guarded_copy(void* dst, const void* src, std::size_t n) noexcept {
+    if (n == 0) return {};  // memcpy's pointers must be valid even for 0 bytes
     CopyArgs args{dst, src, n};
     const char* s = static_cast<const char*>(src);
     const char* d = static_cast<const char*>(dst);

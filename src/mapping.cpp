@@ -161,13 +161,26 @@ Mapping Mapping::map(const File& file, Access access, std::uint64_t offset, std:
 Mapping Mapping::anonymous(std::size_t length, Sharing sharing, const MapOptions& options) {
     Mapping m;
     m.name_ = kAnonymousName;
+    m.anonymous_ = true;
     m.access_ = Access::ReadWrite;
-    m.map_flags_ = MAP_ANONYMOUS | (sharing == Sharing::Shared ? MAP_SHARED : MAP_PRIVATE);
     m.granule_ = sys::page_size();
     const bool reserved = options.huge_pages == HugePages::Reserved;
-    if (reserved) {
-        m.map_flags_ |= MAP_HUGETLB;
-        m.granule_ = huge_page_size();
+    if (reserved) m.granule_ = huge_page_size();
+    if (sharing == Sharing::Shared) {
+        // MAP_SHARED|MAP_ANONYMOUS memory has a fixed size (growing it with
+        // mremap gives pages that raise SIGBUS); a memfd can be resized.
+        unsigned memfd_flags = MFD_CLOEXEC;
+        if (reserved) memfd_flags |= MFD_HUGETLB;
+        m.fd_.reset(::memfd_create("pagewire-anonymous", memfd_flags));
+        if (!m.fd_) throw_error("map", m.name_);
+        m.map_flags_ = MAP_SHARED;
+        if (sys::retry_eintr([&] {
+                return ::ftruncate(m.fd_.get(), static_cast<off_t>(sys::round_up(length, m.granule_)));
+            }) != 0) {
+            throw_error("map", m.name_);
+        }
+    } else {
+        m.map_flags_ = MAP_ANONYMOUS | MAP_PRIVATE | (reserved ? MAP_HUGETLB : 0);
     }
     if (length == 0) return m;
 
@@ -175,7 +188,7 @@ Mapping Mapping::anonymous(std::size_t length, Sharing sharing, const MapOptions
     if (options.populate) flags |= MAP_POPULATE;
     if (options.lock) flags |= MAP_LOCKED;
     const std::size_t map_length = sys::round_up(length, m.granule_);
-    void* addr = ::mmap(nullptr, map_length, PROT_READ | PROT_WRITE, flags, -1, 0);
+    void* addr = ::mmap(nullptr, map_length, PROT_READ | PROT_WRITE, flags, m.fd_.get(), 0);
     if (addr == MAP_FAILED) throw_map_error(m.name_, errno, reserved);
     m.data_ = static_cast<std::byte*>(addr);
     m.size_ = length;
@@ -195,6 +208,7 @@ Mapping& Mapping::operator=(Mapping&& other) noexcept {
     offset_ = std::exchange(other.offset_, 0);
     access_ = std::exchange(other.access_, Access::ReadOnly);
     granule_ = std::exchange(other.granule_, 0);
+    anonymous_ = std::exchange(other.anonymous_, false);
     map_flags_ = std::exchange(other.map_flags_, 0);
     fd_ = std::move(other.fd_);
     name_ = std::move(other.name_);
@@ -295,6 +309,7 @@ void Mapping::unlock() {
 void Mapping::resize(std::size_t new_size) {
     if (name_.empty()) throw_error("resize", "[unmapped]", EINVAL, "nothing was mapped");
     if (new_size == size_) return;
+    // A file, or the memfd behind shared anonymous memory, is resized with the view.
     const bool file = fd_.valid();
     std::uint64_t file_size = 0;
     if (file) {
@@ -306,15 +321,17 @@ void Mapping::resize(std::size_t new_size) {
         file_size = static_cast<std::uint64_t>(st.st_size);
         // The view must cover the file's tail, or resizing the file would
         // destroy (or expose) bytes the view does not show.
-        if (offset_ + size_ < file_size) {
+        if (!anonymous_ && offset_ + size_ < file_size) {
             throw_error("resize", name_, EINVAL,
                         "the view ends at " + std::to_string(offset_ + size_) +
                             " but the file continues to " + std::to_string(file_size));
         }
     }
     // The file grows before the mapping does, and shrinks after the tail is
-    // unmapped, so no live page of the view ever loses its backing.
-    const std::uint64_t new_file_size = offset_ + new_size;
+    // unmapped, so no live page of the view ever loses its backing. A memfd
+    // (possibly of huge pages) is sized in whole granules.
+    const std::uint64_t new_file_size =
+        anonymous_ ? sys::round_up(new_size, granule_) : offset_ + new_size;
     auto resize_file = [&] {
         if (sys::retry_eintr([&] {
                 return ::ftruncate(fd_.get(), static_cast<off_t>(new_file_size));

@@ -166,25 +166,27 @@ CacheStat evict(const File& file, bool write_dirty_first, std::uint64_t offset,
 CacheStat warm(const File& file, std::uint64_t offset, std::uint64_t length) {
     const Span span = page_span(file.size(), offset, length);
     if (span.length == 0) return CacheStat{};
-    // readahead(2) may stop early (memory pressure, device limits); a
-    // populate pass through a mapping then faults in whatever is missing,
-    // synchronously, without copying data to user space.
+    // readahead(2) only starts the reads, and may stop early (memory
+    // pressure, device limits). Whether every page's data has arrived is
+    // asked of mincore, which counts a page once its read has completed;
+    // cachestat counts pages whose read is still in flight, so it would
+    // declare the file warm too early. A populate pass through a mapping
+    // then faults in whatever is missing, waiting for reads in flight,
+    // without copying data to user space.
     if (sys::retry_eintr([&] {
             return ::readahead(file.fd(), static_cast<off64_t>(span.offset), span.length);
         }) != 0) {
         throw_error("warm", file.path());
     }
-    CacheStat s = cache_stat(file, span.offset, span.length);
-    if (s.cached < s.pages) {
+    if (stat_with_mincore(file, span).cached < span.length / sys::page_size()) {
         for (std::uint64_t done = 0; done < span.length;) {
             const std::uint64_t n = std::min(kMincoreWindowBytes, span.length - done);
             Mapping window = Mapping::map(file, Access::ReadOnly, span.offset + done, n);
             window.advise(Advice::PopulateRead);
             done += n;
         }
-        s = cache_stat(file, span.offset, span.length);
     }
-    return s;
+    return cache_stat(file, span.offset, span.length);
 }
 
 CacheLock::CacheLock(const File& file) {

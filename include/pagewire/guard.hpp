@@ -2,7 +2,7 @@
 // backing (the file was truncated, or the disk failed) into an error value.
 //
 // Which accesses are guarded: only the functions in this header and the
-// Mapping::read / Mapping::write / Mapping::guarded methods built on them.
+// Mapping::read / Mapping::write methods built on them.
 // Raw pointers (Mapping::data(), bytes(), records()) are NOT guarded: touching
 // a page past end of file through them raises SIGBUS as the kernel defines.
 // System calls given a mapped pointer (write(2), send(2)) never raise SIGBUS;
@@ -24,7 +24,8 @@ namespace pagewire {
 
 // Status of a guarded access. error is 0 on success, EFAULT when a page of the
 // guarded range raised SIGBUS (not backed by the file: past end of file or an
-// I/O error), ERANGE when the request lay outside the mapping's view.
+// I/O error); Mapping::read/write add ERANGE (request outside the view) and
+// EACCES (write to a read-only view).
 struct [[nodiscard]] AccessResult {
     int error = 0;
     std::size_t fault_offset = 0;  // for EFAULT: offset of the failing byte from the range start

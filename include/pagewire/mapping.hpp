@@ -69,8 +69,9 @@ enum class Advice {
 //
 // Move-only; unmapped on destruction. A Mapping may be read from several
 // threads; changing it (resize, move-assign) needs external synchronization.
-// Holds a duplicate of the file's descriptor (for resize and messages), so
-// the File it was made from may be closed.
+// Holds a duplicate of the file's descriptor (for resize), so the File it was
+// made from may be closed. Shared anonymous memory is backed by a memfd so
+// that it can grow and stay shared with children forked afterwards.
 //
 // Sizes: for a file, length defaults to "to end of file". A length that runs
 // past end of file is clamped to end of file (like seed 003's program) unless
@@ -114,12 +115,13 @@ public:
 
     Access access() const noexcept { return access_; }
     bool writable() const noexcept { return access_ != Access::ReadOnly; }
-    bool is_anonymous() const noexcept { return !fd_.valid(); }
+    bool is_anonymous() const noexcept { return anonymous_; }
     std::uint64_t file_offset() const noexcept { return offset_; }  // offset of data()[0] in the file
     const std::string& name() const noexcept { return name_; }      // path, or "[anonymous]"
 
     // Typed view of fixed-size records (S4). Throws Error(EINVAL) when the view's
-    // size is not a whole number of records. Raw access, not guarded.
+    // size is not a whole number of records or data() is not aligned for T
+    // (a file offset that is not a multiple of alignof(T)). Raw access, not guarded.
     template <class T>
     std::span<T> records() {
         static_assert(std::is_trivially_copyable_v<T>, "records must be trivially copyable");
@@ -134,8 +136,10 @@ public:
     }
 
     // Guarded access (see guard.hpp): copy between the view at `offset` and a
-    // buffer. ERANGE if the range leaves the view, EFAULT on SIGBUS (page past
-    // end of file, e.g. the file was truncated under the mapping).
+    // buffer. ERANGE if the range leaves the view, EACCES for write() on a
+    // read-only view, EFAULT on SIGBUS (page past end of file, e.g. the file
+    // was truncated under the mapping); fault_offset then counts from the
+    // start of the view, not from `offset`.
     AccessResult read(std::size_t offset, std::span<std::byte> out) const noexcept;
     AccessResult write(std::size_t offset, std::span<const std::byte> in) noexcept;
 
@@ -148,11 +152,12 @@ public:
     void lock();
     void unlock();
 
-    // Changes the view's length to new_size bytes. For Access::ReadWrite file
-    // mappings the file is resized to file_offset()+new_size first when growing
-    // (after unmapping the tail when shrinking), then the mapping is moved with
-    // mremap(MREMAP_MAYMOVE): data() may change. Anonymous mappings resize too
-    // (new bytes are zero). ReadOnly/CopyOnWrite file mappings: EPERM.
+    // Changes the view's length to new_size bytes; data() may move (mremap
+    // with MREMAP_MAYMOVE). For Access::ReadWrite file mappings the file's size
+    // becomes file_offset()+new_size: grown before the mapping grows, shrunk
+    // after the tail is unmapped. The view must reach end of file (else EINVAL:
+    // resizing would cut or expose bytes outside it). Anonymous mappings
+    // resize too (new bytes are zero). ReadOnly/CopyOnWrite file mappings: EPERM.
     void resize(std::size_t new_size);
 
     // Page residency (mincore): one entry per page spanned by the view, true
@@ -176,7 +181,9 @@ private:
     Access access_ = Access::ReadOnly;
     std::size_t granule_ = 0;    // page size the kernel maps with: base or huge page size
     int map_flags_ = 0;          // MAP_SHARED/MAP_PRIVATE (+ MAP_ANONYMOUS, MAP_HUGETLB), for resize
-    UniqueFd fd_;                // duplicate of the file's descriptor; invalid for anonymous
+    bool anonymous_ = false;     // not a file the caller named (shared anonymous memory is a memfd)
+    UniqueFd fd_;                // file's descriptor (a duplicate), the memfd behind shared
+                                 // anonymous memory, or invalid for private anonymous memory
     std::string name_;           // for error messages
 };
 

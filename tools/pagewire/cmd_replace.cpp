@@ -8,8 +8,9 @@
 //                   full disk is an error, not a SIGBUS), then one backward
 //                   pass moves each stretch to its final place.
 // Memory use is bounded (the mapping pages in and out), so files larger than
-// RAM work. The rewrite is in place: SIGINT/SIGTERM/SIGHUP are held off
-// while it runs; a kill -9 or power loss midway leaves a partly rewritten file.
+// RAM work. The rewrite is in place: while an unequal-length rewrite runs,
+// SIGINT/SIGTERM/SIGHUP/SIGQUIT are held off (delivered when it ends); a
+// kill -9 or power loss midway leaves a partly rewritten file.
 #include "commands.hpp"
 
 #include <pagewire/error.hpp>
@@ -186,12 +187,14 @@ void run_replace(const ReplaceArgs& a) {
     std::uint64_t count = 0;
     if (!m.empty()) {
         m.advise(Advice::Sequential);
-        SignalHold hold;
         if (a.to.size() == a.from.size()) {
+            // Interrupting this leaves whole replacements only: no need to hold signals.
             count = replace_same_length(m, a);
         } else if (a.to.size() < a.from.size()) {
+            SignalHold hold;
             count = replace_shrinking(m, a);
         } else {
+            SignalHold hold;
             count = replace_growing(file, m, a);
         }
     }

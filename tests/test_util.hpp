@@ -1,0 +1,368 @@
+// Helpers shared by pagewire's tests: temporary directories, whole-file I/O,
+// running a program with its output captured, and running a function in a
+// forked child. Everything here uses real files and real processes.
+#pragma once
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace testutil {
+
+// True when the test binary is built with AddressSanitizer (clang or gcc).
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kAsan = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+inline constexpr bool kAsan = true;
+#else
+inline constexpr bool kAsan = false;
+#endif
+#else
+inline constexpr bool kAsan = false;
+#endif
+
+[[noreturn]] inline void die(const std::string& what) {
+    throw std::runtime_error(what + ": " + std::strerror(errno));
+}
+
+inline std::size_t page_size() {
+    return static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+}
+
+// A fresh directory under /tmp (mkdtemp), removed with its contents on destruction.
+class TempDir {
+  public:
+    TempDir() {
+        char templ[] = "/tmp/pagewire-test-XXXXXX";
+        if (mkdtemp(templ) == nullptr) die("mkdtemp");
+        path_ = templ;
+    }
+    ~TempDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path_, ec);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+
+    const std::string& path() const { return path_; }
+    std::string file(std::string_view name) const { return path_ + "/" + std::string(name); }
+
+  private:
+    std::string path_;
+};
+
+inline void write_file(const std::string& path, std::string_view content, mode_t mode = 0644) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0) die("open " + path);
+    std::size_t done = 0;
+    while (done < content.size()) {
+        ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            ::close(fd);
+            die("write " + path);
+        }
+        done += static_cast<std::size_t>(n);
+    }
+    ::close(fd);
+}
+
+inline std::string read_file(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) die("open " + path);
+    std::string out;
+    char buf[65536];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            ::close(fd);
+            die("read " + path);
+        }
+        if (n == 0) break;
+        out.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    return out;
+}
+
+inline struct stat stat_of(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) die("stat " + path);
+    return st;
+}
+
+inline std::uint64_t file_size(const std::string& path) {
+    return static_cast<std::uint64_t>(stat_of(path).st_size);
+}
+
+// pread of exactly n bytes (fewer only at end of file).
+inline std::string pread_file(const std::string& path, std::uint64_t offset, std::size_t n) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) die("open " + path);
+    std::string out(n, '\0');
+    std::size_t done = 0;
+    while (done < n) {
+        ssize_t r = ::pread(fd, out.data() + done, n - done, static_cast<off_t>(offset + done));
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            ::close(fd);
+            die("pread " + path);
+        }
+        if (r == 0) break;
+        done += static_cast<std::size_t>(r);
+    }
+    ::close(fd);
+    out.resize(done);
+    return out;
+}
+
+// Deterministic pseudo-random bytes.
+inline std::string random_bytes(std::size_t n, std::uint32_t seed = 12345) {
+    std::mt19937 rng(seed);
+    std::string s(n, '\0');
+    for (auto& c : s) c = static_cast<char>(rng() & 0xff);
+    return s;
+}
+
+// fsync the file, then drop its clean pages from the page cache.
+inline void evict_from_page_cache(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) die("open " + path);
+    if (::fsync(fd) != 0) die("fsync " + path);
+    if (::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) != 0) die("posix_fadvise " + path);
+    ::close(fd);
+}
+
+struct RunResult {
+    int status = -1;  // raw wait status
+    std::string out;  // everything the program wrote to stdout
+    std::string err;  // everything the program wrote to stderr
+
+    bool exited() const { return WIFEXITED(status); }
+    int exit_code() const { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
+    bool signaled() const { return WIFSIGNALED(status); }
+    int term_signal() const { return WIFSIGNALED(status) ? WTERMSIG(status) : 0; }
+};
+
+inline std::string describe_status(int status) {
+    if (WIFEXITED(status)) return "exit " + std::to_string(WEXITSTATUS(status));
+    if (WIFSIGNALED(status)) return std::string("signal ") + strsignal(WTERMSIG(status));
+    return "status " + std::to_string(status);
+}
+
+inline std::ostream& operator<<(std::ostream& os, const RunResult& r) {
+    return os << describe_status(r.status) << "\n--- stdout (" << r.out.size() << " bytes) ---\n"
+              << (r.out.size() > 2000 ? r.out.substr(0, 2000) + "..." : r.out)
+              << "\n--- stderr ---\n"
+              << r.err;
+}
+
+inline int wait_for(pid_t pid) {
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) die("waitpid");
+    }
+    return status;
+}
+
+// Seconds run() lets a program take before it kills it with SIGKILL (which,
+// unlike SIGTERM, a program cannot hold off).
+inline constexpr int kRunTimeoutSeconds = 90;
+
+// Runs argv[0] (a path, or a name searched in PATH) with stdin from /dev/null
+// or `input`, capturing stdout and stderr. Both pipes are drained with poll so
+// neither side can block the other. A program still running after
+// kRunTimeoutSeconds is killed; its status then says SIGKILL.
+inline RunResult run(const std::vector<std::string>& argv, std::string_view input = {},
+                     const std::vector<std::string>& extra_env = {}) {
+    int out_pipe[2], err_pipe[2], in_pipe[2];
+    if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0 ||
+        ::pipe2(in_pipe, O_CLOEXEC) != 0)
+        die("pipe2");
+    pid_t pid = ::fork();
+    if (pid < 0) die("fork");
+    if (pid == 0) {
+        ::dup2(in_pipe[0], STDIN_FILENO);
+        ::dup2(out_pipe[1], STDOUT_FILENO);
+        ::dup2(err_pipe[1], STDERR_FILENO);
+        for (const auto& e : extra_env) ::putenv(const_cast<char*>(e.c_str()));
+        std::vector<char*> args;
+        for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+        args.push_back(nullptr);
+        ::execvp(args[0], args.data());
+        std::fprintf(stderr, "exec %s: %s\n", args[0], std::strerror(errno));
+        ::_exit(127);
+    }
+    ::close(out_pipe[1]);
+    ::close(err_pipe[1]);
+    ::close(in_pipe[0]);
+
+    RunResult result;
+    std::size_t in_done = 0;
+    int in_fd = in_pipe[1];
+    if (input.empty()) {
+        ::close(in_fd);
+        in_fd = -1;
+    } else {
+        ::fcntl(in_fd, F_SETFL, O_NONBLOCK);
+    }
+    int out_fd = out_pipe[0], err_fd = err_pipe[0];
+    char buf[65536];
+    timespec start{};
+    ::clock_gettime(CLOCK_MONOTONIC, &start);
+    bool killed = false;
+    while (out_fd >= 0 || err_fd >= 0 || in_fd >= 0) {
+        pollfd fds[3];
+        int n = 0;
+        if (out_fd >= 0) fds[n++] = {out_fd, POLLIN, 0};
+        if (err_fd >= 0) fds[n++] = {err_fd, POLLIN, 0};
+        if (in_fd >= 0) fds[n++] = {in_fd, POLLOUT, 0};
+        int ready = ::poll(fds, static_cast<nfds_t>(n), 1000);
+        if (ready < 0) {
+            if (errno == EINTR) continue;
+            die("poll");
+        }
+        timespec now{};
+        ::clock_gettime(CLOCK_MONOTONIC, &now);
+        if (!killed && now.tv_sec - start.tv_sec > kRunTimeoutSeconds) {
+            ::kill(pid, SIGKILL);  // its pipes close, so the loop ends
+            killed = true;
+            result.err +=
+                "[testutil::run: killed after " + std::to_string(kRunTimeoutSeconds) + " s]\n";
+        }
+        if (ready == 0) continue;
+        for (int i = 0; i < n; ++i) {
+            if (fds[i].revents == 0) continue;
+            if (fds[i].fd == in_fd) {
+                ssize_t w = ::write(in_fd, input.data() + in_done, input.size() - in_done);
+                if (w > 0) in_done += static_cast<std::size_t>(w);
+                if (w < 0 && errno != EAGAIN && errno != EINTR) in_done = input.size();
+                if (in_done == input.size()) {
+                    ::close(in_fd);
+                    in_fd = -1;
+                }
+                continue;
+            }
+            ssize_t r = ::read(fds[i].fd, buf, sizeof buf);
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) {
+                ::close(fds[i].fd);
+                (fds[i].fd == out_fd ? out_fd : err_fd) = -1;
+                continue;
+            }
+            (fds[i].fd == out_fd ? result.out : result.err)
+                .append(buf, static_cast<std::size_t>(r));
+        }
+    }
+    result.status = wait_for(pid);
+    return result;
+}
+
+// Runs fn in a forked child and returns the child's raw wait status. The child
+// ends with _exit(fn()) (no atexit handlers, no gtest teardown); an exception
+// escaping fn ends it with 99. Core dumps are disabled in the child, since
+// several tests expect it to die of a signal.
+inline int run_in_child(const std::function<int()>& fn) {
+    std::fflush(nullptr);
+    pid_t pid = ::fork();
+    if (pid < 0) die("fork");
+    if (pid == 0) {
+        rlimit no_core{0, 0};
+        ::setrlimit(RLIMIT_CORE, &no_core);
+        int code = 99;
+        try {
+            code = fn();
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "child: exception: %s\n", e.what());
+        } catch (...) {
+            std::fprintf(stderr, "child: unknown exception\n");
+        }
+        std::fflush(nullptr);
+        ::_exit(code);
+    }
+    return wait_for(pid);
+}
+
+// Runs fn and returns the E it threw, or nullopt if it returned normally.
+// Any other exception propagates (and fails the test).
+template <class E, class F>
+std::optional<E> catch_as(F&& fn) {
+    try {
+        fn();
+    } catch (const E& e) {
+        return e;
+    }
+    return std::nullopt;
+}
+
+// Counts the lines of s (a last line without '\n' counts too).
+inline std::size_t line_count(std::string_view s) {
+    std::size_t n = 0;
+    for (char c : s)
+        if (c == '\n') ++n;
+    if (!s.empty() && s.back() != '\n') ++n;
+    return n;
+}
+
+inline bool contains(std::string_view haystack, std::string_view needle) {
+    return haystack.find(needle) != std::string_view::npos;
+}
+
+// The VmFlags line of the /proc/self/smaps entry containing addr, e.g.
+// "rd wr mr mw me ac sd", or "" if no mapping contains it.
+inline std::string vm_flags_of(const void* addr) {
+    std::string smaps = read_file("/proc/self/smaps");
+    auto a = reinterpret_cast<std::uintptr_t>(addr);
+    std::size_t pos = 0;
+    bool inside = false;
+    while (pos < smaps.size()) {
+        std::size_t eol = smaps.find('\n', pos);
+        if (eol == std::string::npos) eol = smaps.size();
+        std::string line = smaps.substr(pos, eol - pos);
+        pos = eol + 1;
+        std::uintptr_t lo = 0, hi = 0;
+        if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2 && line.find('-') < 17) {
+            inside = lo <= a && a < hi;
+            continue;
+        }
+        if (inside && line.rfind("VmFlags:", 0) == 0) return line.substr(8) + " ";
+    }
+    return "";
+}
+
+inline bool has_vm_flag(const void* addr, std::string_view flag) {
+    return contains(vm_flags_of(addr), " " + std::string(flag) + " ");
+}
+
+// "VmLck:" of /proc/self/status, in kB.
+inline long vm_locked_kb() {
+    std::string status = read_file("/proc/self/status");
+    auto pos = status.find("VmLck:");
+    if (pos == std::string::npos) return -1;
+    return std::strtol(status.c_str() + pos + 6, nullptr, 10);
+}
+
+}  // namespace testutil
