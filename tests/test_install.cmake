@@ -59,10 +59,8 @@ expect_output("find_package consumer" "${step_output}" "${expected}")
 elseif(MODE STREQUAL "pkg-config")
 
 # 3. pkg-config consumer. The .pc lands in <libdir>/pkgconfig, libdir per GNUInstallDirs.
-# KNOWN BUG (root CMakeLists.txt + cmake/pagewire.pc.in): the .pc is made by
-# configure_file at configure time, so its prefix is the configure-time
-# CMAKE_INSTALL_PREFIX (/usr/local), not the `cmake --install --prefix` one;
-# the compile below then cannot find the headers.
+# The .pc is relocatable (prefix from ${pcfiledir}), so installing with
+# --prefix after configuring for /usr/local must still work.
 file(GLOB_RECURSE pc_files ${prefix}/*/pagewire.pc)
 list(LENGTH pc_files pc_count)
 if(NOT pc_count EQUAL 1)

@@ -739,9 +739,8 @@ TEST(Mapping, ResizeAnonymousPrivate) {
 }
 
 // Runs in a child: touching the grown part must not kill the process.
-// KNOWN BUG (src/mapping.cpp Mapping::resize): a MAP_SHARED|MAP_ANONYMOUS
-// mapping is grown with mremap alone, but the shmem object behind it keeps
-// its original size, so the first touch of a new page raises SIGBUS.
+// A MAP_SHARED|MAP_ANONYMOUS mapping grown with mremap alone would keep its
+// shmem object's original size and SIGBUS on the first touch of a new page.
 TEST(Mapping, ResizeAnonymousShared) {
     int status = testutil::run_in_child([] {
         std::string problem = resize_anonymous(Sharing::Shared);
@@ -753,7 +752,7 @@ TEST(Mapping, ResizeAnonymousShared) {
         << " (a SIGBUS means mremap grew the mapping but not the shared memory object behind it)";
 }
 
-// KNOWN BUG: the same as ResizeAnonymousShared (the grown pages SIGBUS).
+// As ResizeAnonymousShared, and the grown pages stay shared with later children.
 TEST(Mapping, ResizeOfSharedAnonymousStaysSharedWithLaterChildren) {
     int status = testutil::run_in_child([] {
         Mapping m = Mapping::anonymous(kPage, Sharing::Shared);
