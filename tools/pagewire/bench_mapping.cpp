@@ -15,7 +15,8 @@
 //   hot (read back)  dropped, then read once: readahead's large folios,
 //                    which the kernel maps with 2 MiB entries where it can
 //   cold             dropped before every repetition
-// Dropping is fdatasync + POSIX_FADV_DONTNEED, checked with mincore; when
+// Dropping is pagewire::evict (write back + POSIX_FADV_DONTNEED), checked
+// with mincore; when
 // the kernel keeps the pages, the later phases are skipped with a note,
 // never estimated.
 #include "bench_common.hpp"
@@ -23,19 +24,18 @@
 #include <pagewire/error.hpp>
 #include <pagewire/file.hpp>
 #include <pagewire/mapping.hpp>
+#include <pagewire/page_cache.hpp>
+#include <pagewire/proc_maps.hpp>
 
 #include "sys.hpp"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <fmt/core.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -48,7 +48,7 @@ namespace {
 constexpr std::uint64_t kFullFileBytes = std::uint64_t{1} << 30;   // 1 GiB
 constexpr std::uint64_t kQuickFileBytes = std::uint64_t{256} << 20;  // 256 MiB
 constexpr std::size_t kReadBufferBytes = 128 * 1024;   // the read()/pread() loops' buffer
-constexpr std::size_t kFillChunkBytes = 2 * 1024 * 1024;   // write size while creating the file
+constexpr std::size_t kFillChunkBytes = 1024 * 1024;   // write size while creating the file
 constexpr int kFullRounds = 9;
 constexpr int kQuickRounds = 7;
 constexpr int kWarmupRounds = 1;
@@ -117,13 +117,12 @@ std::size_t read_full(int fd, std::byte* buf, std::size_t n, const std::string& 
     return done;
 }
 
-// Drops the file's pages from the page cache and returns how many are still
-// resident. Only clean, unmapped pages can be dropped: callers hold no
-// mapping of the file while this runs.
+// Drops the file's pages from the page cache (pagewire::evict: write back,
+// then POSIX_FADV_DONTNEED) and returns how many are still resident, asked
+// of mincore through a fresh mapping rather than trusting evict's own count.
+// Only unmapped pages can be dropped: callers hold no mapping of the file.
 std::size_t drop_from_page_cache(File& file) {
-    file.datasync();
-    int err = ::posix_fadvise(file.fd(), 0, 0, POSIX_FADV_DONTNEED);
-    if (err != 0) throw_error("posix_fadvise DONTNEED", file.path(), err);
+    (void)evict(file, /*write_dirty_first=*/true);
     return Mapping::map(file, Access::ReadOnly).resident_page_count();
 }
 
@@ -132,20 +131,10 @@ std::size_t drop_from_page_cache(File& file) {
 // AnonHugePages for anonymous memory. Large folios in the page cache (ext4
 // makes them from large writes and from readahead) are mapped this way on a
 // fault, which saves most page faults and TLB misses.
-std::uint64_t pmd_mapped_bytes(const void* start, bool anonymous = false) {
-    std::ifstream in("/proc/self/smaps");
-    const std::string header = fmt::format("{:x}-", reinterpret_cast<std::uintptr_t>(start));
-    const std::string_view kField = anonymous ? "AnonHugePages:" : "FilePmdMapped:";
-    std::string line;
-    bool inside = false;
-    while (std::getline(in, line)) {
-        if (!inside) {
-            inside = line.rfind(header, 0) == 0;
-        } else if (line.rfind(kField, 0) == 0) {
-            return std::strtoull(line.c_str() + kField.size(), nullptr, 10) * 1024;  // kB
-        } else if (line.rfind("VmFlags:", 0) == 0) {
-            break;  // last field of the entry
-        }
+std::uint64_t pmd_mapped_bytes(const void* start) {
+    const auto address = reinterpret_cast<std::uintptr_t>(start);
+    for (const Vma& vma : read_smaps()) {
+        if (vma.start == address) return vma.path.empty() ? vma.anon_huge_pages : vma.file_pmd_mapped;
     }
     return 0;
 }
@@ -315,7 +304,7 @@ std::vector<Json> run_phase(Context& ctx, Phase& phase, int rounds, int warmup,
         if (probe_pmd && phase.methods[i].anonymous != nullptr) {
             const Mapping& memory = *phase.methods[i].anonymous;
             rows.back()["pmd_mapped_percent"] =
-                100.0 * static_cast<double>(pmd_mapped_bytes(memory.data(), true)) /
+                100.0 * static_cast<double>(pmd_mapped_bytes(memory.data())) /
                 static_cast<double>(memory.size());
         }
         if (probe_pmd && phase.methods[i].mapping) {
@@ -350,7 +339,7 @@ Json verdict(const std::vector<Json>& rows, const Phase& phase, std::vector<std:
     const bool read_met = to_read >= kTargetRatioToRead;
     const bool anon_met = to_anon >= kTargetRatioToAnonymous;
     notes.push_back(fmt::format(
-        "{}: best mapping {} at {:.2f} GB/s = {:.2f}x read() (target {:.1f}x: {}), {:.2f}x "
+        "{}: best mapping {} at {:.2f} GB/s = {:.3f}x read() (target {:.1f}x: {}), {:.3f}x "
         "anonymous memory (target {:.1f}x: {})",
         phase.cache, (*best)["method"].get<std::string>(), (*best)["gbps"].get<double>(), to_read,
         kTargetRatioToRead, read_met ? "met" : "NOT met", to_anon, kTargetRatioToAnonymous,
@@ -469,7 +458,7 @@ SectionResult run_mapping(Context& ctx) {
     };
     std::string cold_status = "measured";
     try {
-        ctx.progress("dropping the file from the page cache (fdatasync + POSIX_FADV_DONTNEED)");
+        ctx.progress("dropping the file from the page cache (write back + POSIX_FADV_DONTNEED)");
         drop();
 
         // ---- hot, read back: the page cache as readahead fills it ----------
