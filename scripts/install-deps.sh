@@ -9,6 +9,7 @@ packages=(
     libcli11-dev libfmt-dev nlohmann-json3-dev
     libgtest-dev libgmock-dev libbenchmark-dev
     util-linux coreutils vmtouch
+    liburing-dev gnuplot-nox
 )
 
 missing=()

@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -68,12 +69,49 @@ void for_each_mincore_window(const File& file, Span span, Visit visit) {
     }
 }
 
+// mincore(2) and cachestat(2) show which pages of a file are cached only to
+// its owner, a process with CAP_FOWNER, or one that may write the file
+// (residency would otherwise be a side channel between users). Anyone else
+// gets EPERM from cachestat and, from mincore, every page reported resident
+// whatever the truth (what vmtouch and fincore then print). pagewire refuses
+// with this message instead of reporting made-up numbers.
+constexpr const char* kHiddenDetail =
+    "the kernel shows page-cache residency only to the file's owner or to users who may write it";
+
+bool residency_visible(const File& file) {
+    if (file.writable()) return true;
+    if (kernel_has_cachestat()) {
+        // The kernel's own answer: cachestat applies the same rule as mincore.
+        CachestatRange range{0, 1};
+        Cachestat cs{};
+        if (::syscall(kSysCachestat, file.fd(), &range, &cs, 0) == 0) return true;
+        if (errno == EPERM) return false;
+    }
+    struct stat st {};
+    if (::fstat(file.fd(), &st) != 0) throw_error("fstat", file.path());
+    if (st.st_uid == ::geteuid() || ::geteuid() == 0) return true;
+    return ::faccessat(file.fd(), "", W_OK, AT_EMPTY_PATH | AT_EACCESS) == 0;
+}
+
+void require_visible(const File& file, std::string_view operation) {
+    if (!residency_visible(file)) throw_error(operation, file.path(), EPERM, kHiddenDetail);
+}
+
+// Pages of the span whose data is in the page cache (a page whose read is
+// still in flight does not count). No visibility check: see residency_visible.
+std::uint64_t mincore_count(const File& file, Span span) {
+    std::uint64_t cached = 0;
+    for_each_mincore_window(file, span, [&](std::uint64_t, const std::vector<unsigned char>& vec) {
+        for (unsigned char v : vec) cached += v & 1;
+    });
+    return cached;
+}
+
 CacheStat stat_with_mincore(const File& file, Span span) {
+    require_visible(file, "cache stat");
     CacheStat s;
     s.pages = span.length / sys::page_size();
-    for_each_mincore_window(file, span, [&](std::uint64_t, const std::vector<unsigned char>& vec) {
-        for (unsigned char v : vec) s.cached += v & 1;
-    });
+    s.cached = mincore_count(file, span);
     return s;
 }
 
@@ -81,7 +119,9 @@ bool stat_with_cachestat(const File& file, Span span, CacheStat& out) {
     CachestatRange range{span.offset, span.length};
     Cachestat cs{};
     if (::syscall(kSysCachestat, file.fd(), &range, &cs, 0) != 0) {
-        if (errno == ENOSYS || errno == EPERM) return false;  // no syscall, or filtered
+        if (errno == ENOSYS) return false;
+        // The kernel has cachestat (probed), so EPERM is the visibility rule.
+        if (errno == EPERM) throw_error("cache stat", file.path(), EPERM, kHiddenDetail);
         throw_error("cachestat", file.path());
     }
     out.pages = span.length / sys::page_size();
@@ -136,6 +176,7 @@ CacheStat cache_stat(const File& file, std::uint64_t offset, std::uint64_t lengt
 
 std::vector<bool> cache_map(const File& file, std::uint64_t offset, std::uint64_t length) {
     const Span span = page_span(file.size(), offset, length);
+    if (span.length != 0) require_visible(file, "cache map");
     std::vector<bool> map;
     map.reserve(span.length / sys::page_size());
     for_each_mincore_window(file, span, [&](std::uint64_t, const std::vector<unsigned char>& vec) {
@@ -160,6 +201,9 @@ CacheStat evict(const File& file, bool write_dirty_first, std::uint64_t offset,
     const int err = ::posix_fadvise(file.fd(), static_cast<off_t>(span.offset),
                                     static_cast<off_t>(span.length), POSIX_FADV_DONTNEED);
     if (err != 0) throw_error("evict", file.path(), err);
+    if (!residency_visible(file)) {
+        throw_error("evict", file.path(), EPERM, std::string("evicted, but ") + kHiddenDetail);
+    }
     return cache_stat(file, span.offset, span.length);
 }
 
@@ -178,13 +222,17 @@ CacheStat warm(const File& file, std::uint64_t offset, std::uint64_t length) {
         }) != 0) {
         throw_error("warm", file.path());
     }
-    if (stat_with_mincore(file, span).cached < span.length / sys::page_size()) {
+    const bool visible = residency_visible(file);  // else mincore says "all resident"
+    if (!visible || mincore_count(file, span) < span.length / sys::page_size()) {
         for (std::uint64_t done = 0; done < span.length;) {
             const std::uint64_t n = std::min(kMincoreWindowBytes, span.length - done);
             Mapping window = Mapping::map(file, Access::ReadOnly, span.offset + done, n);
             window.advise(Advice::PopulateRead);
             done += n;
         }
+    }
+    if (!visible) {
+        throw_error("warm", file.path(), EPERM, std::string("warmed, but ") + kHiddenDetail);
     }
     return cache_stat(file, span.offset, span.length);
 }

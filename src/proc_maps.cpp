@@ -43,51 +43,54 @@ bool parse_header(std::string_view line, Vma& vma) {
     return ok && vma.end >= vma.start;
 }
 
-// Field line: "Name:   123 kB". Returns false for lines that are not fields.
-bool apply_field(std::string_view line, Vma& vma) {
+struct Field {
+    const char* name;
+    std::uint64_t Vma::*member;
+};
+constexpr Field kFields[] = {
+    {"Size", &Vma::size},
+    {"KernelPageSize", &Vma::kernel_page_size},
+    {"Rss", &Vma::rss},
+    {"Pss", &Vma::pss},
+    {"Shared_Clean", &Vma::shared_clean},
+    {"Shared_Dirty", &Vma::shared_dirty},
+    {"Private_Clean", &Vma::private_clean},
+    {"Private_Dirty", &Vma::private_dirty},
+    {"Anonymous", &Vma::anonymous},
+    {"AnonHugePages", &Vma::anon_huge_pages},
+    {"FilePmdMapped", &Vma::file_pmd_mapped},
+    {"Shared_Hugetlb", &Vma::shared_hugetlb},
+    {"Private_Hugetlb", &Vma::private_hugetlb},
+    {"Swap", &Vma::swap},
+    {"Locked", &Vma::locked},
+};
+
+// Field line: "Name:   123 kB". Returns "" when applied (or a field we do
+// not model, e.g. THPeligible, ProtectionKey), else what is wrong with it.
+std::string apply_field(std::string_view line, Vma& vma) {
     const auto colon = line.find(':');
-    if (colon == std::string_view::npos) return false;
+    if (colon == std::string_view::npos) return "is neither a header nor a field";
     const std::string_view key = line.substr(0, colon);
     std::string_view value = line.substr(colon + 1);
     if (key == "VmFlags") {
         std::istringstream in{std::string(value)};
         for (std::string flag; in >> flag;) vma.vm_flags.push_back(flag);
-        return true;
+        return "";
     }
-    const auto begin = value.find_first_not_of(' ');
-    if (begin == std::string_view::npos) return true;
-    value = value.substr(begin);
-    const auto space = value.find(' ');
-    const bool kilobytes = space != std::string_view::npos && value.substr(space + 1) == "kB";
-    bool ok = true;
-    std::uint64_t n = parse_number(value.substr(0, space), 10, ok);
-    if (!ok) return true;  // fields we do not model (THPeligible, ProtectionKey) are skipped
-    if (kilobytes) n *= 1024;
-    struct Field {
-        const char* name;
-        std::uint64_t Vma::*member;
-    };
-    static constexpr Field kFields[] = {
-        {"Size", &Vma::size},
-        {"KernelPageSize", &Vma::kernel_page_size},
-        {"Rss", &Vma::rss},
-        {"Pss", &Vma::pss},
-        {"Shared_Clean", &Vma::shared_clean},
-        {"Shared_Dirty", &Vma::shared_dirty},
-        {"Private_Clean", &Vma::private_clean},
-        {"Private_Dirty", &Vma::private_dirty},
-        {"Anonymous", &Vma::anonymous},
-        {"AnonHugePages", &Vma::anon_huge_pages},
-        {"FilePmdMapped", &Vma::file_pmd_mapped},
-        {"Shared_Hugetlb", &Vma::shared_hugetlb},
-        {"Private_Hugetlb", &Vma::private_hugetlb},
-        {"Swap", &Vma::swap},
-        {"Locked", &Vma::locked},
-    };
+    const Field* field = nullptr;
     for (const Field& f : kFields) {
-        if (key == f.name) vma.*(f.member) = n;
+        if (key == f.name) field = &f;
     }
-    return true;
+    if (field == nullptr) return "";
+    // Every size field is "<decimal> kB".
+    const auto begin = value.find_first_not_of(' ');
+    value = begin == std::string_view::npos ? std::string_view() : value.substr(begin);
+    const auto space = value.find(' ');
+    bool ok = space != std::string_view::npos && value.substr(space + 1) == "kB";
+    const std::uint64_t kib = parse_number(value.substr(0, space), 10, ok);
+    if (!ok) return "has a malformed " + std::string(key) + " value (expected \"<number> kB\")";
+    vma.*(field->member) = kib * 1024;
+    return "";
 }
 
 bool is_header(std::string_view line) {
@@ -125,9 +128,12 @@ std::vector<Vma> parse_smaps(const std::string& text, const std::string& source)
                             "line " + std::to_string(line_no) + " is not a mapping header");
             }
             vmas.push_back(std::move(vma));
-        } else if (vmas.empty() || !apply_field(line, vmas.back())) {
-            throw_error("parse", source, EINVAL,
-                        "line " + std::to_string(line_no) + " is neither a header nor a field");
+        } else if (vmas.empty()) {
+            throw_error(
+                "parse", source, EINVAL,
+                "line " + std::to_string(line_no) + " comes before the first mapping header");
+        } else if (const std::string problem = apply_field(line, vmas.back()); !problem.empty()) {
+            throw_error("parse", source, EINVAL, "line " + std::to_string(line_no) + " " + problem);
         }
     }
     return vmas;

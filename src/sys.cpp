@@ -1,5 +1,9 @@
 #include "sys.hpp"
 
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace pagewire::sys {
@@ -36,6 +40,53 @@ ssize_t write_full(int fd, const void* buf, std::size_t n) noexcept {
         done += static_cast<std::size_t>(r);
     }
     return static_cast<ssize_t>(done);
+}
+
+ssize_t sendfile(int out_fd, int in_fd, std::uint64_t* in_offset, std::size_t count) noexcept {
+    off_t off = static_cast<off_t>(*in_offset);
+    ssize_t r = retry_eintr([&] { return ::sendfile(out_fd, in_fd, &off, count); });
+    *in_offset = static_cast<std::uint64_t>(off);
+    return r;
+}
+
+ssize_t splice(int in_fd, std::uint64_t* in_offset, int out_fd, std::uint64_t* out_offset,
+               std::size_t count, unsigned flags) noexcept {
+    loff_t in = in_offset ? static_cast<loff_t>(*in_offset) : 0;
+    loff_t out = out_offset ? static_cast<loff_t>(*out_offset) : 0;
+    ssize_t r = retry_eintr([&] {
+        return ::splice(in_fd, in_offset ? &in : nullptr, out_fd, out_offset ? &out : nullptr,
+                        count, flags);
+    });
+    if (in_offset) *in_offset = static_cast<std::uint64_t>(in);
+    if (out_offset) *out_offset = static_cast<std::uint64_t>(out);
+    return r;
+}
+
+ssize_t copy_file_range(int in_fd, std::uint64_t* in_offset, int out_fd, std::uint64_t* out_offset,
+                        std::size_t count) noexcept {
+    loff_t in = static_cast<loff_t>(*in_offset);
+    loff_t out = static_cast<loff_t>(*out_offset);
+    ssize_t r = retry_eintr([&] { return ::copy_file_range(in_fd, &in, out_fd, &out, count, 0); });
+    *in_offset = static_cast<std::uint64_t>(in);
+    *out_offset = static_cast<std::uint64_t>(out);
+    return r;
+}
+
+int poll_one(int fd, short events, int timeout_ms) noexcept {
+    pollfd p{fd, events, 0};
+    int r = retry_eintr([&] { return ::poll(&p, 1, timeout_ms); });
+    return r < 0 ? -1 : p.revents;
+}
+
+int statx_dio_align(int fd, std::uint32_t* mem_align, std::uint32_t* offset_align) noexcept {
+    struct statx sx {};
+    if (retry_eintr([&] { return ::statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx); }) != 0) {
+        return -1;
+    }
+    const bool reported = (sx.stx_mask & STATX_DIOALIGN) != 0;
+    *mem_align = reported ? sx.stx_dio_mem_align : 0;
+    *offset_align = reported ? sx.stx_dio_offset_align : 0;
+    return 0;
 }
 
 std::size_t page_size() noexcept {

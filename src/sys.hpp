@@ -26,6 +26,20 @@ ssize_t pwrite_full(int fd, const void* buf, std::size_t n, std::uint64_t offset
 // Writes all n bytes at the current position (pipes, sockets, terminals).
 ssize_t write_full(int fd, const void* buf, std::size_t n) noexcept;
 
+// One wrapper per kernel transfer operation (EINTR retried, nothing else hidden):
+// the same return value and errno as the system call. Offsets are in/out.
+ssize_t sendfile(int out_fd, int in_fd, std::uint64_t* in_offset, std::size_t count) noexcept;
+ssize_t splice(int in_fd, std::uint64_t* in_offset, int out_fd, std::uint64_t* out_offset,
+               std::size_t count, unsigned flags) noexcept;
+ssize_t copy_file_range(int in_fd, std::uint64_t* in_offset, int out_fd, std::uint64_t* out_offset,
+                        std::size_t count) noexcept;
+// Waits until fd has one of `events` (POLLIN, POLLOUT, ...) or an error;
+// returns the revents, or -1 and errno.
+int poll_one(int fd, short events, int timeout_ms = -1) noexcept;
+// Direct-I/O alignment of an open file from statx(STATX_DIOALIGN): 0 and
+// *mem_align == 0 when the filesystem reports none; -1 and errno on failure.
+int statx_dio_align(int fd, std::uint32_t* mem_align, std::uint32_t* offset_align) noexcept;
+
 std::size_t page_size() noexcept;
 inline std::uint64_t round_down(std::uint64_t v, std::uint64_t align) { return v & ~(align - 1); }
 inline std::uint64_t round_up(std::uint64_t v, std::uint64_t align) {

@@ -2,9 +2,14 @@
 #pragma once
 
 #include <pagewire/error.hpp>
+#include <pagewire/event.hpp>
 #include <pagewire/file.hpp>
 #include <pagewire/guard.hpp>
 #include <pagewire/mapping.hpp>
 #include <pagewire/page_cache.hpp>
 #include <pagewire/proc_maps.hpp>
+#include <pagewire/robust_mutex.hpp>
+#include <pagewire/segment.hpp>
+#include <pagewire/semaphore.hpp>
+#include <pagewire/transfer.hpp>
 #include <pagewire/unique_fd.hpp>

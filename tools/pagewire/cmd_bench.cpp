@@ -22,6 +22,7 @@ namespace bench {
 
 // The sections, one per bench_<name>.cpp, in the order they run.
 Section mapping_section();
+Section transfer_section();
 
 }  // namespace bench
 
@@ -30,6 +31,7 @@ namespace {
 std::vector<bench::Section> all_sections() {
     std::vector<bench::Section> sections;
     sections.push_back(bench::mapping_section());
+    sections.push_back(bench::transfer_section());
     return sections;
 }
 

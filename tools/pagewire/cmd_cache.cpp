@@ -119,6 +119,7 @@ public:
                    {"files", files_},
                    {"directories", directories_},
                    {"skipped", skipped_},
+                   {"hidden", hidden_},
                    {"errors", errors_},
                    {"totals", stat_json(total_, bytes_)},
                    {"probe", kernel_has_cachestat() ? "cachestat" : "mincore"},
@@ -130,6 +131,12 @@ public:
         fmt::print("{:>16}: {}\n", "Files", files_);
         fmt::print("{:>16}: {}\n", "Directories", directories_);
         if (skipped_ != 0) fmt::print("{:>16}: {}\n", "Skipped", skipped_);
+        if (hidden_ != 0) {
+            fmt::print(
+                "{:>16}: {} (the kernel shows page-cache residency only to a file's owner or "
+                "to users who may write it)\n",
+                "Hidden", hidden_);
+        }
         fmt::print("{:>16}: {}/{}  {}/{}  {}\n", "Resident pages", total_.cached, total_.pages,
                    human(total_.cached * page), human(total_.pages * page),
                    percent(total_.cached, total_.pages));
@@ -247,6 +254,10 @@ private:
             return;  // another name of a file already counted
         }
         const std::string path = full();
+        const auto size = static_cast<std::uint64_t>(st.st_size);
+        // EPERM while counting is the kernel hiding another user's file's
+        // residency (see page_cache.cpp); the action itself was done.
+        bool counting = args_.action != Action::Lock;
         try {
             File f = File::adopt(UniqueFd(fd), path, false);
             CacheStat s;
@@ -256,17 +267,35 @@ private:
                 case Action::Warm: s = warm(f); break;
                 case Action::Lock:
                     locks_.emplace_back(f);
+                    counting = true;
                     s = cache_stat(f);
                     break;
             }
             ++files_;
-            bytes_ += static_cast<std::uint64_t>(st.st_size);
+            bytes_ += size;
             total_ += s;
-            if (args_.verbose || args_.map) detail(f, path, s, static_cast<std::uint64_t>(st.st_size));
+            if (args_.verbose || args_.map) detail(f, path, s, size);
         } catch (const Error& e) {
-            report(path, e.what());
+            if (counting && e.error_number() == EPERM) {
+                hidden(path, size);
+            } else {
+                report(path, e.what());
+            }
         }
         progress();
+    }
+
+    // A file whose residency the kernel does not show to this user: not in
+    // the totals, counted apart, listed with -v.
+    void hidden(const std::string& path, std::uint64_t size) {
+        ++hidden_;
+        if (!args_.verbose && !args_.map) return;
+        if (args_.json) {
+            detail_.push_back(Json{{"path", path}, {"bytes", size}, {"hidden", true}});
+            return;
+        }
+        if (show_progress_ && progress_shown_) fmt::print(stderr, "\r\033[K");
+        fmt::print("{:>8} {:>7} {:>10} {}\n", human(size), "-", "hidden", path);
     }
 
     void detail(const File& f, const std::string& path, const CacheStat& s, std::uint64_t size) {
@@ -307,6 +336,7 @@ private:
     std::uint64_t files_ = 0;
     std::uint64_t directories_ = 0;
     std::uint64_t skipped_ = 0;
+    std::uint64_t hidden_ = 0;  // files whose residency the kernel hides from this user
     std::uint64_t errors_ = 0;
     std::uint64_t bytes_ = 0;
     CacheStat total_{.dirty = 0, .writeback = 0, .evicted = 0, .recently_evicted = 0};
@@ -324,12 +354,19 @@ void raise_open_file_limit() {
     }
 }
 
-// Blocks until SIGINT, SIGTERM or SIGHUP.
-void wait_for_stop_signal() {
+// SIGINT, SIGTERM and SIGHUP end a lock. They are blocked before the lock is
+// announced, so one sent right after the announcement is taken by sigwait
+// (a clean exit) instead of killing the process with the locks held.
+sigset_t block_stop_signals() {
     sigset_t set;
     sigemptyset(&set);
     for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set, sig);
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    return set;
+}
+
+// Blocks until one of the signals in `set` (blocked already) arrives.
+void wait_for_stop_signal(const sigset_t& set) {
     int sig = 0;
     sigwait(&set, &sig);
 }
@@ -352,6 +389,7 @@ void run_cache(const CacheArgs& args) {
         }
         ::close(fds[0]);
         ::setsid();
+        const sigset_t stop = block_stop_signals();
         Walker walker(args);
         walker.run();
         walker.print_summary();
@@ -361,16 +399,17 @@ void run_cache(const CacheArgs& args) {
         ::close(fds[1]);
         const int null = ::open("/dev/null", O_RDWR);
         for (int fd : {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO}) ::dup2(null, fd);
-        if (status == 'Y') wait_for_stop_signal();
+        if (status == 'Y') wait_for_stop_signal(stop);
         std::_Exit(status == 'Y' ? 0 : 1);
     }
     Walker walker(args);
     walker.run();
     walker.print_summary();
     if (args.action == Action::Lock && !walker.locks().empty()) {
+        const sigset_t stop = block_stop_signals();
         fmt::print("holding the pages in memory until interrupted (Ctrl-C or SIGTERM)\n");
         std::fflush(stdout);
-        wait_for_stop_signal();
+        wait_for_stop_signal(stop);
     }
     if (walker.had_errors()) {
         throw Error("cache", args.paths.size() == 1 ? args.paths.front() : "", EIO,

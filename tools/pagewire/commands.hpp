@@ -12,5 +12,8 @@ void register_replace(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_cache(CLI::App& app);
 void register_maps(CLI::App& app);
+void register_shm(CLI::App& app);
+void register_copy(CLI::App& app);
+void register_send(CLI::App& app);  // send and recv
 
 }  // namespace pagewire::cli

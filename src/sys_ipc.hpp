@@ -1,0 +1,45 @@
+// Linux system-call helpers for shared memory and process-shared
+// synchronization: futex, SCM_RIGHTS descriptor passing, process identity
+// (pid + start time + boot id). Kept next to sys.hpp, in one place, so the
+// segment and synchronization sources read as policy. Internal, not installed.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <ctime>
+#include <optional>
+#include <string>
+#include <sys/types.h>
+
+namespace pagewire::sys {
+
+// FUTEX_WAIT on a 32-bit word that may be shared between processes (no
+// FUTEX_PRIVATE_FLAG: the kernel keys the wait queue on the physical page).
+// Sleeps while *word == expected; `timeout` is relative (nullptr: forever).
+// Returns 0 when woken (possibly spuriously), -1 and errno (EAGAIN: the word
+// had changed; ETIMEDOUT; EINTR) otherwise.
+int futex_wait(const std::uint32_t* word, std::uint32_t expected, const timespec* timeout) noexcept;
+// FUTEX_WAKE: wakes up to `count` waiters on word; returns how many, or -1.
+int futex_wake(const std::uint32_t* word, int count) noexcept;
+
+// CLOCK_MONOTONIC now + timeout (negative counts as 0), for the *_clock* waits.
+timespec monotonic_deadline(std::chrono::nanoseconds timeout) noexcept;
+
+// Sends one descriptor over a connected Unix socket (SCM_RIGHTS) with a
+// one-byte payload. Returns 0, or -1 and errno.
+int send_fd(int socket, int fd) noexcept;
+// Receives one descriptor sent by send_fd (O_CLOEXEC). Returns it, or -1 and
+// errno (ECONNRESET when the peer closed without sending one).
+int receive_fd(int socket) noexcept;
+
+// Field 22 of /proc/PID/stat: the process's start time in clock ticks after
+// boot. With the pid (and the boot id) it names a process unambiguously: a
+// recycled pid has a later start time. nullopt when the process is gone.
+std::optional<std::uint64_t> process_start_ticks(pid_t pid);
+// The same start time as seconds since the epoch (btime + ticks / CLK_TCK).
+std::optional<std::time_t> process_start_epoch(pid_t pid);
+// /proc/sys/kernel/random/boot_id: 16 bytes that change at every boot, so a
+// pid + start time recorded before a reboot is never mistaken for a live one.
+std::string boot_id();
+
+}  // namespace pagewire::sys

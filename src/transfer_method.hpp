@@ -1,0 +1,101 @@
+// The transfer engine's inside: the job every method unit works on and the one
+// signature they share (nginx's model: one small unit per mechanism, the
+// policy elsewhere, in transfer.cpp). Internal, not installed.
+#pragma once
+
+#include <pagewire/transfer.hpp>
+
+#include <cerrno>
+#include <cstddef>
+#include <string>
+#include <cstdint>
+
+namespace pagewire::detail {
+
+// A transfer in progress. Methods read the positions, move bytes, and call
+// advance() for bytes that have reached the destination, so that a fallback
+// method continues exactly where the previous one stopped.
+struct TransferJob {
+    int source_fd;
+    int destination_fd;
+    EndpointKind source_kind;
+    EndpointKind destination_kind;
+    std::uint64_t source_offset;       // next source byte (file sources)
+    std::uint64_t destination_offset;  // next destination byte (regular-file destinations)
+    std::uint64_t remaining;           // bytes still to move; kTransferToEnd: until end of stream
+    const TransferOptions& options;
+
+    std::uint64_t moved = 0;     // bytes that reached the destination
+    std::uint64_t syscalls = 0;  // data-path system calls made
+    std::uint64_t zerocopy_completions = 0;
+    std::uint64_t zerocopy_copied = 0;
+    bool reflinked = false;
+    std::string note;  // a method's remark for TransferStats::notes (e.g. why reflink failed)
+
+    bool until_end() const noexcept { return remaining == kTransferToEnd; }
+    bool finished() const noexcept { return remaining == 0; }
+    // Largest request for one call, at most `limit`.
+    std::size_t next_chunk(std::uint64_t limit) const noexcept {
+        return static_cast<std::size_t>(remaining < limit ? remaining : limit);
+    }
+    void advance(std::uint64_t n) noexcept {
+        source_offset += n;
+        destination_offset += n;
+        if (!until_end()) remaining -= n;
+        moved += n;
+        if (options.progress) {
+            options.progress(moved, until_end() ? kTransferToEnd : moved + remaining);
+        }
+    }
+};
+
+// What a method unit reports. Failed carries the errno, the system call and
+// which side it concerned; transfer() decides whether the errno means "not
+// possible here" (the next method runs) or a real failure (an Error).
+struct MethodStatus {
+    enum class Code { Done, Failed };
+    enum class Side { Source, Destination };
+    Code code = Code::Done;
+    int error = 0;
+    const char* operation = "";  // "sendfile", "write", ...
+    Side side = Side::Destination;
+    const char* detail = nullptr;  // replaces the errno text when set
+    bool unsupported = false;      // the method itself says it cannot run here
+
+    static MethodStatus done() noexcept { return {}; }
+    static MethodStatus failed(int err, const char* op, Side side,
+                               const char* detail = nullptr) noexcept {
+        return {Code::Failed, err, op, side, detail, false};
+    }
+    // The method cannot run with these endpoints (not an I/O failure).
+    static MethodStatus unsupported_here(int err, const char* op, const char* detail) noexcept {
+        return {Code::Failed, err, op, Side::Destination, detail, true};
+    }
+    bool ok() const noexcept { return code == Code::Done; }
+};
+
+// The one signature. A unit returns Done when the job is finished (remaining
+// is 0, or end of stream for until_end() jobs).
+using MethodFn = MethodStatus (*)(TransferJob& job) noexcept;
+
+MethodStatus run_read_write(TransferJob& job) noexcept;       // transfer_read_write.cpp
+MethodStatus run_mmap_write(TransferJob& job) noexcept;       // transfer_mmap_write.cpp
+MethodStatus run_sendfile(TransferJob& job) noexcept;         // transfer_sendfile.cpp
+MethodStatus run_splice(TransferJob& job) noexcept;           // transfer_splice.cpp
+MethodStatus run_copy_file_range(TransferJob& job) noexcept;  // transfer_copy_file_range.cpp
+MethodStatus run_io_uring(TransferJob& job) noexcept;         // transfer_io_uring.cpp
+MethodStatus run_direct(TransferJob& job) noexcept;           // transfer_io_uring.cpp
+MethodStatus run_msg_zerocopy(TransferJob& job) noexcept;     // transfer_msg_zerocopy.cpp
+
+// Shared by the units: a source that ended before the requested length.
+inline MethodStatus source_ended_early() noexcept {
+    return MethodStatus::failed(EIO, "read", MethodStatus::Side::Source,
+                                "source ended before the requested length (truncated?)");
+}
+
+// Writes n bytes from buf to the destination (pwrite for regular files,
+// write/send otherwise, waiting on EAGAIN), counting syscalls; does not
+// advance the job. For the units that hold bytes in user memory.
+MethodStatus write_out(TransferJob& job, const void* buf, std::size_t n) noexcept;
+
+}  // namespace pagewire::detail

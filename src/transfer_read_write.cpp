@@ -1,0 +1,102 @@
+// Method read-write: read(2) into a user buffer, write(2) it out — seed 003's
+// "traditional" transfer: two CPU copies and two system calls per buffer.
+#include "transfer_method.hpp"
+
+#include "sys.hpp"
+
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace pagewire::detail {
+namespace {
+
+using Side = MethodStatus::Side;
+
+// A page-aligned anonymous buffer, unmapped on scope exit.
+class Buffer {
+public:
+    explicit Buffer(std::size_t bytes) noexcept : bytes_(bytes) {
+        void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        data_ = p == MAP_FAILED ? nullptr : static_cast<char*>(p);
+    }
+    ~Buffer() {
+        if (data_ != nullptr) ::munmap(data_, bytes_);
+    }
+    Buffer(const Buffer&) = delete;
+    Buffer& operator=(const Buffer&) = delete;
+    char* data() const noexcept { return data_; }
+
+private:
+    char* data_;  // bytes_ of private anonymous memory, or nullptr if mmap failed
+    std::size_t bytes_;
+};
+
+// One read of up to n bytes: pread for file sources, read for streams
+// (waiting on EAGAIN). 0 is end of file or stream.
+ssize_t read_some(TransferJob& job, char* buf, std::size_t n) noexcept {
+    for (;;) {
+        ++job.syscalls;
+        ssize_t r = job.source_kind == EndpointKind::RegularFile
+                        ? sys::retry_eintr([&] {
+                              return ::pread(job.source_fd, buf, n,
+                                             static_cast<off_t>(job.source_offset));
+                          })
+                        : sys::retry_eintr([&] { return ::read(job.source_fd, buf, n); });
+        if (r >= 0 || errno != EAGAIN) return r;
+        ++job.syscalls;
+        if (sys::poll_one(job.source_fd, POLLIN) < 0) return -1;
+    }
+}
+
+}  // namespace
+
+MethodStatus write_out(TransferJob& job, const void* buf, std::size_t n) noexcept {
+    const auto* p = static_cast<const char*>(buf);
+    std::size_t done = 0;
+    while (done < n) {
+        ++job.syscalls;
+        ssize_t w;
+        if (job.destination_kind == EndpointKind::RegularFile) {
+            w = sys::retry_eintr([&] {
+                return ::pwrite(job.destination_fd, p + done, n - done,
+                                static_cast<off_t>(job.destination_offset + done));
+            });
+        } else if (job.destination_kind == EndpointKind::Socket) {
+            // MSG_NOSIGNAL: a peer that left is EPIPE here, not a SIGPIPE death.
+            w = sys::retry_eintr(
+                [&] { return ::send(job.destination_fd, p + done, n - done, MSG_NOSIGNAL); });
+        } else {
+            w = sys::retry_eintr([&] { return ::write(job.destination_fd, p + done, n - done); });
+        }
+        if (w < 0 && errno == EAGAIN) {
+            ++job.syscalls;
+            if (sys::poll_one(job.destination_fd, POLLOUT) < 0) {
+                return MethodStatus::failed(errno, "poll", Side::Destination);
+            }
+            continue;
+        }
+        if (w < 0) return MethodStatus::failed(errno, "write", Side::Destination);
+        done += static_cast<std::size_t>(w);
+    }
+    return MethodStatus::done();
+}
+
+MethodStatus run_read_write(TransferJob& job) noexcept {
+    const std::size_t size = job.options.buffer_bytes > 0 ? job.options.buffer_bytes
+                                                          : kDefaultTransferBufferBytes;
+    Buffer buffer(size);
+    if (buffer.data() == nullptr) return MethodStatus::failed(errno, "mmap", Side::Source);
+    while (!job.finished()) {
+        ssize_t r = read_some(job, buffer.data(), job.next_chunk(size));
+        if (r < 0) return MethodStatus::failed(errno, "read", Side::Source);
+        if (r == 0) return job.until_end() ? MethodStatus::done() : source_ended_early();
+        MethodStatus s = write_out(job, buffer.data(), static_cast<std::size_t>(r));
+        if (!s.ok()) return s;
+        job.advance(static_cast<std::uint64_t>(r));
+    }
+    return MethodStatus::done();
+}
+
+}  // namespace pagewire::detail

@@ -1,0 +1,353 @@
+// `pagewire copy`, `pagewire send` and `pagewire recv` as real processes:
+// contents, modes, refusals, one-line errors with exit 1 (usage: 2), nothing
+// half-written after a failure (RLIMIT_FSIZE mid-copy, a sender that stops
+// early), and a receiver that disconnects early.
+#include "transfer_test_util.hpp"
+
+#include <grp.h>
+#include <pwd.h>
+#include <sys/resource.h>
+
+using testutil::RunResult;
+using testutil::TempDir;
+
+namespace {
+
+const std::string kCli = PAGEWIRE_CLI;
+
+RunResult cli(std::vector<std::string> args) {
+    args.insert(args.begin(), kCli);
+    return testutil::run(args);
+}
+
+// Files in `dir` whose names start with '.', i.e. temporary files left behind.
+std::vector<std::string> hidden_files(const std::string& dir) {
+    std::vector<std::string> found;
+    for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+        const std::string name = entry.path().filename().string();
+        if (!name.empty() && name[0] == '.') found.push_back(name);
+    }
+    return found;
+}
+
+// The single stderr line of a failed command.
+void expect_one_line_error(const RunResult& r, const std::string& needle) {
+    EXPECT_EQ(r.exit_code(), 1) << r;
+    EXPECT_EQ(testutil::line_count(r.err), 1u) << r;
+    EXPECT_EQ(r.err.rfind("pagewire: ", 0), 0u) << r;
+    EXPECT_TRUE(testutil::contains(r.err, needle)) << "expected '" << needle << "'\n" << r;
+}
+
+// Runs the command as user nobody (root bypasses permission checks).
+RunResult cli_as_nobody(const std::vector<std::string>& args) {
+    const passwd* nobody = ::getpwnam("nobody");
+    if (nobody == nullptr) throw std::runtime_error("no user nobody");
+    const uid_t uid = nobody->pw_uid;
+    const gid_t gid = nobody->pw_gid;
+    // util-linux setpriv drops to nobody, then execs the command.
+    std::vector<std::string> wrapped = {"setpriv", "--reuid=" + std::to_string(uid),
+                                        "--regid=" + std::to_string(gid), "--clear-groups", kCli};
+    wrapped.insert(wrapped.end(), args.begin(), args.end());
+    return testutil::run(wrapped);
+}
+
+// `pagewire recv` in the background; the port comes from its "listening on" line.
+class RecvProcess {
+public:
+    explicit RecvProcess(std::vector<std::string> args) {
+        int err_pipe[2];
+        if (::pipe2(err_pipe, O_CLOEXEC) != 0) testutil::die("pipe2");
+        out_path_ = dir_.file("stdout");
+        std::fflush(nullptr);
+        pid_ = ::fork();
+        if (pid_ < 0) testutil::die("fork");
+        if (pid_ == 0) {
+            int out = ::open(out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            ::dup2(out, STDOUT_FILENO);
+            ::dup2(err_pipe[1], STDERR_FILENO);
+            std::vector<std::string> argv = {kCli, "recv", "0", "--bind", "127.0.0.1"};
+            argv.insert(argv.end(), args.begin(), args.end());
+            std::vector<char*> c;
+            for (auto& a : argv) c.push_back(a.data());
+            c.push_back(nullptr);
+            ::execv(c[0], c.data());
+            ::_exit(127);
+        }
+        ::close(err_pipe[1]);
+        err_fd_ = err_pipe[0];
+        std::string line;
+        char ch;
+        while (::read(err_fd_, &ch, 1) == 1 && ch != '\n') line += ch;
+        const auto colon = line.rfind(':');
+        if (line.rfind("listening on ", 0) != 0 || colon == std::string::npos) {
+            throw std::runtime_error("recv did not start: '" + line + "'");
+        }
+        port_ = std::stoi(line.substr(colon + 1));
+    }
+    ~RecvProcess() {
+        if (pid_ > 0) {
+            ::kill(pid_, SIGKILL);
+            testutil::wait_for(pid_);
+        }
+        if (err_fd_ >= 0) ::close(err_fd_);
+    }
+    std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+    int port() const { return port_; }
+    // Waits for recv; returns its result (stdout from the file, the rest of stderr).
+    RunResult finish() {
+        RunResult r;
+        char buf[4096];
+        ssize_t n;
+        while ((n = ::read(err_fd_, buf, sizeof buf)) > 0) r.err.append(buf, static_cast<std::size_t>(n));
+        r.status = testutil::wait_for(pid_);
+        pid_ = -1;
+        r.out = testutil::read_file(out_path_);
+        return r;
+    }
+
+private:
+    TempDir dir_;
+    std::string out_path_;
+    pid_t pid_ = -1;
+    int err_fd_ = -1;
+    int port_ = 0;
+};
+
+int connect_to(int port) {
+    int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    if (::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) testutil::die("connect");
+    return s;
+}
+
+}  // namespace
+
+TEST(Copy, CopiesBytesAndKeepsMode) {
+    TempDir dir;
+    const std::string data = testutil::random_bytes((3u << 20) + 7, 1);
+    testutil::write_file(dir.file("src"), data, 0640);
+    ::chmod(dir.file("src").c_str(), 0640);
+    for (const char* method : {"auto", "read-write", "mmap-write", "sendfile", "splice",
+                               "copy-file-range", "io-uring", "direct"}) {
+        SCOPED_TRACE(method);
+        RunResult r = cli({"copy", dir.file("src"), dir.file("dst"), "--method", method, "--stats",
+                           "--force"});
+        ASSERT_EQ(r.exit_code(), 0) << r;
+        EXPECT_TRUE(testutil::read_file(dir.file("dst")) == data);
+        EXPECT_EQ(testutil::stat_of(dir.file("dst")).st_mode & 07777, 0640u);
+        EXPECT_TRUE(testutil::contains(r.out, "bytes by ")) << r;
+        EXPECT_TRUE(hidden_files(dir.path()).empty());
+    }
+}
+
+TEST(Copy, IntoDirectoryAndEmptyFile) {
+    TempDir dir;
+    testutil::write_file(dir.file("empty"), "");
+    std::filesystem::create_directory(dir.file("sub"));
+    RunResult r = cli({"copy", dir.file("empty"), dir.file("sub")});
+    ASSERT_EQ(r.exit_code(), 0) << r;
+    EXPECT_EQ(testutil::file_size(dir.file("sub/empty")), 0u);
+}
+
+TEST(Copy, RefusesToOverwriteWithoutForce) {
+    TempDir dir;
+    testutil::write_file(dir.file("src"), "new contents");
+    testutil::write_file(dir.file("dst"), "old");
+    RunResult r = cli({"copy", dir.file("src"), dir.file("dst")});
+    expect_one_line_error(r, "open " + dir.file("dst") + ": File exists");
+    EXPECT_EQ(testutil::read_file(dir.file("dst")), "old");
+    r = cli({"copy", dir.file("src"), dir.file("dst"), "--force"});
+    ASSERT_EQ(r.exit_code(), 0) << r;
+    EXPECT_EQ(testutil::read_file(dir.file("dst")), "new contents");
+    r = cli({"copy", dir.file("dst"), dir.file("dst"), "--force"});
+    expect_one_line_error(r, "is the same file");
+}
+
+TEST(Copy, BadInput) {
+    TempDir dir;
+    expect_one_line_error(cli({"copy", dir.file("missing"), dir.file("dst")}),
+                          "open " + dir.file("missing") + ": No such file or directory");
+    expect_one_line_error(cli({"copy", dir.path(), dir.file("dst")}), "Is a directory");
+    testutil::write_file(dir.file("src"), "x");
+    expect_one_line_error(cli({"copy", dir.file("src"), dir.file("no/such/dir/dst")}),
+                          "No such file or directory");
+    RunResult usage = cli({"copy", dir.file("src"), dir.file("dst"), "--method", "teleport"});
+    EXPECT_EQ(usage.exit_code(), 2) << usage;
+    usage = cli({"copy", dir.file("src"), dir.file("dst"), "--method", "msg-zerocopy"});
+    EXPECT_EQ(usage.exit_code(), 2) << usage;
+    usage = cli({"copy", dir.file("src")});
+    EXPECT_EQ(usage.exit_code(), 2) << usage;
+    EXPECT_FALSE(std::filesystem::exists(dir.file("dst")));
+}
+
+TEST(Copy, PermissionsAsAnotherUser) {
+    if (::getpwnam("nobody") == nullptr) GTEST_SKIP() << "no user nobody here";
+    TempDir dir;
+    ::chmod(dir.path().c_str(), 0755);
+    testutil::write_file(dir.file("secret"), "secret");
+    ::chmod(dir.file("secret").c_str(), 0600);
+    testutil::write_file(dir.file("public"), "public");
+    ::chmod(dir.file("public").c_str(), 0644);
+    std::filesystem::create_directory(dir.file("readonly"));
+    ::chmod(dir.file("readonly").c_str(), 0555);
+    RunResult r = cli_as_nobody({"copy", dir.file("secret"), "/tmp/never-written"});
+    expect_one_line_error(r, "open " + dir.file("secret") + ": Permission denied");
+    r = cli_as_nobody({"copy", dir.file("public"), dir.file("readonly/dst")});
+    expect_one_line_error(r, "open " + dir.file("readonly/dst") + ": Permission denied");
+    EXPECT_FALSE(std::filesystem::exists("/tmp/never-written"));
+}
+
+// The file-size limit hit part-way: a clear error, and neither DST nor a
+// temporary file is left behind.
+TEST(Copy, FileSizeLimitLeavesNothingHalfWritten) {
+    TempDir dir;
+    testutil::write_file(dir.file("src"), testutil::random_bytes(4u << 20, 2));
+    for (const char* method : {"auto", "read-write", "sendfile", "splice", "io-uring", "direct"}) {
+        SCOPED_TRACE(method);
+        const std::string dst = dir.file("dst");
+        RunResult r = testutil::run({"/bin/sh", "-c",
+                                     "trap '' XFSZ; ulimit -f " + std::to_string((1u << 20) / 512) +
+                                         "; exec \"$0\" \"$@\"",
+                                     kCli, "copy", dir.file("src"), dst, "--method", method});
+        expect_one_line_error(r, dst + ": File too large");
+        EXPECT_FALSE(std::filesystem::exists(dst));
+        EXPECT_TRUE(hidden_files(dir.path()).empty());
+    }
+}
+
+TEST(Copy, FallbackIsReportedAndCanBeRefused) {
+    TempDir dir;
+    char templ[] = "/dev/shm/pagewire-cli-XXXXXX";
+    ASSERT_NE(::mkdtemp(templ), nullptr);
+    const std::string shm_src = std::string(templ) + "/src";
+    testutil::write_file(shm_src, testutil::random_bytes(100000, 3));
+    RunResult r = cli({"copy", shm_src, dir.file("dst"), "--method", "copy-file-range", "--stats"});
+    EXPECT_EQ(r.exit_code(), 0) << r;
+    EXPECT_TRUE(testutil::contains(r.out, "by sendfile")) << r;
+    EXPECT_TRUE(testutil::contains(r.out, "fell back copy-file-range -> sendfile")) << r;
+    r = cli({"copy", shm_src, dir.file("dst2"), "--method", "copy-file-range", "--no-fallback"});
+    expect_one_line_error(r, "Invalid cross-device link");
+    EXPECT_FALSE(std::filesystem::exists(dir.file("dst2")));
+    std::filesystem::remove_all(templ);
+}
+
+TEST(SendRecv, EndToEndEveryMethod) {
+    TempDir dir;
+    const std::string data = testutil::random_bytes((2u << 20) + 11, 4);
+    testutil::write_file(dir.file("file"), data);
+    for (const char* method : {"auto", "read-write", "mmap-write", "sendfile", "splice", "io-uring",
+                               "direct", "msg-zerocopy"}) {
+        SCOPED_TRACE(method);
+        const std::string out = dir.file(std::string("got-") + method);
+        RecvProcess recv({"--output", out, "--stats"});
+        RunResult s = cli({"send", dir.file("file"), recv.address(), "--method", method, "--stats"});
+        RunResult r = recv.finish();
+        ASSERT_EQ(s.exit_code(), 0) << s;
+        ASSERT_EQ(r.exit_code(), 0) << r;
+        EXPECT_TRUE(testutil::contains(s.out, "sent " + std::to_string(data.size()) + " bytes")) << s;
+        EXPECT_TRUE(testutil::contains(r.out, "checksum ok")) << r;
+        EXPECT_TRUE(testutil::contains(r.out, "by splice")) << r;
+        EXPECT_TRUE(testutil::read_file(out) == data);
+    }
+}
+
+TEST(SendRecv, ToStdoutAndEmptyFile) {
+    TempDir dir;
+    const std::string data = testutil::random_bytes(300001, 5);
+    testutil::write_file(dir.file("file"), data);
+    {
+        RecvProcess recv({});
+        RunResult s = cli({"send", dir.file("file"), recv.address()});
+        RunResult r = recv.finish();
+        ASSERT_EQ(s.exit_code(), 0) << s;
+        ASSERT_EQ(r.exit_code(), 0) << r;
+        EXPECT_TRUE(r.out == data);
+    }
+    testutil::write_file(dir.file("empty"), "");
+    RecvProcess recv({"-o", dir.file("got-empty")});
+    RunResult s = cli({"send", dir.file("empty"), recv.address()});
+    RunResult r = recv.finish();
+    ASSERT_EQ(s.exit_code(), 0) << s;
+    ASSERT_EQ(r.exit_code(), 0) << r;
+    EXPECT_EQ(testutil::file_size(dir.file("got-empty")), 0u);
+}
+
+TEST(SendRecv, ReceiverDisconnectsEarly) {
+    TempDir dir;
+    testutil::write_file(dir.file("file"), testutil::random_bytes(64u << 20, 6));
+    for (const char* method : {"sendfile", "read-write", "splice", "msg-zerocopy", "io-uring"}) {
+        SCOPED_TRACE(method);
+        // Accepts, reads 128 KiB, then resets the connection.
+        transfer_test::Receiver leaver =
+            transfer_test::Receiver::tcp(dir.file("partial"), 128 * 1024);
+        const std::string address = "127.0.0.1:" + std::to_string(leaver.port());
+        RunResult s = cli({"send", dir.file("file"), address, "--method", method});
+        EXPECT_EQ(leaver.wait(), 0);
+        EXPECT_EQ(s.exit_code(), 1) << s;
+        EXPECT_EQ(testutil::line_count(s.err), 1u) << s;
+        EXPECT_TRUE(testutil::contains(s.err, "pagewire: ")) << s;
+        EXPECT_TRUE(testutil::contains(s.err, address + ": ")) << s;
+        EXPECT_TRUE(testutil::contains(s.err, "Connection reset by peer") ||
+                    testutil::contains(s.err, "Broken pipe") ||
+                    testutil::contains(s.err, "without confirming"))
+            << s;
+    }
+}
+
+TEST(SendRecv, SenderLeavesEarlyAndBadStreams) {
+    TempDir dir;
+    const std::string out = dir.file("out");
+    {
+        RecvProcess recv({"-o", out});
+        int s = connect_to(recv.port());
+        // A header promising 1 MiB, then 1000 bytes, then goodbye.
+        std::string header = "PAGEWIRE";
+        std::uint64_t version = 1, length = 1 << 20, checksum = 0;
+        header.append(reinterpret_cast<const char*>(&version), 8);
+        header.append(reinterpret_cast<const char*>(&length), 8);
+        header.append(reinterpret_cast<const char*>(&checksum), 8);
+        header += std::string(1000, 'x');
+        ASSERT_EQ(::write(s, header.data(), header.size()), static_cast<ssize_t>(header.size()));
+        ::close(s);
+        RunResult r = recv.finish();
+        expect_one_line_error(r, "the sender closed the connection after 1000 of 1048576 bytes");
+        EXPECT_FALSE(std::filesystem::exists(out));
+        EXPECT_TRUE(hidden_files(dir.path()).empty());
+    }
+    {
+        RecvProcess recv({"-o", out});
+        int s = connect_to(recv.port());
+        const std::string junk = "GET / HTTP/1.1\r\nHost: x\r\n\r\n......";
+        ASSERT_EQ(::write(s, junk.data(), junk.size()), static_cast<ssize_t>(junk.size()));
+        RunResult r = recv.finish();
+        ::close(s);
+        expect_one_line_error(r, "not a pagewire stream");
+        EXPECT_FALSE(std::filesystem::exists(out));
+    }
+    {
+        // A checksum that does not match the bytes: refused, nothing kept.
+        RecvProcess recv({"-o", out});
+        int s = connect_to(recv.port());
+        std::string msg = "PAGEWIRE";
+        std::uint64_t version = 1, length = 5, checksum = 12345;
+        msg.append(reinterpret_cast<const char*>(&version), 8);
+        msg.append(reinterpret_cast<const char*>(&length), 8);
+        msg.append(reinterpret_cast<const char*>(&checksum), 8);
+        msg += "hello";
+        ASSERT_EQ(::write(s, msg.data(), msg.size()), static_cast<ssize_t>(msg.size()));
+        char answer[8] = {};
+        ASSERT_EQ(::read(s, answer, 8), 8);
+        ::close(s);
+        EXPECT_EQ(std::string(answer, 4), "PWNO");
+        RunResult r = recv.finish();
+        expect_one_line_error(r, "checksum mismatch");
+        EXPECT_FALSE(std::filesystem::exists(out));
+    }
+    RunResult usage = cli({"recv", "70000"});
+    EXPECT_EQ(usage.exit_code(), 2) << usage;
+    usage = cli({"send", dir.file("x"), "no-port-here"});
+    EXPECT_EQ(usage.exit_code(), 2) << usage;
+}

@@ -1,0 +1,555 @@
+// Section "transfer" of pagewire bench: seed 003's table measured (S14, S16,
+// S17, S19). Every transfer method moves files of 4 KiB ... 1 GiB (256 MiB
+// with --quick) to a TCP socket on 127.0.0.1 (a child process reads and
+// discards) and to a file on the same disk, with the source hot and cold in
+// the page cache; coreutils `cp` joins the file->file rows.
+//
+// Per row: GB/s (median of interleaved repetitions), the sender's CPU seconds
+// per GB (the engine's CLOCK_THREAD_CPUTIME_ID delta: user + system, precise), system calls per MB (counted by the engine), context switches per
+// repetition, and the ratios to read-write's row of the same size, cache
+// state and destination. Time is until the last byte is handed to the
+// destination (the socket buffer or the file's page cache), from the
+// sender's side, as nginx sees it. A small file is transferred several
+// times per repetition so that a repetition lasts milliseconds.
+//
+// Then the page-cache phase: a cold file (4 GiB; 256 MiB with --quick) sent
+// through the direct path and through sendfile, with the share of the file
+// left in the page cache afterwards.
+#include "bench_common.hpp"
+
+#include <pagewire/error.hpp>
+#include <pagewire/file.hpp>
+#include <pagewire/page_cache.hpp>
+#include <pagewire/transfer.hpp>
+
+#include "sys.hpp"
+
+#include <fmt/core.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <optional>
+
+extern char** environ;
+
+namespace pagewire::cli::bench {
+namespace {
+
+constexpr std::uint64_t kKiB = 1024;
+constexpr std::uint64_t kMiB = 1024 * kKiB;
+constexpr std::uint64_t kGiB = 1024 * kMiB;
+const std::vector<std::uint64_t> kFullSizes = {4 * kKiB, 64 * kKiB, 1 * kMiB, 16 * kMiB, 256 * kMiB, 1 * kGiB};
+const std::vector<std::uint64_t> kQuickSizes = {4 * kKiB, 1 * kMiB, 16 * kMiB, 256 * kMiB};
+// Bytes one repetition moves at least (small files are sent repeatedly).
+constexpr std::uint64_t kFullBytesPerRepetition = 64 * kMiB;
+constexpr std::uint64_t kQuickBytesPerRepetition = 16 * kMiB;
+// ... but at most this many transfers (io_uring sets up a ring per transfer
+// and cp starts a process, milliseconds each), fewer when the file is cold.
+constexpr std::uint64_t kFullMaxTransfersPerRepetition = 256;
+constexpr std::uint64_t kQuickMaxTransfersPerRepetition = 64;
+constexpr std::uint64_t kMaxColdTransfersPerRepetition = 32;
+constexpr std::uint64_t kMaxCpPerRepetition = 8;
+constexpr int kFullRounds = 5;
+constexpr int kQuickRounds = 3;
+constexpr std::uint64_t kFullPageCacheFileBytes = 4 * kGiB;
+constexpr std::uint64_t kQuickPageCacheFileBytes = 256 * kMiB;
+constexpr std::size_t kFillChunkBytes = 1 << 20;
+constexpr std::size_t kSinkBufferBytes = 1 << 20;
+
+// Targets of issue 5, checked on the same run.
+constexpr double kTargetSendfileCpuRatio = 0.55;  // sendfile CPU/GB <= 0.55x read-write's
+constexpr double kTargetSocketSpeedup = 1.2;      // file->socket >= 1.2x read-write, >= 1 MiB
+constexpr double kTargetCopyFileRangeSpeedup = 1.2;
+constexpr double kTargetDirectResidentPercent = 1.0;  // direct leaves < 1 % cached
+
+constexpr const char* kCpRow = "cp (coreutils)";
+
+// A child process that accepts one TCP connection on 127.0.0.1 and reads
+// and discards everything until the connection closes.
+class Sink {
+public:
+    Sink() {
+        UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        if (!listener) throw_error("socket", "127.0.0.1");
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+            ::listen(listener.get(), 1) != 0) {
+            throw_error("listen", "127.0.0.1");
+        }
+        socklen_t len = sizeof addr;
+        ::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len);
+        std::fflush(nullptr);
+        pid_ = ::fork();
+        if (pid_ < 0) throw_error("fork", "sink");
+        if (pid_ == 0) {
+            int c = ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC);
+            std::vector<char> buf(kSinkBufferBytes);
+            while (c >= 0) {
+                ssize_t n = ::read(c, buf.data(), buf.size());
+                if (n == 0 || (n < 0 && errno != EINTR)) break;
+            }
+            ::_exit(0);
+        }
+        socket_.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        if (::connect(socket_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+            throw_error("connect", "127.0.0.1 sink");
+        }
+    }
+    ~Sink() {
+        socket_.reset();
+        int status = 0;
+        if (pid_ > 0) ::waitpid(pid_, &status, 0);
+    }
+    int fd() const noexcept { return socket_.get(); }
+
+private:
+    pid_t pid_ = -1;
+    UniqueFd socket_;
+};
+
+void create_file(const std::string& path, std::uint64_t size) {
+    File f = File::create(path, CreateMode::Truncate, 0600);
+    std::vector<std::uint64_t> chunk(kFillChunkBytes / 8);
+    std::uint64_t state = 0x7472616e73666572ULL + size;  // "transfer"
+    for (std::uint64_t off = 0; off < size; off += kFillChunkBytes) {
+        for (auto& w : chunk) w = (state += 0x9e3779b97f4a7c15ULL) * 0xbf58476d1ce4e5b9ULL;
+        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kFillChunkBytes, size - off));
+        f.write_at(off, std::as_bytes(std::span(chunk)).first(n));
+    }
+    f.datasync();
+}
+
+// What a row accumulates over its repetitions.
+struct Tally {
+    std::vector<double> seconds;  // per repetition
+    double cpu_seconds = 0;       // user + system, all repetitions
+    std::uint64_t bytes = 0;
+    std::optional<std::uint64_t> syscalls = 0;  // nullopt for cp (not counted)
+    long switches = 0;
+    TransferMethod used = TransferMethod::Auto;
+    std::string fallback;
+};
+
+struct Row {
+    std::string method;  // method name or kCpRow
+    std::optional<TransferMethod> transfer;
+    Tally tally;
+    std::uint64_t transfers = 1;  // per repetition
+};
+
+double rusage_seconds(const timeval& tv) {
+    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
+}
+
+// One `cp SRC DST` process; CPU and context switches from RUSAGE_CHILDREN.
+double run_cp(const std::string& src, const std::string& dst, Tally& t) {
+    rusage before{};
+    ::getrusage(RUSAGE_CHILDREN, &before);
+    const auto start = Clock::now();
+    pid_t pid = 0;
+    std::vector<std::string> argv_s = {"cp", src, dst};
+    std::vector<char*> argv;
+    for (auto& a : argv_s) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    if (int err = ::posix_spawnp(&pid, "cp", nullptr, nullptr, argv.data(), environ); err != 0) {
+        throw_error("spawn", "cp", err);
+    }
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    const double seconds = seconds_since(start);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw_error("cp", dst, EIO, "cp failed");
+    rusage after{};
+    ::getrusage(RUSAGE_CHILDREN, &after);
+    t.cpu_seconds += rusage_seconds(after.ru_utime) - rusage_seconds(before.ru_utime) +
+                     rusage_seconds(after.ru_stime) - rusage_seconds(before.ru_stime);
+    t.switches += (after.ru_nvcsw - before.ru_nvcsw) + (after.ru_nivcsw - before.ru_nivcsw);
+    return seconds;
+}
+
+struct Config {
+    std::string destination;  // "socket" or "file"
+    std::uint64_t size;
+    bool cold;
+};
+
+Json make_row(const Config& c, const Row& r) {
+    const Tally& t = r.tally;
+    std::vector<double> gbps;
+    const double bytes_per_rep = static_cast<double>(t.bytes) / static_cast<double>(t.seconds.size());
+    for (double s : t.seconds) gbps.push_back(bytes_per_rep / s / 1e9);
+    const Summary g = summarize(gbps);
+    Json row;
+    row["destination"] = c.destination;
+    row["size"] = format_bytes(c.size);
+    row["size_bytes"] = c.size;
+    row["cache"] = c.cold ? "cold" : "hot";
+    row["method"] = r.method;
+    row["used"] = r.transfer ? Json(std::string(method_name(t.used))) : Json(r.method);
+    row["gbps"] = g.median;
+    row["gbps_min"] = g.min;
+    row["gbps_max"] = g.max;
+    row["cpu_s_per_gb"] = t.cpu_seconds / (static_cast<double>(t.bytes) / 1e9);
+    row["syscalls_per_mb"] =
+        t.syscalls ? Json(static_cast<double>(*t.syscalls) / (static_cast<double>(t.bytes) / 1e6)) : Json(nullptr);
+    row["switches_per_rep"] = static_cast<double>(t.switches) / static_cast<double>(t.seconds.size());
+    row["ratio_gbps"] = nullptr;
+    row["ratio_cpu"] = nullptr;
+    row["transfers_per_rep"] = r.transfers;
+    row["repetitions"] = t.seconds.size();
+    row["seconds"] = t.seconds;
+    if (!t.fallback.empty()) row["fallback"] = t.fallback;
+    return row;
+}
+
+std::vector<Json> run_config(Context& ctx, const Config& c, const std::string& src_path,
+                             const std::string& dst_path, Sink& sink, int rounds) {
+    const bool quick = ctx.options.quick;
+    std::vector<Row> rows;
+    std::vector<TransferMethod> methods = {TransferMethod::ReadWrite, TransferMethod::MmapWrite,
+                                           TransferMethod::Sendfile, TransferMethod::Splice};
+    if (c.destination == "file") methods.push_back(TransferMethod::CopyFileRange);
+    methods.push_back(TransferMethod::IoUring);
+    methods.push_back(TransferMethod::Direct);
+    if (c.destination == "socket") methods.push_back(TransferMethod::MsgZerocopy);
+    const std::uint64_t per_rep = quick ? kQuickBytesPerRepetition : kFullBytesPerRepetition;
+    std::uint64_t transfers = std::clamp<std::uint64_t>(
+        per_rep / c.size, 1, quick ? kQuickMaxTransfersPerRepetition : kFullMaxTransfersPerRepetition);
+    if (c.cold) transfers = std::min(transfers, kMaxColdTransfersPerRepetition);
+    for (TransferMethod m : methods) rows.push_back({std::string(method_name(m)), m, {}, transfers});
+    if (c.destination == "file") {
+        rows.push_back({kCpRow, std::nullopt, {}, std::min(transfers, kMaxCpPerRepetition)});
+    }
+
+    File source = File::open(src_path);
+    File destination = File::create(dst_path, CreateMode::Truncate, 0600);
+    const int dst_fd = c.destination == "socket" ? sink.fd() : destination.fd();
+    const std::string dst_name = c.destination == "socket" ? "127.0.0.1 sink" : dst_path;
+    const std::string cp_path = dst_path + ".cp";
+    if (!c.cold) (void)warm(source);
+
+    std::vector<Trial> trials;
+    for (Row& row : rows) {
+        trials.push_back({row.method, [&, r = &row]() -> double {
+            double seconds = 0;
+            for (std::uint64_t i = 0; i < r->transfers; ++i) {
+                if (c.cold) (void)evict(source, false);
+                if (c.destination == "file") destination.resize(0);  // drops last copy's dirty pages
+                if (!r->transfer) {
+                    seconds += run_cp(src_path, cp_path, r->tally);
+                    r->tally.bytes += c.size;
+                    continue;
+                }
+                TransferOptions o;
+                o.method = *r->transfer;
+                o.measure_cache = false;
+                TransferStats s = transfer({source.fd(), src_path}, {dst_fd, dst_name}, o);
+                seconds += s.wall_seconds;
+                r->tally.cpu_seconds += s.cpu_seconds;
+                r->tally.bytes += s.bytes;
+                *r->tally.syscalls += s.syscalls;
+                r->tally.switches += s.voluntary_switches + s.involuntary_switches;
+                r->tally.used = s.used;
+                if (!s.fallbacks.empty()) r->tally.fallback = s.fallbacks.back().reason;
+            }
+            r->tally.seconds.push_back(seconds);
+            return seconds;
+        }, {}});
+    }
+    if (!rows.back().transfer) rows.back().tally.syscalls = std::nullopt;
+    const int warmup = c.cold || quick ? 0 : 1;
+    run_interleaved(trials, rounds, warmup, [&](int r, int n) {
+        ctx.progress(fmt::format("{} -> {}, {}, {}: round {}/{}", format_bytes(c.size), c.destination,
+                                 c.cold ? "cold" : "hot", transfers > 1 ? fmt::format("{} transfers each", transfers) : "1 transfer each",
+                                 r + 1, n));
+    });
+    std::error_code ec;
+    std::filesystem::remove(cp_path, ec);
+    destination.resize(0);
+
+    // The warm-up round also ran through the tallies: keep the measured rounds only.
+    std::vector<Json> out;
+    for (Row& row : rows) {
+        Tally& t = row.tally;
+        const std::size_t extra = t.seconds.size() - static_cast<std::size_t>(rounds);
+        if (extra > 0) {
+            // Scale the totals to the measured repetitions (the warm-up did the same work).
+            const double keep = static_cast<double>(rounds) / static_cast<double>(t.seconds.size());
+            t.cpu_seconds *= keep;
+            t.bytes = static_cast<std::uint64_t>(static_cast<double>(t.bytes) * keep);
+            if (t.syscalls) *t.syscalls = static_cast<std::uint64_t>(static_cast<double>(*t.syscalls) * keep);
+            t.switches = static_cast<long>(static_cast<double>(t.switches) * keep);
+            t.seconds.erase(t.seconds.begin(), t.seconds.begin() + static_cast<long>(extra));
+        }
+        out.push_back(make_row(c, row));
+    }
+    const Json& base = out.front();  // read-write
+    for (Json& row : out) {
+        row["ratio_gbps"] = row["gbps"].get<double>() / base["gbps"].get<double>();
+        const double base_cpu = base["cpu_s_per_gb"];
+        if (base_cpu > 0) row["ratio_cpu"] = row["cpu_s_per_gb"].get<double>() / base_cpu;
+    }
+    return out;
+}
+
+const Json* find_row(const std::vector<Json>& rows, const std::string& dest, std::uint64_t size,
+                     const std::string& cache, const std::string& method) {
+    for (const Json& r : rows) {
+        if (r["destination"] == dest && r["size_bytes"] == size && r["cache"] == cache &&
+            r["method"] == method) {
+            return &r;
+        }
+    }
+    return nullptr;
+}
+
+// The page-cache phase: a cold file sent through direct and through sendfile.
+std::vector<Json> page_cache_phase(Context& ctx, std::uint64_t size, Sink& sink, Json& verdict,
+                                   std::vector<std::string>& notes) {
+    const std::string path = ctx.scratch.file("transfer-pagecache.dat");
+    ctx.progress(fmt::format("page cache: writing a {} file", format_bytes(size)));
+    create_file(path, size);
+    File source = File::open(path);
+    std::vector<Json> rows;
+    for (TransferMethod m : {TransferMethod::Direct, TransferMethod::Sendfile}) {
+        ctx.progress(fmt::format("page cache: {} cold file by {}", format_bytes(size), method_name(m)));
+        (void)evict(source, true);
+        TransferOptions o;
+        o.method = m;
+        TransferStats s = transfer({source.fd(), path}, {sink.fd(), "127.0.0.1 sink"}, o);
+        const double before = 100.0 * static_cast<double>(*s.resident_before) / static_cast<double>(*s.source_pages);
+        const double after = 100.0 * static_cast<double>(*s.resident_after) / static_cast<double>(*s.source_pages);
+        Json row;
+        row["method"] = std::string(method_name(m));
+        row["used"] = std::string(method_name(s.used));
+        row["size"] = format_bytes(size);
+        row["gbps"] = static_cast<double>(s.bytes) / s.wall_seconds / 1e9;
+        row["cpu_s_per_gb"] = s.cpu_seconds / (static_cast<double>(s.bytes) / 1e9);
+        row["resident_before_percent"] = before;
+        row["resident_after_percent"] = after;
+        rows.push_back(row);
+    }
+    (void)evict(source, false);
+    std::error_code ec;
+    std::filesystem::remove(path, ec);
+    const double direct_after = rows[0]["resident_after_percent"];
+    const double buffered_after = rows[1]["resident_after_percent"];
+    const bool met = direct_after < kTargetDirectResidentPercent && rows[0]["used"] == "direct";
+    verdict = {{"file_bytes", size},
+               {"direct_resident_after_percent", direct_after},
+               {"sendfile_resident_after_percent", buffered_after},
+               {"met", met}};
+    notes.push_back(fmt::format(
+        "page cache: a cold {} file sent by direct left {:.2f}% of itself cached (target < {:.0f}%: "
+        "{}), by sendfile {:.1f}%{}",
+        format_bytes(size), direct_after, kTargetDirectResidentPercent, met ? "met" : "NOT met",
+        buffered_after, ctx.options.quick ? " (--quick: 256 MiB instead of the 4 GiB of the full run)" : ""));
+    return rows;
+}
+
+// CPU/GB and GB/s by method and size (hot, file -> socket and file -> file),
+// drawn by gnuplot next to the JSON document. Returns the chart's path or why not.
+std::string draw_chart(const std::vector<Json>& rows, const std::string& scratch_dir) {
+    const std::string cmd = command_line();
+    const auto at = cmd.find("--json ");
+    if (at == std::string::npos) return "chart skipped: pass --json FILE to get FILE's stem + -transfer.png";
+    std::string json = cmd.substr(at + 7);
+    json = json.substr(0, json.find(' '));
+    const std::filesystem::path png =
+        std::filesystem::path(json).replace_extension("").string() + "-transfer.png";
+    std::map<std::string, std::string> data;  // dest|method -> "size gbps cpu\n" lines
+    for (const Json& r : rows) {
+        if (r["cache"] != "hot") continue;
+        data[r["destination"].get<std::string>() + "|" + r["method"].get<std::string>()] += fmt::format(
+            "{} {} {}\n", r["size_bytes"].get<std::uint64_t>(), r["gbps"].get<double>(), r["cpu_s_per_gb"].get<double>());
+    }
+    const std::string dat = scratch_dir + "/transfer-chart.dat";
+    const std::string script = scratch_dir + "/transfer-chart.gp";
+    {
+        std::FILE* f = std::fopen(dat.c_str(), "w");
+        if (f == nullptr) return "chart skipped: cannot write " + dat;
+        for (const auto& [key, lines] : data) fmt::print(f, "\"{}\"\n{}\n\n", key, lines);
+        std::fclose(f);
+    }
+    std::string plots[2][2];
+    int index = 0;
+    for (const auto& entry : data) {
+        const std::string key = entry.first;
+        const int d = key.rfind("socket", 0) == 0 ? 0 : 1;
+        const std::string title = key.substr(key.find('|') + 1);
+        for (int metric = 0; metric < 2; ++metric) {
+            if (!plots[d][metric].empty()) plots[d][metric] += ", ";
+            plots[d][metric] += fmt::format("'{}' index {} using 1:{} with linespoints title '{}'", dat,
+                                            index, metric == 0 ? 2 : 3, title);
+        }
+        ++index;
+    }
+    {
+        std::FILE* f = std::fopen(script.c_str(), "w");
+        if (f == nullptr) return "chart skipped: cannot write " + script;
+        fmt::print(f, "set terminal pngcairo size 1400,900 font ',10'\nset output '{}'\n", png.string());
+        fmt::print(f, "set multiplot layout 2,2 title 'pagewire bench transfer (page cache hot)'\n");
+        fmt::print(f, "set logscale x 2\nset format x '%.0s%cB'\nset key left top font ',8'\nset grid\n");
+        const char* titles[2][2] = {{"file -> socket: GB/s", "file -> socket: sender CPU s/GB"},
+                                    {"file -> file: GB/s", "file -> file: CPU s/GB"}};
+        for (int d = 0; d < 2; ++d) {
+            for (int metric = 0; metric < 2; ++metric) {
+                // CPU spans 0.05 to hundreds of s/GB (ring setup, cp's exec): log scale.
+                fmt::print(f, "{}\n", metric == 0 ? "unset logscale y" : "set logscale y");
+                fmt::print(f, "set title '{}'\nplot {}\n", titles[d][metric],
+                           plots[d][metric].empty() ? "0 notitle" : plots[d][metric]);
+            }
+        }
+        fmt::print(f, "unset multiplot\n");
+        std::fclose(f);
+    }
+    const std::string run = "gnuplot '" + script + "' 2>&1";
+    if (std::system(run.c_str()) != 0) return "chart skipped: gnuplot failed (is gnuplot-nox installed?)";
+    return "chart: " + png.string();
+}
+
+SectionResult run_transfer(Context& ctx) {
+    const bool quick = ctx.options.quick;
+    const std::vector<std::uint64_t>& sizes = quick ? kQuickSizes : kFullSizes;
+    const int rounds = ctx.options.repetitions > 0 ? ctx.options.repetitions : (quick ? kQuickRounds : kFullRounds);
+    ::signal(SIGPIPE, SIG_IGN);
+
+    SectionResult result;
+    result.title = fmt::format(
+        "transfer: file -> TCP socket on 127.0.0.1 and file -> file, hot and cold (GB/s median of {} "
+        "interleaved repetitions; sender CPU s/GB and ratios to read-write of the same row group)",
+        rounds);
+    result.columns = {
+        {"destination", "to", -1, ""},
+        {"size", "size", -1, ""},
+        {"cache", "cache", -1, ""},
+        {"method", "method", -1, ""},
+        {"gbps", "GB/s", 2, ""},
+        {"ratio_gbps", "x r+w", 2, "x"},
+        {"cpu_s_per_gb", "CPU s/GB", 3, ""},
+        {"ratio_cpu", "CPU x r+w", 2, "x"},
+        {"syscalls_per_mb", "syscalls/MB", 1, ""},
+        {"switches_per_rep", "ctxsw/rep", 1, ""},
+    };
+
+    std::map<std::uint64_t, std::string> files;
+    for (std::uint64_t size : sizes) {
+        files[size] = ctx.scratch.file("transfer-" + std::to_string(size) + ".dat");
+        ctx.progress(fmt::format("writing a {} source file", format_bytes(size)));
+        create_file(files[size], size);
+    }
+    const std::string dst = ctx.scratch.file("transfer-destination.dat");
+    ctx.scratch.file("transfer-destination.dat.cp");
+    ctx.scratch.file("transfer-chart.dat");
+    ctx.scratch.file("transfer-chart.gp");
+    Sink sink;
+
+    for (const char* destination : {"socket", "file"}) {
+        for (std::uint64_t size : sizes) {
+            for (bool cold : {false, true}) {
+                for (Json& row : run_config(ctx, {destination, size, cold}, files[size], dst, sink, rounds)) {
+                    result.rows.push_back(std::move(row));
+                }
+            }
+        }
+    }
+    for (const auto& [size, path] : files) {
+        std::error_code ec;
+        std::filesystem::remove(path, ec);
+    }
+
+    // ---- targets ---------------------------------------------------------------
+    Json verdicts = Json::object();
+    const std::uint64_t largest = sizes.back();
+    if (const Json* sf = find_row(result.rows, "socket", largest, "hot", "sendfile")) {
+        const double ratio = (*sf)["ratio_cpu"];
+        const bool met = ratio <= kTargetSendfileCpuRatio;
+        verdicts["sendfile_cpu"] = {{"size", format_bytes(largest)}, {"ratio", ratio}, {"met", met}};
+        result.notes.push_back(fmt::format(
+            "sendfile sender CPU/GB, {} hot: {:.3f} s/GB = {:.2f}x read-write's {:.3f} (target <= {:.2f}x: {})",
+            format_bytes(largest), (*sf)["cpu_s_per_gb"].get<double>(), ratio,
+            (*find_row(result.rows, "socket", largest, "hot", "read-write"))["cpu_s_per_gb"].get<double>(),
+            kTargetSendfileCpuRatio, met ? "met" : "NOT met"));
+    }
+    Json socket_speed = Json::array();
+    for (std::uint64_t size : sizes) {
+        if (size < kMiB) continue;
+        for (const char* cache : {"hot", "cold"}) {
+            const Json* sf = find_row(result.rows, "socket", size, cache, "sendfile");
+            if (sf == nullptr) continue;
+            const double ratio = (*sf)["ratio_gbps"];
+            const bool met = ratio >= kTargetSocketSpeedup;
+            socket_speed.push_back({{"size", format_bytes(size)}, {"cache", cache}, {"ratio", ratio}, {"met", met}});
+            result.notes.push_back(fmt::format("file -> socket {} {}: sendfile {:.2f} GB/s = {:.2f}x read-write (target >= {:.1f}x: {})",
+                                               format_bytes(size), cache, (*sf)["gbps"].get<double>(), ratio,
+                                               kTargetSocketSpeedup, met ? "met" : "NOT met"));
+        }
+    }
+    verdicts["sendfile_speed"] = socket_speed;
+    Json cfr_speed = Json::array();
+    for (std::uint64_t size : sizes) {
+        if (size < kMiB) continue;
+        for (const char* cache : {"hot", "cold"}) {
+            const Json* cfr = find_row(result.rows, "file", size, cache, "copy-file-range");
+            const Json* cp = find_row(result.rows, "file", size, cache, kCpRow);
+            if (cfr == nullptr || cp == nullptr) continue;
+            const double ratio = (*cfr)["ratio_gbps"];
+            const double to_cp = (*cfr)["gbps"].get<double>() / (*cp)["gbps"].get<double>();
+            const bool met = ratio >= kTargetCopyFileRangeSpeedup && to_cp >= 1.0;
+            cfr_speed.push_back({{"size", format_bytes(size)}, {"cache", cache}, {"ratio", ratio},
+                                 {"ratio_to_cp", to_cp}, {"met", met}});
+            result.notes.push_back(fmt::format(
+                "file -> file {} {}: copy-file-range {:.2f} GB/s = {:.2f}x read-write, {:.2f}x cp (target >= {:.1f}x and >= cp: {})",
+                format_bytes(size), cache, (*cfr)["gbps"].get<double>(), ratio, to_cp,
+                kTargetCopyFileRangeSpeedup, met ? "met" : "NOT met"));
+        }
+    }
+    verdicts["copy_file_range_speed"] = cfr_speed;
+
+    Json page_cache_verdict;
+    const std::vector<Json> cache_rows = page_cache_phase(
+        ctx, quick ? kQuickPageCacheFileBytes : kFullPageCacheFileBytes, sink, page_cache_verdict, result.notes);
+    verdicts["page_cache"] = page_cache_verdict;
+
+    result.notes.push_back(draw_chart(result.rows, ctx.scratch.path()));
+    result.notes.push_back(
+        "time is the sender's: until the last byte is in the socket buffer or the destination's page "
+        "cache; CPU is the sending thread's (CLOCK_THREAD_CPUTIME_ID; cp: getrusage RUSAGE_CHILDREN, "
+        "process start included, tick-granular); direct reads bypass the page cache, so its hot and cold rows both read the disk");
+    Json summary;
+    summary["sizes"] = Json::array();
+    for (std::uint64_t s : sizes) summary["sizes"].push_back(s);
+    summary["repetitions"] = rounds;
+    summary["page_cache_rows"] = cache_rows;
+    summary["targets"] = {{"sendfile_cpu_ratio_max", kTargetSendfileCpuRatio},
+                          {"socket_speedup_min", kTargetSocketSpeedup},
+                          {"copy_file_range_speedup_min", kTargetCopyFileRangeSpeedup},
+                          {"direct_resident_percent_max", kTargetDirectResidentPercent}};
+    summary["verdicts"] = verdicts;
+    result.summary = std::move(summary);
+    return result;
+}
+
+}  // namespace
+
+Section transfer_section() {
+    return {"transfer",
+            "seed 003's table: read-write vs mmap-write, sendfile, splice, copy_file_range, io_uring, "
+            "direct, MSG_ZEROCOPY to a socket and a file, hot and cold; cp",
+            run_transfer};
+}
+
+}  // namespace pagewire::cli::bench

@@ -1,0 +1,166 @@
+// pagewire copy SRC DST — copy one file like cp, through the transfer engine
+// (copy_file_range by default, any method on request). DST may be a
+// directory. The bytes go to a temporary file next to DST that is renamed
+// over it only when the copy is complete, so a failed or interrupted copy
+// leaves no half-written DST; the mode of SRC is kept; an existing DST is
+// replaced only with --force.
+#include "cli_util.hpp"
+#include "commands.hpp"
+#include "output_file.hpp"
+
+#include <pagewire/error.hpp>
+#include <pagewire/file.hpp>
+#include <pagewire/transfer.hpp>
+
+#include <fmt/core.h>
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+
+namespace pagewire::cli {
+namespace {
+
+// Files at least this large show a progress bar when stderr is a terminal.
+constexpr std::uint64_t kProgressMinBytes = 64ULL << 20;
+constexpr double kProgressIntervalSeconds = 0.1;
+
+struct CopyArgs {
+    std::string source;
+    std::string destination;
+    std::string method = "auto";
+    std::string direct_threshold;
+    std::string buffer;
+    bool force = false;
+    bool reflink = false;
+    bool stats = false;
+    bool drop_cache = false;
+    bool no_fallback = false;
+};
+
+std::vector<std::string> method_names(bool with_msg_zerocopy) {
+    std::vector<std::string> names{"auto"};
+    for (TransferMethod m : transfer_methods()) {
+        if (m == TransferMethod::MsgZerocopy && !with_msg_zerocopy) continue;
+        names.emplace_back(method_name(m));
+    }
+    return names;
+}
+
+std::uint64_t size_option(const std::string& text, const char* what) {
+    auto value = parse_size(text);
+    if (!value) {
+        throw CLI::ValidationError(what, "'" + text + "' is not a byte count (e.g. 1G, 512M)");
+    }
+    return *value;
+}
+
+// "\r 42%  107.5 MiB / 256.0 MiB  1.21 GB/s", redrawn at most every 0.1 s.
+class ProgressBar {
+public:
+    void operator()(std::uint64_t done, std::uint64_t total) {
+        const auto now = std::chrono::steady_clock::now();
+        if (done < total && std::chrono::duration<double>(now - last_).count() < kProgressIntervalSeconds) {
+            return;
+        }
+        last_ = now;
+        const double seconds = std::chrono::duration<double>(now - start_).count();
+        const double mib = 1024.0 * 1024.0;
+        fmt::print(stderr, "\r{:3}%  {:.1f} MiB / {:.1f} MiB  {:.2f} GB/s ",
+                   total > 0 ? done * 100 / total : 100, static_cast<double>(done) / mib,
+                   static_cast<double>(total) / mib,
+                   seconds > 0 ? static_cast<double>(done) / seconds / 1e9 : 0.0);
+        if (done == total) fmt::print(stderr, "\n");
+    }
+
+private:
+    std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::time_point last_{};
+};
+
+void run_copy(const CopyArgs& args) {
+    // A file-size limit (RLIMIT_FSIZE) is then EFBIG, reported, instead of
+    // SIGXFSZ killing the process before it can remove the temporary file.
+    ::signal(SIGXFSZ, SIG_IGN);
+
+    File source = File::open(args.source);
+    struct stat source_stat {};
+    if (::fstat(source.fd(), &source_stat) != 0) throw_error("stat", args.source);
+    if (!S_ISREG(source_stat.st_mode)) {
+        throw_error("copy", args.source, EINVAL, "not a regular file");
+    }
+
+    std::string destination = args.destination;
+    struct stat st {};
+    if (::stat(destination.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+        destination = (std::filesystem::path(destination) /
+                       std::filesystem::path(args.source).filename()).string();
+    }
+    if (::stat(destination.c_str(), &st) == 0 && st.st_dev == source_stat.st_dev &&
+        st.st_ino == source_stat.st_ino) {
+        throw_error("copy", destination, EINVAL, "is the same file as " + args.source);
+    }
+
+    TransferOptions options;
+    options.method = *parse_method(args.method);
+    if (!args.direct_threshold.empty()) {
+        options.direct_threshold = size_option(args.direct_threshold, "--direct-threshold");
+    }
+    if (!args.buffer.empty()) {
+        const std::uint64_t bytes = size_option(args.buffer, "--buffer");
+        if (bytes == 0 || bytes > (1ULL << 30)) {
+            throw CLI::ValidationError("--buffer", "must be between 1 byte and 1G");
+        }
+        options.buffer_bytes = static_cast<std::size_t>(bytes);
+    }
+    options.reflink = args.reflink;
+    options.fallback = !args.no_fallback;
+    options.drop_source_pages = args.drop_cache;
+    ProgressBar bar;
+    if (::isatty(STDERR_FILENO) &&
+        static_cast<std::uint64_t>(source_stat.st_size) >= kProgressMinBytes) {
+        options.progress = [&bar](std::uint64_t done, std::uint64_t total) { bar(done, total); };
+    }
+
+    OutputFile out(destination, source_stat.st_mode, args.force);
+    const TransferStats stats = transfer(source, out.file(), options);
+    out.commit();
+    if (args.stats) fmt::print("{} -> {}: {}\n", args.source, destination, summary(stats));
+}
+
+}  // namespace
+
+void register_copy(CLI::App& app) {
+    auto args = std::make_shared<CopyArgs>();
+    CLI::App* cmd = app.add_subcommand(
+        "copy",
+        "Copy SRC to DST (a file or a directory) through the zero-copy transfer engine; DST "
+        "appears only when complete");
+    cmd->add_option("SRC", args->source, "File to copy")->required();
+    cmd->add_option("DST", args->destination, "Destination file or directory")->required();
+    cmd->add_option("--method", args->method,
+                    "auto (copy-file-range; direct at or above --direct-threshold), read-write, "
+                    "mmap-write, sendfile, splice, copy-file-range, io-uring, direct")
+        ->check(CLI::IsMember(method_names(false)))
+        ->type_name("M");
+    cmd->add_option("--direct-threshold", args->direct_threshold,
+                    "auto: files at least this large go direct (O_DIRECT + io_uring); 0 = never "
+                    "(default 1G)")
+        ->type_name("N");
+    cmd->add_option("--buffer", args->buffer, "Buffer / chunk size (default 128K)")->type_name("N");
+    cmd->add_flag("--force,-f", args->force, "Replace DST if it exists");
+    cmd->add_flag("--reflink", args->reflink,
+                  "Share the blocks (FICLONE) where the filesystem can, else copy");
+    cmd->add_flag("--stats", args->stats,
+                  "Print what moved the bytes: method, time, CPU, syscalls, page cache");
+    cmd->add_flag("--drop-cache", args->drop_cache, "Drop SRC's pages from the page cache afterwards");
+    cmd->add_flag("--no-fallback", args->no_fallback,
+                  "Fail if the method cannot run here instead of running the next one");
+    cmd->callback([args] { run_copy(*args); });
+}
+
+}  // namespace pagewire::cli
