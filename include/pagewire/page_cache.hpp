@@ -36,10 +36,14 @@ enum class CacheProbe {
 inline constexpr std::uint64_t kWholeFile = std::numeric_limits<std::uint64_t>::max();
 
 // Residency totals for [offset, offset+length) of an open file (clamped to end of file).
+// The kernel shows residency only to the file's owner or to someone who may
+// write it (others would be told every page is resident): for anyone else
+// this throws Error(EPERM) rather than report wrong numbers.
 CacheStat cache_stat(const File& file, std::uint64_t offset = 0, std::uint64_t length = kWholeFile,
                      CacheProbe probe = CacheProbe::Auto);
 
 // Per-page residency of [offset, offset+length): one entry per page (mincore).
+// EPERM as for cache_stat.
 std::vector<bool> cache_map(const File& file, std::uint64_t offset = 0,
                             std::uint64_t length = kWholeFile);
 
@@ -48,13 +52,16 @@ bool kernel_has_cachestat() noexcept;
 
 // Drops the range's clean pages from the page cache (POSIX_FADV_DONTNEED).
 // With write_dirty_first, dirty pages are written back first so they can be
-// dropped too; otherwise they stay cached. Returns the state afterwards.
+// dropped too; otherwise they are not waited for (DONTNEED starts writeback,
+// and pages whose write finishes in time may still go). Pages mapped by any
+// process stay. Returns the state afterwards; for a file whose residency the
+// caller may not see, the pages are evicted and then Error(EPERM) is thrown.
 CacheStat evict(const File& file, bool write_dirty_first, std::uint64_t offset = 0,
                 std::uint64_t length = kWholeFile);
 
 // Reads the range into the page cache and waits until it is there
-// (readahead(2), then a populate of whatever readahead left out).
-// Returns the state afterwards.
+// (readahead(2), then a populate of whatever has not arrived, checked with
+// mincore). Returns the state afterwards; EPERM as for evict.
 CacheStat warm(const File& file, std::uint64_t offset = 0, std::uint64_t length = kWholeFile);
 
 // Keeps a whole file's pages in RAM (mmap + mlock) for as long as it lives.

@@ -23,6 +23,7 @@ namespace bench {
 // The sections, one per bench_<name>.cpp, in the order they run.
 Section mapping_section();
 Section transfer_section();
+Section cache_section();
 
 }  // namespace bench
 
@@ -32,6 +33,7 @@ std::vector<bench::Section> all_sections() {
     std::vector<bench::Section> sections;
     sections.push_back(bench::mapping_section());
     sections.push_back(bench::transfer_section());
+    sections.push_back(bench::cache_section());
     return sections;
 }
 
@@ -131,7 +133,8 @@ void register_bench(CLI::App& app) {
                     "Directory for scratch files (default: a new one under /var/tmp, removed at the end)")
         ->check(CLI::ExistingDirectory)
         ->type_name("DIR");
-    cmd->add_option("--section", args->sections, "Run only this section (repeatable)")
+    cmd->add_option("--section,SECTION", args->sections,
+                    "Run only these sections (`pagewire bench cache` or --section cache; repeatable)")
         ->check(CLI::IsMember(names))
         ->type_name("NAME");
     cmd->add_option("--repetitions", args->repetitions,
