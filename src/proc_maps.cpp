@@ -43,11 +43,7 @@ bool parse_header(std::string_view line, Vma& vma) {
     return ok && vma.end >= vma.start;
 }
 
-struct Field {
-    const char* name;
-    std::uint64_t Vma::*member;
-};
-constexpr Field kFields[] = {
+constexpr VmaField kFields[] = {
     {"Size", &Vma::size},
     {"KernelPageSize", &Vma::kernel_page_size},
     {"Rss", &Vma::rss},
@@ -77,8 +73,8 @@ std::string apply_field(std::string_view line, Vma& vma) {
         for (std::string flag; in >> flag;) vma.vm_flags.push_back(flag);
         return "";
     }
-    const Field* field = nullptr;
-    for (const Field& f : kFields) {
+    const VmaField* field = nullptr;
+    for (const VmaField& f : kFields) {
         if (key == f.name) field = &f;
     }
     if (field == nullptr) return "";
@@ -102,6 +98,8 @@ bool is_header(std::string_view line) {
 }
 
 }  // namespace
+
+std::span<const VmaField> vma_size_fields() noexcept { return kFields; }
 
 bool Vma::has_flag(const std::string& flag) const {
     for (const auto& f : vm_flags) {

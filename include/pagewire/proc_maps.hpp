@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,14 @@ struct Vma {
     bool is_shared() const noexcept { return perms.size() >= 4 && perms[3] == 's'; }
     bool has_flag(const std::string& flag) const;
 };
+
+// The byte-count fields of smaps that Vma models, in smaps order, with the
+// member each one fills: one table for the parser and for printers.
+struct VmaField {
+    const char* name;  // as in smaps, e.g. "Private_Dirty"
+    std::uint64_t Vma::*member;
+};
+std::span<const VmaField> vma_size_fields() noexcept;
 
 // Parses smaps text (the format of /proc/PID/smaps). Throws Error(EINVAL)
 // naming `source` and the line on malformed input.

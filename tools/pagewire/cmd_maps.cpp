@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstring>
-#include <iterator>
+#include <algorithm>
 #include <memory>
 #include <unistd.h>
 
@@ -22,29 +22,13 @@ struct MapsArgs {
 
 constexpr std::uint64_t kKiB = 1024;
 
-// The numeric columns, in pmap -X's order, all shown in KiB.
-struct SizeColumn {
-    const char* title;
-    std::uint64_t Vma::*member;
-};
-constexpr SizeColumn kColumns[] = {
-    {"Size", &Vma::size},
-    {"Rss", &Vma::rss},
-    {"Pss", &Vma::pss},
-    {"Shared_Clean", &Vma::shared_clean},
-    {"Shared_Dirty", &Vma::shared_dirty},
-    {"Private_Clean", &Vma::private_clean},
-    {"Private_Dirty", &Vma::private_dirty},
-    {"Anonymous", &Vma::anonymous},
-    {"AnonHuge", &Vma::anon_huge_pages},
-    {"Swap", &Vma::swap},
-    {"Locked", &Vma::locked},
-};
+// Column width for a size field: its name, at least 8 characters.
+std::size_t width(const VmaField& f) { return std::max<std::size_t>(8, std::strlen(f.name)); }
 
 void print_json(const std::vector<Vma>& vmas, pid_t pid) {
     nlohmann::ordered_json out{{"pid", pid == 0 ? ::getpid() : pid}, {"mappings", nlohmann::ordered_json::array()}};
     nlohmann::ordered_json totals;
-    for (const auto& c : kColumns) totals[c.title] = 0;
+    for (const VmaField& f : vma_size_fields()) totals[f.name] = 0;
     for (const Vma& v : vmas) {
         nlohmann::ordered_json j{{"start", fmt::format("{:x}", v.start)},
                                  {"end", fmt::format("{:x}", v.end)},
@@ -53,11 +37,10 @@ void print_json(const std::vector<Vma>& vmas, pid_t pid) {
                                  {"device", v.device},
                                  {"inode", v.inode},
                                  {"path", v.path}};
-        for (const auto& c : kColumns) {
-            j[c.title] = v.*(c.member);
-            totals[c.title] = totals[c.title].get<std::uint64_t>() + v.*(c.member);
+        for (const VmaField& f : vma_size_fields()) {
+            j[f.name] = v.*(f.member);
+            totals[f.name] = totals[f.name].get<std::uint64_t>() + v.*(f.member);
         }
-        j["kernel_page_size"] = v.kernel_page_size;
         j["vm_flags"] = v.vm_flags;
         out["mappings"].push_back(std::move(j));
     }
@@ -68,15 +51,16 @@ void print_json(const std::vector<Vma>& vmas, pid_t pid) {
 void print_table(const std::vector<Vma>& vmas, pid_t pid) {
     fmt::print("{}:   (sizes in KiB)\n", pid == 0 ? ::getpid() : pid);
     fmt::print("{:>16} {:4} {:>8} {:>6} {:>9}", "Address", "Perm", "Offset", "Device", "Inode");
-    for (const auto& c : kColumns) fmt::print(" {:>{}}", c.title, std::max<std::size_t>(8, std::strlen(c.title)));
+    for (const VmaField& f : vma_size_fields()) fmt::print(" {:>{}}", f.name, width(f));
     fmt::print(" {:6} {}\n", "Flags", "Mapping");
-    std::uint64_t totals[std::size(kColumns)] = {};
+    const auto fields = vma_size_fields();
+    std::vector<std::uint64_t> totals(fields.size());
     for (const Vma& v : vmas) {
         fmt::print("{:>16x} {:4} {:>8x} {:>6} {:>9}", v.start, v.perms, v.offset, v.device, v.inode);
-        for (std::size_t i = 0; i < std::size(kColumns); ++i) {
-            const std::uint64_t value = v.*(kColumns[i].member);
+        for (std::size_t i = 0; i < fields.size(); ++i) {
+            const std::uint64_t value = v.*(fields[i].member);
             totals[i] += value;
-            fmt::print(" {:>{}}", value / kKiB, std::max<std::size_t>(8, std::strlen(kColumns[i].title)));
+            fmt::print(" {:>{}}", value / kKiB, width(fields[i]));
         }
         // The flags the seeds talk about: locked, huge-page advised, shared.
         std::string flags;
@@ -86,9 +70,7 @@ void print_table(const std::vector<Vma>& vmas, pid_t pid) {
         fmt::print(" {:6} {}\n", flags, v.path.empty() ? "[anon]" : v.path);
     }
     fmt::print("{:>16} {:4} {:>8} {:>6} {:>9}", "", "", "", "", "");
-    for (std::size_t i = 0; i < std::size(kColumns); ++i) {
-        fmt::print(" {:>{}}", totals[i] / kKiB, std::max<std::size_t>(8, std::strlen(kColumns[i].title)));
-    }
+    for (std::size_t i = 0; i < fields.size(); ++i) fmt::print(" {:>{}}", totals[i] / kKiB, width(fields[i]));
     fmt::print(" {:6} {} mappings (total)\n", "", vmas.size());
 }
 
