@@ -29,12 +29,6 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
-std::int64_t now_ns() noexcept {
-    timespec t{};
-    ::clock_gettime(CLOCK_MONOTONIC, &t);
-    return static_cast<std::int64_t>(t.tv_sec) * 1000000000LL + t.tv_nsec;
-}
-
 const std::uint32_t* futex_word(const std::atomic<std::uint32_t>& word) noexcept {
     return reinterpret_cast<const std::uint32_t*>(&word);
 }
@@ -96,7 +90,7 @@ Event::Status Event::wait_for(std::chrono::nanoseconds timeout) noexcept {
 Event::Status Event::wait_for(std::chrono::nanoseconds timeout, std::chrono::nanoseconds spin) noexcept {
     if (try_consume()) return Status::Signaled;
     const bool forever = timeout == kForever;
-    const std::int64_t start = now_ns();
+    const std::int64_t start = sys::monotonic_ns();
     const std::int64_t deadline = forever ? INT64_MAX : start + std::max<std::int64_t>(0, timeout.count());
     // Spin phase: plain loads, no system call.
     if (spin.count() > 0) {
@@ -106,7 +100,7 @@ Event::Status Event::wait_for(std::chrono::nanoseconds timeout, std::chrono::nan
                 if (word_.load(std::memory_order_relaxed) != 0 && try_consume()) return Status::Signaled;
                 cpu_relax();
             }
-            if (now_ns() >= spin_end) break;
+            if (sys::monotonic_ns() >= spin_end) break;
         }
     }
     // Sleep phase.
@@ -120,10 +114,9 @@ Event::Status Event::wait_for(std::chrono::nanoseconds timeout, std::chrono::nan
         timespec relative{};
         const timespec* timeout_arg = nullptr;
         if (!forever) {
-            std::int64_t left = deadline - now_ns();
+            std::int64_t left = deadline - sys::monotonic_ns();
             if (left <= 0) break;
-            relative.tv_sec = static_cast<time_t>(left / 1000000000LL);
-            relative.tv_nsec = static_cast<long>(left % 1000000000LL);
+            relative = sys::to_timespec(left);
             timeout_arg = &relative;
         }
         // Sleeps only while the word is still 0; EAGAIN means it changed.

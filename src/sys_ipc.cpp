@@ -15,6 +15,8 @@
 
 namespace pagewire::sys {
 
+constexpr std::int64_t kNanosecondsPerSecond = 1000000000;
+
 int futex_wait(const std::uint32_t* word, std::uint32_t expected, const timespec* timeout) noexcept {
     return static_cast<int>(::syscall(SYS_futex, word, FUTEX_WAIT, expected, timeout, nullptr, 0));
 }
@@ -23,26 +25,52 @@ int futex_wake(const std::uint32_t* word, int count) noexcept {
     return static_cast<int>(::syscall(SYS_futex, word, FUTEX_WAKE, count, nullptr, nullptr, 0));
 }
 
-timespec monotonic_deadline(std::chrono::nanoseconds timeout) noexcept {
+std::int64_t monotonic_ns() noexcept {
     timespec now{};
     ::clock_gettime(CLOCK_MONOTONIC, &now);
-    const long long total = std::max<long long>(0, timeout.count());
-    const long long ns = now.tv_nsec + total % 1000000000LL;
-    timespec deadline{};
-    deadline.tv_sec = now.tv_sec + static_cast<time_t>(total / 1000000000LL + ns / 1000000000LL);
-    deadline.tv_nsec = static_cast<long>(ns % 1000000000LL);
-    return deadline;
+    return static_cast<std::int64_t>(now.tv_sec) * kNanosecondsPerSecond + now.tv_nsec;
 }
 
-int send_fd(int socket, int fd) noexcept {
-    char payload = 'F';
+timespec to_timespec(std::int64_t ns) noexcept {
+    timespec t{};
+    t.tv_sec = static_cast<time_t>(ns / kNanosecondsPerSecond);
+    t.tv_nsec = static_cast<long>(ns % kNanosecondsPerSecond);
+    return t;
+}
+
+timespec monotonic_deadline(std::chrono::nanoseconds timeout) noexcept {
+    const std::int64_t now = monotonic_ns();
+    const std::int64_t total = std::max<std::int64_t>(0, timeout.count());
+    // nanoseconds::max() means "practically never": ~292 years, no overflow.
+    return to_timespec(total > INT64_MAX - now ? INT64_MAX : now + total);
+}
+
+namespace {
+
+// The message send_fd and receive_fd exchange: a one-byte payload (a stream
+// socket cannot carry control data alone) and room for one descriptor.
+// msg points into the object itself, so it is neither copied nor moved.
+struct FdMessage {
+    explicit FdMessage(char byte) : payload(byte) {
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+    }
+    FdMessage(const FdMessage&) = delete;
+    FdMessage& operator=(const FdMessage&) = delete;
+
+    char payload;
     iovec iov{&payload, 1};
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
     msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
+};
+
+}  // namespace
+
+int send_fd(int socket, int fd) noexcept {
+    FdMessage m('F');
+    msghdr& msg = m.msg;
     cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
     cmsg->cmsg_level = SOL_SOCKET;
     cmsg->cmsg_type = SCM_RIGHTS;
@@ -53,14 +81,8 @@ int send_fd(int socket, int fd) noexcept {
 }
 
 int receive_fd(int socket) noexcept {
-    char payload = 0;
-    iovec iov{&payload, 1};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
+    FdMessage m(0);
+    msghdr& msg = m.msg;
     ssize_t r = retry_eintr([&] { return ::recvmsg(socket, &msg, MSG_CMSG_CLOEXEC); });
     if (r < 0) return -1;
     if (r == 0) {

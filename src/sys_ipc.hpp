@@ -22,7 +22,13 @@ int futex_wait(const std::uint32_t* word, std::uint32_t expected, const timespec
 // FUTEX_WAKE: wakes up to `count` waiters on word; returns how many, or -1.
 int futex_wake(const std::uint32_t* word, int count) noexcept;
 
-// CLOCK_MONOTONIC now + timeout (negative counts as 0), for the *_clock* waits.
+// CLOCK_MONOTONIC now, in nanoseconds.
+std::int64_t monotonic_ns() noexcept;
+// A count of nanoseconds (>= 0) as a timespec: a relative timeout, or an
+// absolute CLOCK_MONOTONIC time from monotonic_ns().
+timespec to_timespec(std::int64_t ns) noexcept;
+// CLOCK_MONOTONIC now + timeout (negative counts as 0, saturating), for the
+// *_clock* waits.
 timespec monotonic_deadline(std::chrono::nanoseconds timeout) noexcept;
 
 // Sends one descriptor over a connected Unix socket (SCM_RIGHTS) with a

@@ -1,11 +1,14 @@
 // Helpers shared by pagewire's tests: temporary directories, whole-file I/O,
-// running a program with its output captured, and running a function in a
-// forked child. Everything here uses real files and real processes.
+// running a program with its output captured (optionally as another user,
+// always with a time limit), and running a function in a forked child.
+// Everything here uses real files and real processes.
 #pragma once
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <grp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -15,6 +18,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -22,42 +26,51 @@
 #include <filesystem>
 #include <functional>
 #include <optional>
+#include <ostream>
 #include <random>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace testutil {
 
-// True when the test binary is built with AddressSanitizer (clang or gcc).
-#if defined(__SANITIZE_ADDRESS__)
-inline constexpr bool kAsan = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
+// Whether the test binary is built with AddressSanitizer / ThreadSanitizer:
+// g++ defines __SANITIZE_*__, clang has __has_feature.
+#if defined(__has_feature)
+#define PAGEWIRE_TEST_HAS_FEATURE(x) __has_feature(x)
+#else
+#define PAGEWIRE_TEST_HAS_FEATURE(x) 0
+#endif
+#if defined(__SANITIZE_ADDRESS__) || PAGEWIRE_TEST_HAS_FEATURE(address_sanitizer)
 inline constexpr bool kAsan = true;
 #else
 inline constexpr bool kAsan = false;
 #endif
+#if defined(__SANITIZE_THREAD__) || PAGEWIRE_TEST_HAS_FEATURE(thread_sanitizer)
+inline constexpr bool kTsan = true;
 #else
-inline constexpr bool kAsan = false;
+inline constexpr bool kTsan = false;
 #endif
 
-[[noreturn]] inline void die(const std::string& what) {
-    throw std::runtime_error(what + ": " + std::strerror(errno));
+// Throws "what: strerror(err)"; err defaults to errno, for calls that return
+// their error (posix_fadvise) instead of setting errno.
+[[noreturn]] inline void die(const std::string& what, int err = errno) {
+    throw std::runtime_error(what + ": " + std::strerror(err));
 }
 
 inline std::size_t page_size() {
     return static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
 }
 
-// A fresh directory under /tmp (mkdtemp), removed with its contents on destruction.
+// A fresh directory (mkdtemp, mode 0700) made from `templ`, which ends in
+// XXXXXX; removed with its contents on destruction.
 class TempDir {
   public:
-    TempDir() {
-        char templ[] = "/tmp/pagewire-test-XXXXXX";
-        if (mkdtemp(templ) == nullptr) die("mkdtemp");
-        path_ = templ;
+    explicit TempDir(std::string templ = "/tmp/pagewire-test-XXXXXX") {
+        if (::mkdtemp(templ.data()) == nullptr) die("mkdtemp " + templ);
+        path_ = std::move(templ);
     }
     ~TempDir() {
         std::error_code ec;
@@ -157,9 +170,10 @@ inline void evict_from_page_cache(const std::string& path) {
 }
 
 struct RunResult {
-    int status = -1;  // raw wait status
-    std::string out;  // everything the program wrote to stdout
-    std::string err;  // everything the program wrote to stderr
+    int status = -1;         // raw wait status
+    std::string out;         // everything the program wrote to stdout
+    std::string err;         // everything the program wrote to stderr
+    bool timed_out = false;  // killed with SIGKILL after RunOptions::timeout
 
     bool exited() const { return WIFEXITED(status); }
     int exit_code() const { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
@@ -174,7 +188,8 @@ inline std::string describe_status(int status) {
 }
 
 inline std::ostream& operator<<(std::ostream& os, const RunResult& r) {
-    return os << describe_status(r.status) << "\n--- stdout (" << r.out.size() << " bytes) ---\n"
+    return os << (r.timed_out ? "TIMED OUT, " : "") << describe_status(r.status) << "\n--- stdout ("
+              << r.out.size() << " bytes) ---\n"
               << (r.out.size() > 2000 ? r.out.substr(0, 2000) + "..." : r.out)
               << "\n--- stderr ---\n"
               << r.err;
@@ -188,30 +203,61 @@ inline int wait_for(pid_t pid) {
     return status;
 }
 
-// Seconds run() lets a program take before it kills it with SIGKILL (which,
-// unlike SIGTERM, a program cannot hold off).
+// An account a child switches to before it execs or runs its function.
+struct User {
+    uid_t uid;
+    gid_t gid;
+};
+
+// The unprivileged account tests run things as, when they run as root.
+inline std::optional<User> nobody() {
+    const passwd* pw = ::getpwnam("nobody");
+    if (pw == nullptr) return std::nullopt;
+    return User{pw->pw_uid, pw->pw_gid};
+}
+
+// In a child: drops supplementary groups, then setgid, then setuid (needs
+// root). False, errno set, when one of them fails.
+inline bool become(const User& user) {
+    return ::setgroups(0, nullptr) == 0 && ::setgid(user.gid) == 0 && ::setuid(user.uid) == 0;
+}
+
+// Seconds run() lets a program take by default before it kills it with
+// SIGKILL (which, unlike SIGTERM, a program cannot hold off).
 inline constexpr int kRunTimeoutSeconds = 90;
 
-// Runs argv[0] (a path, or a name searched in PATH) with stdin from /dev/null
-// or `input`, capturing stdout and stderr. Both pipes are drained with poll so
-// neither side can block the other. A program still running after
-// kRunTimeoutSeconds is killed; its status then says SIGKILL.
-inline RunResult run(const std::vector<std::string>& argv, std::string_view input = {},
-                     const std::vector<std::string>& extra_env = {}) {
+struct RunOptions {
+    std::string input;                   // written to stdin, then EOF (empty: EOF at once)
+    std::vector<std::string> extra_env;  // "NAME=value" added to the environment
+    std::optional<User> as_user;         // become() in the child before exec
+    std::chrono::milliseconds timeout{std::chrono::seconds(kRunTimeoutSeconds)};
+};
+
+// Runs argv[0] (a path, or a name searched in PATH) with stdin fed from
+// options.input, capturing stdout and stderr. The pipes are drained with poll
+// so neither side can block the other. A program still running after
+// options.timeout is killed with SIGKILL and the result says timed_out, so a
+// hang fails the test instead of stalling it.
+inline RunResult run(const std::vector<std::string>& argv, const RunOptions& options) {
     int out_pipe[2], err_pipe[2], in_pipe[2];
     if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0 ||
         ::pipe2(in_pipe, O_CLOEXEC) != 0)
         die("pipe2");
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    std::fflush(nullptr);
     pid_t pid = ::fork();
     if (pid < 0) die("fork");
     if (pid == 0) {
         ::dup2(in_pipe[0], STDIN_FILENO);
         ::dup2(out_pipe[1], STDOUT_FILENO);
         ::dup2(err_pipe[1], STDERR_FILENO);
-        for (const auto& e : extra_env) ::putenv(const_cast<char*>(e.c_str()));
-        std::vector<char*> args;
-        for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-        args.push_back(nullptr);
+        for (const auto& e : options.extra_env) ::putenv(const_cast<char*>(e.c_str()));
+        if (options.as_user && !become(*options.as_user)) {
+            std::fprintf(stderr, "setuid: %s\n", std::strerror(errno));
+            ::_exit(126);
+        }
         ::execvp(args[0], args.data());
         std::fprintf(stderr, "exec %s: %s\n", args[0], std::strerror(errno));
         ::_exit(127);
@@ -221,6 +267,7 @@ inline RunResult run(const std::vector<std::string>& argv, std::string_view inpu
     ::close(in_pipe[0]);
 
     RunResult result;
+    const std::string_view input = options.input;
     std::size_t in_done = 0;
     int in_fd = in_pipe[1];
     if (input.empty()) {
@@ -231,29 +278,28 @@ inline RunResult run(const std::vector<std::string>& argv, std::string_view inpu
     }
     int out_fd = out_pipe[0], err_fd = err_pipe[0];
     char buf[65536];
-    timespec start{};
-    ::clock_gettime(CLOCK_MONOTONIC, &start);
-    bool killed = false;
+    const auto deadline = std::chrono::steady_clock::now() + options.timeout;
     while (out_fd >= 0 || err_fd >= 0 || in_fd >= 0) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) {
+            // Not waiting for the pipes to close: a grandchild may hold them.
+            ::kill(pid, SIGKILL);
+            result.timed_out = true;
+            result.err += "[testutil::run: killed after " +
+                          std::to_string(options.timeout.count()) + " ms]\n";
+            break;
+        }
         pollfd fds[3];
         int n = 0;
         if (out_fd >= 0) fds[n++] = {out_fd, POLLIN, 0};
         if (err_fd >= 0) fds[n++] = {err_fd, POLLIN, 0};
         if (in_fd >= 0) fds[n++] = {in_fd, POLLOUT, 0};
-        int ready = ::poll(fds, static_cast<nfds_t>(n), 1000);
+        int ready = ::poll(fds, static_cast<nfds_t>(n), static_cast<int>(left.count()));
         if (ready < 0) {
             if (errno == EINTR) continue;
             die("poll");
         }
-        timespec now{};
-        ::clock_gettime(CLOCK_MONOTONIC, &now);
-        if (!killed && now.tv_sec - start.tv_sec > kRunTimeoutSeconds) {
-            ::kill(pid, SIGKILL);  // its pipes close, so the loop ends
-            killed = true;
-            result.err +=
-                "[testutil::run: killed after " + std::to_string(kRunTimeoutSeconds) + " s]\n";
-        }
-        if (ready == 0) continue;
         for (int i = 0; i < n; ++i) {
             if (fds[i].revents == 0) continue;
             if (fds[i].fd == in_fd) {
@@ -277,8 +323,20 @@ inline RunResult run(const std::vector<std::string>& argv, std::string_view inpu
                 .append(buf, static_cast<std::size_t>(r));
         }
     }
+    for (int fd : {out_fd, err_fd, in_fd}) {
+        if (fd >= 0) ::close(fd);
+    }
     result.status = wait_for(pid);
     return result;
+}
+
+// The short form: stdin data and extra environment, the default time limit.
+inline RunResult run(const std::vector<std::string>& argv, std::string_view input = {},
+                     const std::vector<std::string>& extra_env = {}) {
+    RunOptions options;
+    options.input = std::string(input);
+    options.extra_env = extra_env;
+    return run(argv, options);
 }
 
 // Runs fn in a forked child and returns the child's raw wait status. The child

@@ -31,16 +31,13 @@ namespace {
 
 const std::uint64_t kPage = cachetest::page_size();
 
-RunResult cli(std::vector<std::string> args, const RunOptions& options = {}) {
+RunResult cli(std::vector<std::string> args,
+              const RunOptions& options = cachetest::run_options()) {
     args.insert(args.begin(), PAGEWIRE_CLI);
-    return cachetest::run(args, options);
+    return testutil::run(args, options);
 }
 
-RunOptions within(std::chrono::milliseconds limit) {
-    RunOptions options;
-    options.limit = limit;
-    return options;
-}
+RunOptions within(std::chrono::milliseconds limit) { return cachetest::run_options(limit); }
 
 // Parses the JSON document a `--json` run printed; fails the test on bad JSON.
 Json parse(const RunResult& r) {
@@ -292,7 +289,7 @@ TEST(CacheCli, UnreadableFilesAreReportedAndSkipped) {
     ::chmod(closed.c_str(), 0000);
     ::chmod(dir.path().c_str(), 0755);  // mkdtemp made it 0700
 
-    RunOptions options;
+    RunOptions options = cachetest::run_options();
     std::uint64_t hidden = 0;
     if (::geteuid() == 0) {
         options.as_user = cachetest::nobody();
@@ -330,7 +327,7 @@ TEST(CacheCli, UnreadableFilesAreReportedAndSkipped) {
         // What vmtouch says about the same file for the same user: all
         // resident, though none is (the case pagewire refuses to report).
         cachetest::drop_pages(theirs);
-        const RunResult peer = cachetest::run({PAGEWIRE_VMTOUCH, theirs}, options);
+        const RunResult peer = testutil::run({PAGEWIRE_VMTOUCH, theirs}, options);
         EXPECT_TRUE(contains(peer.out, "Resident Pages: 5/5 ")) << peer;
         EXPECT_EQ(cached_of(theirs), 0u);
     }

@@ -408,9 +408,7 @@ TEST(PageCache, ResidencyOfOtherUsersFilesIsHidden) {
         // Exit code: the number of the first check that failed, 0 if none.
         int code = 0;
         try {
-            if (::setgroups(0, nullptr) != 0 || ::setgid(user->gid) != 0 ||
-                ::setuid(user->uid) != 0)
-                ::_exit(100);
+            if (!testutil::become(*user)) ::_exit(100);
             auto error_of = [](auto&& fn) -> int {
                 try {
                     fn();

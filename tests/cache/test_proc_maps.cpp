@@ -166,9 +166,10 @@ const char* const kCli = nullptr;
 #define SKIP_WITHOUT_CLI() \
     if (kCli == nullptr) GTEST_SKIP() << "the pagewire command is not built"
 
-RunResult cli(std::vector<std::string> args, const cachetest::RunOptions& options = {}) {
+RunResult cli(std::vector<std::string> args,
+              const cachetest::RunOptions& options = cachetest::run_options()) {
     args.insert(args.begin(), kCli);
-    return cachetest::run(args, options);
+    return testutil::run(args, options);
 }
 
 bool has_flag(const Json& m, const std::string& flag) {
@@ -324,7 +325,7 @@ TEST(ProcMaps, AnotherUsersProcessIsPermissionDenied) {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root to run the command as another user";
     const auto user = cachetest::nobody();
     if (!user) GTEST_SKIP() << "no user 'nobody'";
-    cachetest::RunOptions options;
+    cachetest::RunOptions options = cachetest::run_options();
     options.as_user = user;
     const RunResult r = cli({"maps", std::to_string(::getpid())}, options);
     EXPECT_EQ(r.exit_code(), 1) << r;

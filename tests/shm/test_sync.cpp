@@ -24,16 +24,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-constexpr bool kTsan = true;
-#else
-constexpr bool kTsan = false;
-#endif
-#else
-constexpr bool kTsan = false;
-#endif
-
 // Must match shm_helper.cpp's SyncArea.
 struct SyncArea {
     alignas(64) std::byte mutex[sizeof(RobustMutex)];
@@ -76,6 +66,20 @@ std::vector<std::string> helper(std::initializer_list<std::string> args) {
     std::vector<std::string> v{shmtest::helper()};
     v.insert(v.end(), args);
     return v;
+}
+
+// Runs 4 shm_helper processes at once, each doing `command` (mutex-count,
+// sem-count: increments of the shared counter under the primitive); each must
+// exit 0, and the counter must then hold every increment, which it does only
+// if the primitive excludes across processes.
+void expect_exact_count_under_contention(SyncSegment& s, const std::string& command) {
+    constexpr int kProcesses = 4;
+    const long per = testutil::kAsan ? 5000 : 20000;
+    std::vector<std::unique_ptr<Child>> workers;
+    for (int i = 0; i < kProcesses; ++i)
+        workers.push_back(std::make_unique<Child>(helper({command, "posix", s.name(), std::to_string(per)})));
+    for (auto& w : workers) EXPECT_EQ(testutil::describe_status(w->wait()), "exit 0");
+    EXPECT_EQ(s.area().counter, static_cast<std::uint64_t>(kProcesses * per));
 }
 
 }  // namespace
@@ -141,7 +145,7 @@ TEST(RobustMutex, ErrorCheckingAndAttachToGarbage) {
     ASSERT_TRUE(e);
     EXPECT_EQ(e->error_number(), EINVAL);
     m.unlock();
-    if (!kTsan) {  // ThreadSanitizer reports the deliberate bad unlock and stops
+    if (!testutil::kTsan) {  // ThreadSanitizer reports the deliberate bad unlock and stops
         e = testutil::catch_as<Error>([&] { m.unlock(); });
         ASSERT_TRUE(e);
         EXPECT_EQ(e->error_number(), EPERM);
@@ -155,26 +159,14 @@ TEST(RobustMutex, ErrorCheckingAndAttachToGarbage) {
 
 TEST(RobustMutex, CountsAreExactUnderContention) {
     SyncSegment s;
-    constexpr int kProcesses = 4;
-    const long per = testutil::kAsan ? 5000 : 20000;
-    std::vector<std::unique_ptr<Child>> workers;
-    for (int i = 0; i < kProcesses; ++i)
-        workers.push_back(std::make_unique<Child>(helper({"mutex-count", "posix", s.name(), std::to_string(per)})));
-    for (auto& w : workers) EXPECT_EQ(testutil::describe_status(w->wait()), "exit 0");
-    EXPECT_EQ(s.area().counter, static_cast<std::uint64_t>(kProcesses * per));
+    expect_exact_count_under_contention(s, "mutex-count");
 }
 
 // ------------------------------------------------------------------ Semaphore
 
 TEST(Semaphore, BinarySemaphoreCountsAreExactUnderContention) {
     SyncSegment s;
-    constexpr int kProcesses = 4;
-    const long per = testutil::kAsan ? 5000 : 20000;
-    std::vector<std::unique_ptr<Child>> workers;
-    for (int i = 0; i < kProcesses; ++i)
-        workers.push_back(std::make_unique<Child>(helper({"sem-count", "posix", s.name(), std::to_string(per)})));
-    for (auto& w : workers) EXPECT_EQ(testutil::describe_status(w->wait()), "exit 0");
-    EXPECT_EQ(s.area().counter, static_cast<std::uint64_t>(kProcesses * per));
+    expect_exact_count_under_contention(s, "sem-count");
     EXPECT_EQ(Semaphore::attach_at(s.area().semaphore).value(), 1);
 }
 

@@ -79,18 +79,6 @@ constexpr int kSnapshotAttempts = 3;  // retries when the residency moved during
 constexpr double kTargetRatioToVmtouch = 2.0;
 constexpr const char* kTreeVersion = "pagewire bench cache tree v1";
 
-// splitmix64: the tree's sizes and data are the same on every run.
-struct SplitMix64 {
-    std::uint64_t state;
-    std::uint64_t next() noexcept {
-        std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        return z ^ (z >> 31);
-    }
-    double uniform() noexcept { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-};
-
 // ---- signals -----------------------------------------------------------------
 
 struct Interrupted : std::runtime_error {

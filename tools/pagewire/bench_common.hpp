@@ -58,6 +58,23 @@ struct Trial {
 void run_interleaved(std::vector<Trial>& trials, int rounds, int warmup,
                      const std::function<void(int round, int rounds)>& progress = {});
 
+// ---- deterministic data ----------------------------------------------------
+
+// splitmix64: fast, the same sequence for the same seed on every run, and its
+// output has no long zero runs, so no page of data made from it is all zeros
+// (which some layers could shortcut).
+struct SplitMix64 {
+    std::uint64_t state;
+    std::uint64_t next() noexcept {
+        std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        return z ^ (z >> 31);
+    }
+    // Uniform in [0, 1), from the top 53 bits.
+    double uniform() noexcept { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+};
+
 // ---- scratch files ---------------------------------------------------------
 
 // A directory for a run's files. Without a parent it is made with mkdtemp

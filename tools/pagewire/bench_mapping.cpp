@@ -62,18 +62,6 @@ constexpr double kColdResidentLimit = 0.01;
 constexpr double kTargetRatioToRead = 1.4;
 constexpr double kTargetRatioToAnonymous = 0.9;
 
-// splitmix64: fast, and its output has no long zero runs, so no page of the
-// file is all zeros (which some layers could shortcut).
-struct SplitMix64 {
-    std::uint64_t state;
-    std::uint64_t next() noexcept {
-        std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        return z ^ (z >> 31);
-    }
-};
-
 // A scan's result that differs from the file's sum means a method skipped or
 // misread bytes: the numbers would be meaningless, so the run stops.
 void check_sum(std::uint64_t got, std::uint64_t expected, const std::string& method,
