@@ -129,6 +129,12 @@ EndpointKind endpoint_kind(int fd) {
 // nginx: `sendfile on; aio on; directio N;` — below N zero copy through the
 // page cache, at or above it direct asynchronous reads that leave the cache
 // alone (seed 003: large files would only push hot small files out).
+// File -> socket stays sendfile, not splice through an enlarged pipe: on the
+// 2-vCPU loopback of docs/BENCHMARKS.md (2026-11-21), 256 MiB hot, medians of
+// 5-8 interleaved runs in 11 configurations (receiver buffer, SO_SNDBUF,
+// pinning), splice won 5, lost 4, tied 2, by less than repetitions vary
+// (1.5-7 GB/s for either); a 1 MiB pipe was no better than 128 KiB. Nothing
+// here outweighs nginx's choice, which also costs one system call per 2 GiB.
 TransferMethod choose_method(EndpointKind source, EndpointKind destination, std::uint64_t length,
                              const TransferOptions& options) noexcept {
     if (source != EndpointKind::RegularFile) return TransferMethod::Splice;
