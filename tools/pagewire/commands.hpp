@@ -13,6 +13,7 @@ void register_bench(CLI::App& app);
 void register_cache(CLI::App& app);
 void register_maps(CLI::App& app);
 void register_shm(CLI::App& app);
+void register_chan(CLI::App& app);
 void register_copy(CLI::App& app);
 void register_send(CLI::App& app);  // send and recv
 

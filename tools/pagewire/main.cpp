@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
     pagewire::cli::register_cache(app);
     pagewire::cli::register_maps(app);
     pagewire::cli::register_shm(app);
+    pagewire::cli::register_chan(app);
     pagewire::cli::register_copy(app);
     pagewire::cli::register_send(app);  // send and recv
     pagewire::cli::register_bench(app);

@@ -1,0 +1,121 @@
+// `pagewire chan create|send|recv|stat` as separate processes: lines in,
+// lines out, totals, errors as one line, and the segment visible to `pagewire shm`.
+#define SHM_HELPER CHAN_HELPER  // see test_chan.cpp
+#include <nlohmann/json.hpp>
+#include <pagewire/channel.hpp>
+
+#include "../shm/shm_test_util.hpp"
+
+using namespace pagewire;
+using shmtest::Cleanup;
+using testutil::contains;
+using testutil::RunResult;
+
+namespace {
+
+RunResult cli(std::vector<std::string> args, std::string_view input = {}) {
+    args.insert(args.begin(), PAGEWIRE_CLI);
+    return testutil::run(args, input);
+}
+
+void expect_one_line_failure(const RunResult& r, const std::string& starts) {
+    EXPECT_EQ(r.exit_code(), 1) << r;
+    EXPECT_EQ(r.err.rfind(starts, 0), 0u) << r;
+    EXPECT_EQ(testutil::line_count(r.err), 1u) << r;
+}
+
+}  // namespace
+
+TEST(ChanCli, CreateSendRecvStat) {
+    const std::string name = shmtest::unique_posix_name();
+    Cleanup cleanup(Backend::Posix, name);
+    RunResult r =
+        cli({"chan", "create", name, "--kind", "spsc", "--capacity", "8", "--max-message", "64"});
+    ASSERT_EQ(r.exit_code(), 0) << r;
+    EXPECT_TRUE(contains(r.out, "created spsc channel " + name + ": 8 messages of up to 64 bytes"))
+        << r;
+
+    r = cli({"chan", "send", name}, "hello\nworld\nlast line without newline");
+    ASSERT_EQ(r.exit_code(), 0) << r;
+    EXPECT_EQ(r.out, "sent 3 messages (35 bytes) to " + name + "\n");
+    r = cli({"chan", "stat", name, "--json"});
+    ASSERT_EQ(r.exit_code(), 0) << r;
+    auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["kind"], "spsc");
+    EXPECT_EQ(j["capacity"], 8);
+    EXPECT_EQ(j["max_message"], 64);
+    EXPECT_EQ(j["depth"], 3);
+    EXPECT_EQ(j["sent"], 3);
+    EXPECT_EQ(j["received"], 0);
+
+    r = cli({"chan", "recv", name, "--count", "2"});
+    ASSERT_EQ(r.exit_code(), 0) << r;
+    EXPECT_EQ(r.out, "hello\nworld\n");
+    r = cli({"chan", "recv", name, "--timeout", "50ms"});  // drains, then stops
+    ASSERT_EQ(r.exit_code(), 0) << r;
+    EXPECT_EQ(r.out, "last line without newline\n");
+    expect_one_line_failure(cli({"chan", "recv", name, "--count", "1", "--timeout", "50ms"}),
+                            "pagewire: recv " + name + ": timed out after 0 of 1 messages");
+
+    r = cli({"chan", "send", name, "--count", "5", "--size", "12"});
+    ASSERT_EQ(r.exit_code(), 0) << r;
+    r = cli({"chan", "recv", name, "-n", "5"});
+    EXPECT_EQ(r.out, "00000000 aaa\n00000001 bbb\n00000002 ccc\n00000003 ddd\n00000004 eee\n") << r;
+
+    r = cli({"chan", "stat", name});
+    ASSERT_EQ(r.exit_code(), 0) << r;
+    EXPECT_TRUE(contains(r.out, "Kind: spsc")) << r;
+    EXPECT_TRUE(contains(r.out, "Sent: 8\n")) << r;
+    EXPECT_TRUE(contains(r.out, "Received: 8\n")) << r;
+    EXPECT_TRUE(contains(r.out, "Depth: 0\n")) << r;
+
+    // It is a pagewire segment like any other.
+    r = cli({"shm", "stat", name, "--json"});
+    ASSERT_EQ(r.exit_code(), 0) << r;
+    EXPECT_EQ(nlohmann::json::parse(r.out)["pagewire"], true);
+    EXPECT_EQ(cli({"shm", "rm", name}).exit_code(), 0);
+    expect_one_line_failure(cli({"chan", "stat", name}),
+                            "pagewire: open " + name + ": No such file or directory");
+}
+
+TEST(ChanCli, MpmcLinesGoToOneConsumerEach) {
+    const std::string name = shmtest::unique_posix_name();
+    Cleanup cleanup(Backend::Posix, name);
+    ASSERT_EQ(cli({"chan", "create", name, "--kind", "mpmc", "--capacity", "1K"}).exit_code(), 0);
+    std::string input;
+    for (int i = 0; i < 500; ++i) input += "line " + std::to_string(i) + "\n";
+    ASSERT_EQ(cli({"chan", "send", name}, input).exit_code(), 0);
+    ASSERT_EQ(cli({"chan", "send", name}, input).exit_code(), 0);  // a second producer, in turn
+    RunResult a = cli({"chan", "recv", name, "--count", "600"});
+    RunResult b = cli({"chan", "recv", name, "--timeout", "50ms"});
+    EXPECT_EQ(a.exit_code(), 0) << a;
+    EXPECT_EQ(b.exit_code(), 0) << b;
+    EXPECT_EQ(a.out + b.out, input + input);
+}
+
+TEST(ChanCli, BadInputGivesOneLineErrors) {
+    const std::string name = shmtest::unique_posix_name();
+    Cleanup cleanup(Backend::Posix, name);
+    expect_one_line_failure(cli({"chan", "create", name, "--capacity", "0"}),
+                            "pagewire: create channel " + name + ": capacity 0 is out of range");
+    expect_one_line_failure(
+        cli({"chan", "create", name, "--capacity", "1T"}),
+        "pagewire: create channel " + name + ": capacity 1099511627776 is out of range");
+    EXPECT_EQ(cli({"chan", "create", name, "--kind", "pubsub"}).exit_code(), 2);
+    EXPECT_EQ(cli({"chan", "recv", name, "--timeout", "soon"}).exit_code(), 2);
+
+    ASSERT_EQ(cli({"chan", "create", name, "--max-message", "8"}).exit_code(), 0);
+    expect_one_line_failure(cli({"chan", "create", name}),
+                            "pagewire: create " + name + ": File exists");
+    RunResult r = cli({"chan", "send", name}, "fits\nthis line is too long\nnever sent\n");
+    expect_one_line_failure(
+        r, "pagewire: send " + name + ": message of 21 bytes exceeds the channel's max message 8");
+    EXPECT_EQ(cli({"chan", "recv", name, "--timeout", "20ms"}).out,
+              "fits\n");  // the lines before it went through
+
+    const std::string plain = shmtest::unique_posix_name();
+    Cleanup c2(Backend::Posix, plain);
+    ASSERT_EQ(cli({"shm", "create", plain, "--size", "4K"}).exit_code(), 0);
+    expect_one_line_failure(cli({"chan", "recv", plain}),
+                            "pagewire: open channel " + plain + ": not a pagewire channel");
+}

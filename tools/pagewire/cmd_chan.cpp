@@ -1,0 +1,289 @@
+// pagewire chan create|send|recv|stat — message channels (pagewire/channel.hpp)
+// from the shell. A channel is the POSIX segment /NAME, so `pagewire shm
+// ls/stat/rm` see it too. Messages are lines: `send` publishes each line of
+// stdin only once it is whole, `recv` prints each message as one line.
+#include <fmt/core.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <pagewire/channel.hpp>
+#include <pagewire/error.hpp>
+#include <string>
+#include <vector>
+
+#include "cli_util.hpp"
+#include "commands.hpp"
+#include "sys.hpp"
+
+namespace pagewire::cli {
+namespace {
+
+// Output is written in chunks of about this size (and whenever the channel is empty).
+constexpr std::size_t kOutputChunkBytes = 64 * 1024;
+constexpr std::size_t kInputChunkBytes = 64 * 1024;
+
+struct ChanArgs {
+    std::string name;
+    std::string kind = "spsc";
+    std::string capacity = "1024";
+    std::string max_message = "4096";
+    std::string mode = "0600";
+    std::optional<std::uint64_t> count;
+    std::optional<std::string> size;
+    std::optional<std::string> timeout;
+    bool busy_poll = false;
+    bool json = false;
+};
+
+std::uint64_t size_argument(const std::string& text, const char* what) {
+    auto value = parse_size(text);
+    if (!value)
+        throw CLI::ValidationError(what, "'" + text + "' is not a count (e.g. 4096, 0x1000, 4K)");
+    return *value;
+}
+
+// "250ms", "2s", "1.5s", "100us", "5m"; a bare number is seconds.
+std::chrono::nanoseconds duration_argument(const std::string& text) {
+    char* end = nullptr;
+    errno = 0;
+    double value = std::strtod(text.c_str(), &end);
+    std::string unit = end != nullptr ? end : "";
+    double scale = unit.empty() || unit == "s" ? 1e9
+                   : unit == "ms"              ? 1e6
+                   : unit == "us"              ? 1e3
+                   : unit == "ns"              ? 1
+                   : unit == "m"               ? 60e9
+                                               : -1;
+    if (text.empty() || end == text.c_str() || errno != 0 || value < 0 || scale < 0 ||
+        value * scale > 1e18)
+        throw CLI::ValidationError("--timeout",
+                                   "'" + text + "' is not a duration (e.g. 500ms, 2s, 1.5s)");
+    return std::chrono::nanoseconds(static_cast<std::int64_t>(value * scale));
+}
+
+std::chrono::nanoseconds timeout_of(const ChanArgs& a) {
+    return a.timeout ? duration_argument(*a.timeout) : Channel::kForever;
+}
+
+WaitMode wait_mode_of(const ChanArgs& a) {
+    return a.busy_poll ? WaitMode::BusyPoll : WaitMode::SpinThenSleep;
+}
+
+void write_out(const std::string& text) {
+    if (sys::write_full(STDOUT_FILENO, text.data(), text.size()) < 0)
+        throw_error("write", "stdout");
+}
+
+[[noreturn]] void fail(const Channel& ch, const char* operation, ChannelStatus st,
+                       const std::string& detail) {
+    int err = st == ChannelStatus::TimedOut ? ETIMEDOUT
+              : st == ChannelStatus::TooBig ? EMSGSIZE
+                                            : EPROTO;
+    throw_error(operation, ch.segment().name(), err, detail);
+}
+
+// ------------------------------------------------------------------ subcommands
+
+void run_create(const ChanArgs& a) {
+    ChannelOptions o;
+    o.kind = a.kind == "mpmc" ? ChannelKind::Mpmc : ChannelKind::Spsc;
+    o.capacity = size_argument(a.capacity, "--capacity");
+    o.max_message = size_argument(a.max_message, "--max-message");
+    char* end = nullptr;
+    unsigned long mode = std::strtoul(a.mode.c_str(), &end, 8);
+    if (a.mode.empty() || *end != '\0' || mode > 0777)
+        throw CLI::ValidationError("--mode",
+                                   "'" + a.mode + "' is not an octal mode between 0 and 0777");
+    o.mode = static_cast<mode_t>(mode);
+    Channel ch = Channel::create(a.name, o);
+    write_out(fmt::format(
+        "created {} channel {}: {} messages of up to {} bytes ({} bytes in all, mode {:04o})\n",
+        channel_kind_name(ch.kind()), ch.segment().name(), ch.capacity(), ch.max_message(),
+        ch.segment().size() + Segment::kHeaderSize, static_cast<unsigned>(o.mode)));
+}
+
+// Publishes one message, waiting for room as --timeout allows.
+void send_one(Channel& ch, const char* data, std::size_t size, const ChanArgs& a) {
+    if (size > ch.max_message())
+        throw_error("send", ch.segment().name(), EMSGSIZE,
+                    fmt::format("message of {} bytes exceeds the channel's max message {}", size,
+                                ch.max_message()));
+    ChannelLoan loan;
+    ChannelStatus st = ch.loan(size, loan, timeout_of(a), wait_mode_of(a));
+    if (st != ChannelStatus::Ok)
+        fail(ch, "send", st, fmt::format("no room: {}", channel_status_name(st)));
+    std::memcpy(loan.data, data, size);
+    ch.publish(loan);
+}
+
+void run_send(const ChanArgs& a) {
+    (void)timeout_of(a);  // a usage error before anything is opened
+    Channel ch = Channel::open(a.name, ChannelRole::Producer);
+    std::uint64_t messages = 0, bytes = 0;
+    if (a.count) {
+        // Generated: "<sequence, 8 digits> " then a letter, cut to --size bytes.
+        const std::size_t size = a.size ? size_argument(*a.size, "--size") : 16;
+        std::string msg;
+        for (std::uint64_t i = 0; i < *a.count; ++i) {
+            msg = fmt::format("{:08d} ", i);
+            msg.resize(size, static_cast<char>('a' + i % 26));
+            send_one(ch, msg.data(), msg.size(), a);
+            ++messages;
+            bytes += msg.size();
+        }
+    } else {
+        // A line is published only once its '\n' (or the end of input) has arrived.
+        std::string pending;
+        std::vector<char> chunk(kInputChunkBytes);
+        for (;;) {
+            ssize_t n = ::read(STDIN_FILENO, chunk.data(), chunk.size());
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) throw_error("read", "stdin");
+            if (n == 0) break;
+            pending.append(chunk.data(), static_cast<std::size_t>(n));
+            std::size_t start = 0;
+            for (std::size_t nl; (nl = pending.find('\n', start)) != std::string::npos;
+                 start = nl + 1) {
+                send_one(ch, pending.data() + start, nl - start, a);
+                ++messages;
+                bytes += nl - start;
+            }
+            pending.erase(0, start);
+        }
+        if (!pending.empty()) {
+            send_one(ch, pending.data(), pending.size(), a);
+            ++messages;
+            bytes += pending.size();
+        }
+    }
+    write_out(fmt::format("sent {} message{} ({} bytes) to {}\n", messages,
+                          messages == 1 ? "" : "s", bytes, ch.segment().name()));
+}
+
+void run_recv(const ChanArgs& a) {
+    const auto timeout = timeout_of(a);  // a usage error before anything is opened
+    Channel ch = Channel::open(a.name, ChannelRole::Consumer);
+    std::string out;
+    std::uint64_t received = 0;
+    while (!a.count || received < *a.count) {
+        ChannelView view;
+        ChannelStatus st = ch.try_read(view);
+        if (st == ChannelStatus::Empty) {
+            write_out(out);  // nothing to read now: show what we have before waiting
+            out.clear();
+            st = ch.read(view, timeout, wait_mode_of(a));
+        }
+        if (st == ChannelStatus::TimedOut && !a.count) break;  // drained: no message for --timeout
+        if (st != ChannelStatus::Ok) {
+            write_out(out);
+            fail(ch, "recv", st,
+                 a.count ? fmt::format("{} after {} of {} messages", channel_status_name(st),
+                                       received, *a.count)
+                         : channel_status_name(st));
+        }
+        out.append(reinterpret_cast<const char*>(view.data), view.size);
+        out += '\n';
+        ch.release(view);
+        ++received;
+        if (out.size() >= kOutputChunkBytes) {
+            write_out(out);
+            out.clear();
+        }
+    }
+    write_out(out);
+}
+
+void run_stat(const ChanArgs& a) {
+    Channel ch = Channel::open(a.name, ChannelRole::Observer);
+    ChannelStats s = ch.stats();
+    const std::uint64_t total_bytes = ch.segment().size() + Segment::kHeaderSize;
+    if (a.json) {
+        nlohmann::json j;
+        j["name"] = ch.segment().name();
+        j["kind"] = channel_kind_name(s.kind);
+        j["capacity"] = s.capacity;
+        j["max_message"] = s.max_message;
+        j["depth"] = s.depth;
+        j["sent"] = s.sent;
+        j["received"] = s.received;
+        j["abandoned"] = s.abandoned;
+        j["lost"] = s.lost;
+        j["producers"] = s.producers;
+        j["consumers"] = s.consumers;
+        j["creator_pid"] = s.creator_pid;
+        j["bytes"] = total_bytes;
+        write_out(j.dump(2) + "\n");
+        return;
+    }
+    write_out(fmt::format(
+        "        Name: {}\n"
+        "        Kind: {}\n"
+        "    Capacity: {} messages of up to {} bytes ({} bytes in all)\n"
+        "       Depth: {}\n"
+        "        Sent: {}\n"
+        "    Received: {}\n"
+        "   Abandoned: {}\n"
+        "        Lost: {}\n"
+        "   Producers: {} alive\n"
+        "   Consumers: {} alive\n"
+        " Creator pid: {}\n",
+        ch.segment().name(), channel_kind_name(s.kind), s.capacity, s.max_message, total_bytes,
+        s.depth, s.sent, s.received, s.abandoned, s.lost, s.producers, s.consumers, s.creator_pid));
+}
+
+void add_wait_options(CLI::App* cmd, ChanArgs& a, const char* timeout_help) {
+    cmd->add_option("--timeout,-t", a.timeout, timeout_help);
+    cmd->add_flag("--busy-poll", a.busy_poll,
+                  "Wait by polling (one CPU at 100%) instead of spin-then-sleep");
+}
+
+}  // namespace
+
+void register_chan(CLI::App& app) {
+    auto args = std::make_shared<ChanArgs>();
+    CLI::App* chan =
+        app.add_subcommand("chan", "Message channels over shared memory (POSIX segment /NAME)");
+    chan->require_subcommand(1);
+    const char* name_help = "Channel name (the POSIX shared memory segment /NAME)";
+
+    CLI::App* create = chan->add_subcommand("create", "Create a channel (exclusive)");
+    create->add_option("NAME", args->name, name_help)->required();
+    create->add_option("--kind,-k", args->kind, "spsc (default) or mpmc")
+        ->check(CLI::IsMember({"spsc", "mpmc"}));
+    create->add_option("--capacity,-c", args->capacity,
+                       "Messages in flight, rounded up to a power of two (default 1024)");
+    create->add_option("--max-message,-s", args->max_message,
+                       "Largest message in bytes (default 4096; K, M)");
+    create->add_option("--mode,-m", args->mode, "Permission bits, octal (default 0600)");
+    create->callback([args] { run_create(*args); });
+
+    CLI::App* send = chan->add_subcommand(
+        "send", "Send each line of stdin as one message (or --count generated ones)");
+    send->add_option("NAME", args->name, name_help)->required();
+    send->add_option("--count,-n", args->count, "Send N generated messages instead of stdin");
+    send->add_option("--size", args->size, "Bytes per generated message (default 16)");
+    add_wait_options(send, *args, "How long to wait for room (default: forever), e.g. 500ms, 2s");
+    send->callback([args] { run_send(*args); });
+
+    CLI::App* recv = chan->add_subcommand("recv", "Print each message received as one line");
+    recv->add_option("NAME", args->name, name_help)->required();
+    recv->add_option("--count,-n", args->count,
+                     "Stop after N messages (an error if they do not come in --timeout)");
+    add_wait_options(recv, *args,
+                     "Stop when no message came for this long (default: wait forever)");
+    recv->callback([args] { run_recv(*args); });
+
+    CLI::App* stat =
+        chan->add_subcommand("stat", "Show a channel: kind, capacity, depth, totals, peers alive");
+    stat->add_option("NAME", args->name, name_help)->required();
+    stat->add_flag("--json", args->json, "JSON output");
+    stat->callback([args] { run_stat(*args); });
+}
+
+}  // namespace pagewire::cli
