@@ -14,6 +14,7 @@
 #include <pagewire/event.hpp>
 #include <thread>
 
+#include "sys.hpp"
 #include "sys_ipc.hpp"
 
 namespace pagewire {
@@ -44,14 +45,6 @@ constexpr std::uint64_t kPidMask = (std::uint64_t{1} << 30) - 1;
 // live one fails its CAS.
 constexpr unsigned kSpscProducerPeer = 0;
 constexpr unsigned kSpscConsumerPeer = 1;
-
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    asm volatile("yield" ::: "memory");
-#endif
-}
 
 std::uint64_t role_bits(ChannelRole role) noexcept {
     return role == ChannelRole::Producer ? 1 : role == ChannelRole::Consumer ? 2 : 0;
@@ -494,7 +487,7 @@ ChannelStatus wait_until(Attempt attempt, Stall on_stall, ChannelStatus busy, Ev
             next_stall = now + kRecoverAfterNs;
         }
         if (mode == WaitMode::BusyPoll) {
-            cpu_relax();
+            sys::cpu_relax();
         } else {
             event.reset();
             // The reset must be ordered before the re-try's loads: a publish

@@ -1,6 +1,7 @@
 #include <pagewire/error.hpp>
 #include <pagewire/event.hpp>
 
+#include "sys.hpp"
 #include "sys_ipc.hpp"
 
 #include <algorithm>
@@ -20,14 +21,6 @@ constexpr int kPausesPerClockRead = 64;
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t),
               "the futex word must be a plain 32-bit word");
-
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    asm volatile("yield" ::: "memory");
-#endif
-}
 
 const std::uint32_t* futex_word(const std::atomic<std::uint32_t>& word) noexcept {
     return reinterpret_cast<const std::uint32_t*>(&word);
@@ -98,7 +91,7 @@ Event::Status Event::wait_for(std::chrono::nanoseconds timeout, std::chrono::nan
         for (;;) {
             for (int i = 0; i < kPausesPerClockRead; ++i) {
                 if (word_.load(std::memory_order_relaxed) != 0 && try_consume()) return Status::Signaled;
-                cpu_relax();
+                sys::cpu_relax();
             }
             if (sys::monotonic_ns() >= spin_end) break;
         }

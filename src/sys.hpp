@@ -41,6 +41,16 @@ int poll_one(int fd, short events, int timeout_ms = -1) noexcept;
 int statx_dio_align(int fd, std::uint32_t* mem_align, std::uint32_t* offset_align) noexcept;
 
 std::size_t page_size() noexcept;
+
+// Tells the CPU this is a spin-wait loop (PAUSE / YIELD): saves power and
+// lets the sibling hyper-thread run while a peer's store is awaited.
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield" ::: "memory");
+#endif
+}
 inline std::uint64_t round_down(std::uint64_t v, std::uint64_t align) { return v & ~(align - 1); }
 inline std::uint64_t round_up(std::uint64_t v, std::uint64_t align) {
     return (v + align - 1) & ~(align - 1);
