@@ -15,8 +15,7 @@ namespace {
 const std::size_t kPage = testutil::page_size();
 
 RunResult pagewire_cli(std::vector<std::string> args) {
-    args.insert(args.begin(), PAGEWIRE_CLI);
-    return testutil::run(args);
+    return testutil::run_pagewire(std::move(args));
 }
 
 RunResult seed_cat(std::vector<std::string> args) {

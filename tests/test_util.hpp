@@ -423,4 +423,17 @@ inline long vm_locked_kb() {
     return std::strtol(status.c_str() + pos + 6, nullptr, 10);
 }
 
+#ifdef PAGEWIRE_CLI
+// Runs the pagewire command this tree built (PAGEWIRE_CLI) with `args`.
+inline RunResult run_pagewire(std::vector<std::string> args, const RunOptions& options) {
+    args.insert(args.begin(), PAGEWIRE_CLI);
+    return run(args, options);
+}
+inline RunResult run_pagewire(std::vector<std::string> args, std::string_view input = {}) {
+    RunOptions options;
+    options.input = std::string(input);
+    return run_pagewire(std::move(args), options);
+}
+#endif
+
 }  // namespace testutil

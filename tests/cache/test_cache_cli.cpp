@@ -33,8 +33,7 @@ const std::uint64_t kPage = cachetest::page_size();
 
 RunResult cli(std::vector<std::string> args,
               const RunOptions& options = cachetest::run_options()) {
-    args.insert(args.begin(), PAGEWIRE_CLI);
-    return testutil::run(args, options);
+    return testutil::run_pagewire(std::move(args), options);
 }
 
 RunOptions within(std::chrono::milliseconds limit) { return cachetest::run_options(limit); }

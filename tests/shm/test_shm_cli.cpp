@@ -20,8 +20,7 @@ using testutil::RunResult;
 namespace {
 
 RunResult cli(std::vector<std::string> args, std::string_view input = {}) {
-    args.insert(args.begin(), PAGEWIRE_CLI);
-    return testutil::run(args, input);
+    return testutil::run_pagewire(std::move(args), input);
 }
 
 void expect_one_line_failure(const RunResult& r, std::string_view prefix) {
