@@ -10,6 +10,8 @@ packages=(
     libgtest-dev libgmock-dev libbenchmark-dev
     util-linux coreutils vmtouch
     liburing-dev gnuplot-nox
+    libboost-dev libzmq3-dev iceoryx libiceoryx-posh-dev
+    nginx-light wrk libhttp-parser-dev curl
 )
 
 missing=()
