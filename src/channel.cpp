@@ -496,7 +496,12 @@ ChannelStatus wait_until(Attempt attempt, Stall on_stall, ChannelStatus busy, Ev
             st = attempt();
             if (st != busy) return st;
             const std::int64_t sleep = std::min(kMaxSleepNs, deadline - now);
-            if (sleep > 0) (void)event.wait_for(std::chrono::nanoseconds(sleep));
+            if (sleep > 0) {
+                if (mode == WaitMode::Sleep)
+                    (void)event.wait_for(std::chrono::nanoseconds(sleep), std::chrono::nanoseconds(0));
+                else
+                    (void)event.wait_for(std::chrono::nanoseconds(sleep));
+            }
         }
         st = attempt();
         if (st != busy) return st;

@@ -39,10 +39,11 @@ enum class [[nodiscard]] ChannelStatus {
 };
 const char* channel_status_name(ChannelStatus status) noexcept;
 
-// How waiting calls wait. Both re-check the ring; SpinThenSleep sleeps on a
-// futex Event in the header after a short spin, BusyPoll never sleeps (lowest
-// latency, one CPU at 100%).
-enum class WaitMode { BusyPoll, SpinThenSleep };
+// How waiting calls wait. All re-check the ring. BusyPoll never sleeps
+// (lowest latency, one CPU at 100%); SpinThenSleep spins for the Event's spin
+// time (50 us by default) and then sleeps on a futex in the header; Sleep
+// goes to the futex at once (no CPU burnt, a wake-up costs a context switch).
+enum class WaitMode { BusyPoll, SpinThenSleep, Sleep };
 
 struct ChannelOptions {
     ChannelKind kind = ChannelKind::Spsc;
