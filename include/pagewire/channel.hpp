@@ -6,25 +6,39 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string_view>
 #include <pagewire/segment.hpp>
 #include <span>
 #include <string>
+#include <vector>
 
 namespace pagewire {
 
-class Event;
-
 // How many producers and consumers a channel admits.
 enum class ChannelKind : std::uint32_t {
-    Spsc = 1,  // one producer, one consumer (at a time); a dead one's role can be taken over
-    Mpmc = 2,  // any number of producers and consumers; each message goes to one consumer
+    Spsc = 1,    // one producer, one consumer (at a time); a dead one's role can be taken over
+    Mpmc = 2,    // any number of producers and consumers; each message goes to one consumer
+    PubSub = 3,  // one publisher (at a time), up to kMaxPeers - 1 subscribers joining and
+                 // leaving at any time; every subscriber sees every message published
+                 // after it joined (see ChannelOverflow for slow subscribers)
 };
-const char* channel_kind_name(ChannelKind kind) noexcept;  // "spsc", "mpmc"
+const char* channel_kind_name(ChannelKind kind) noexcept;  // "spsc", "mpmc", "pubsub"
+std::optional<ChannelKind> parse_channel_kind(std::string_view name) noexcept;
 
-// What a handle does with the channel. Producer and Consumer register the
-// process (pid + start time) in the channel header, which is how a dead peer
-// is told from a live one; Observer only reads statistics.
+// PubSub: what the publisher does when a subscriber is a whole ring behind.
+enum class ChannelOverflow : std::uint32_t {
+    Block = 0,      // wait for the slowest live subscriber (no subscriber loses anything)
+    Overwrite = 1,  // overwrite the oldest message; a subscriber that had not read it yet
+                    // skips ahead and is told how many it lost (ChannelView::lost_before)
+};
+const char* channel_overflow_name(ChannelOverflow overflow) noexcept;  // "block", "overwrite"
+
+// What a handle does with the channel. Producer (publisher) and Consumer
+// (subscriber) register the process (pid + start time) in the channel
+// header, which is how a dead peer is told from a live one; Observer only
+// reads statistics.
 enum class ChannelRole { Producer, Consumer, Observer };
+const char* channel_role_name(ChannelRole role) noexcept;  // "producer", "consumer", "observer"
 
 // Outcome of a hot-path call; look at it.
 enum class [[nodiscard]] ChannelStatus {
@@ -50,6 +64,7 @@ struct ChannelOptions {
     std::size_t capacity = 1024;     // messages in flight; rounded up to a power of two
     std::size_t max_message = 4096;  // bytes; a bigger message is ChannelStatus::TooBig
     mode_t mode = 0600;              // of the segment
+    ChannelOverflow overflow = ChannelOverflow::Block;  // PubSub only (others: Block)
 };
 
 // A point-in-time view of the shared counters (each read separately, so the
@@ -63,10 +78,24 @@ struct ChannelStats {
     std::uint64_t sent = 0;       // messages published, ever
     std::uint64_t received = 0;   // messages released by consumers, ever
     std::uint64_t abandoned = 0;  // slots claimed by a producer that died or cancelled (MPMC)
-    std::uint64_t lost = 0;       // messages freed after the consumer holding them died (MPMC)
-    unsigned producers = 0;       // registered producers still alive
-    unsigned consumers = 0;       // registered consumers still alive
+    // MPMC: messages freed after the consumer holding them died. PubSub
+    // Overwrite: messages subscribers missed because they were overwritten.
+    std::uint64_t lost = 0;
+    unsigned producers = 0;  // registered producers (publishers) still alive
+    unsigned consumers = 0;  // registered consumers (subscribers) still alive
     pid_t creator_pid = 0;
+    ChannelOverflow overflow = ChannelOverflow::Block;
+};
+
+// One registered process (ChannelRole Producer or Consumer), as Channel::peers() lists them.
+struct ChannelPeerInfo {
+    unsigned index = 0;  // entry in the peer table
+    ChannelRole role = ChannelRole::Observer;
+    pid_t pid = 0;
+    bool alive = false;          // the pid still runs with the start time it registered with
+    std::uint64_t messages = 0;  // published (producer) or released (consumer) by it
+    std::uint64_t lag = 0;       // PubSub subscriber: messages published it has not read yet
+    std::uint64_t lost = 0;      // PubSub subscriber: messages it missed (Overwrite)
 };
 
 // A slot lent to the producer: write up to `size` bytes at `data`, then
@@ -81,7 +110,8 @@ struct ChannelLoan {
 struct ChannelView {
     const std::byte* data = nullptr;
     std::size_t size = 0;
-    std::uint64_t position = 0;  // internal: ring position of the slot
+    std::uint64_t position = 0;     // ring position: a PubSub message's sequence number
+    std::uint64_t lost_before = 0;  // PubSub Overwrite: messages missed just before this one
 };
 
 // One process's handle on a channel: the mapping plus its role. Move-only; not
@@ -89,13 +119,13 @@ struct ChannelView {
 // fine as the kind allows). Destroying a Producer/Consumer handle deregisters
 // it.
 //
-// Layout: a ChannelHeader (magic, layout version, kind, capacity, max message,
-// creator pid + start time, positions, counters, futex events, peer table),
-// then `capacity` slots of {sequence, size, bytes}. The data path is Vyukov's
-// bounded queue: a slot's 64-bit sequence says whose turn it is; a message
-// becomes visible only through one release-store of its sequence after its
-// bytes are written, so a producer killed at any instruction never exposes a
-// partial message.
+// Layout (version 2): a header (magic, layout version, kind, overflow policy,
+// capacity, max message, creator pid + start time, positions, counters, two
+// wait words, a peer table of one cache line per registered process), then
+// `capacity` slots of {sequence, size, bytes}. A slot's 64-bit sequence says
+// whose turn it is (Vyukov's bounded queue); a message becomes visible only
+// through one store of its sequence after its bytes are written, so a
+// producer killed at any instruction never exposes a partial message.
 //
 // Crash safety:
 // - SPSC: a loan does not touch shared state until publish, so a producer that
@@ -110,19 +140,30 @@ struct ChannelView {
 //   producer announces that position it marks the slot abandoned and moves on
 //   (ChannelStats::abandoned). Likewise a producer that waits on a slot a
 //   consumer took but never released frees it when no live consumer announces
-//   it; that message is lost (ChannelStats::lost: at most once). So a dead
-//   peer never wedges the others. Recovery runs in the waiting calls (loan,
-//   send, read, receive), after kRecoverAfter of waiting; try_* never recover.
-// - A live handle that never publishes/releases what it loaned/viewed blocks
-//   the ring at that slot, as any bounded queue would.
+//   it; that message is lost (ChannelStats::lost: at most once).
+// - PubSub: the publisher is taken over as in SPSC. Each subscriber's entry
+//   holds its read position; Block waits for the slowest registered one, and
+//   a subscriber that died is dropped from the table by the waiting publisher
+//   once /proc says so. Overwrite never waits for a backlog, only for a
+//   subscriber that holds a view of the very slot it is about to reuse (the
+//   view stays intact until release); a dead viewer is dropped the same way.
+// - Recovery runs in the waiting calls (loan, send, read, receive) after
+//   kRecoverAfter of waiting; try_* never recover. A live handle that never
+//   publishes/releases what it loaned/viewed blocks the ring at that slot, as
+//   any bounded queue would.
 // - "Dead" means /proc no longer shows the pid with the recorded start time;
 //   a killed process that its parent has not reaped yet (a zombie) still
 //   counts as alive until it is.
-// - Waiting: every wait re-checks the ring at least every 20 ms, so a missed
-//   wake-up or a dead peer costs latency, never a hang. No pollable fd yet.
+//
+// Waiting: BusyPoll, SpinThenSleep or Sleep (WaitMode) in the waiting calls,
+// or a pollable descriptor for an epoll loop (notify_fd() + arm()). Sleepers
+// wait on a futex sequence word (an eventcount), so any number of them are
+// woken without lost wake-ups; a publish or release makes a system call only
+// when someone sleeps or armed a descriptor. Every wait re-checks the ring at
+// least every 20 ms, so a dead peer costs latency, never a hang.
 class Channel {
   public:
-    static constexpr std::uint32_t kLayoutVersion = 1;
+    static constexpr std::uint32_t kLayoutVersion = 2;
     static constexpr std::size_t kMaxCapacity = std::size_t{1} << 24;      // slots
     static constexpr std::size_t kMaxMessage = std::size_t{64} << 20;      // bytes
     static constexpr std::size_t kMaxSegmentBytes = std::size_t{4} << 30;  // whole ring
@@ -130,6 +171,8 @@ class Channel {
     // How long a waiting call waits on a stuck slot before it checks whether
     // the peer holding it is dead (which reads /proc).
     static constexpr std::chrono::milliseconds kRecoverAfter{20};
+    // SpinThenSleep's spin before sleeping, unless set_spin() changed it.
+    static constexpr std::chrono::nanoseconds kDefaultSpin = std::chrono::microseconds(50);
 
     // Creates the channel's POSIX segment "/NAME" (EEXIST if taken) and opens
     // it in `role`. Bad capacities or sizes are Error(EINVAL).
@@ -137,10 +180,16 @@ class Channel {
                           ChannelRole role = ChannelRole::Observer);
     // Opens an existing channel. A segment that is not a pagewire channel, of
     // another layout version, corrupt, or (when expected_kind is given) of
-    // another kind is Error(EPROTO) saying which. EBUSY: the SPSC role is held
-    // by a live process; EUSERS: the peer table is full.
+    // another kind is Error(EPROTO) saying which. EBUSY: the SPSC producer or
+    // consumer, or the PubSub publisher, is a live process; EUSERS: the peer
+    // table is full. A PubSub subscriber receives what is published after
+    // it opened.
     static Channel open(const std::string& name, ChannelRole role,
                         std::optional<ChannelKind> expected_kind = std::nullopt);
+    // The statistics of the POSIX segment "/NAME" if it is a channel this
+    // pagewire reads, nullopt if it is some other segment (no waiting, read
+    // only). Error when the segment cannot be opened.
+    static std::optional<ChannelStats> inspect(const std::string& name);
     // Removes the channel's segment name (handles stay valid until closed).
     static void remove(const std::string& name);
 
@@ -152,11 +201,20 @@ class Channel {
     ~Channel();
 
     ChannelKind kind() const noexcept;
+    ChannelOverflow overflow() const noexcept;
     std::size_t capacity() const noexcept;
     std::size_t max_message() const noexcept;
     ChannelRole role() const noexcept { return role_; }
     const Segment& segment() const noexcept { return segment_; }
     ChannelStats stats() const noexcept;
+    // The registered producers and consumers (alive or not yet found dead).
+    std::vector<ChannelPeerInfo> peers() const;
+    // PubSub subscriber: messages this handle missed (Overwrite), in all.
+    std::uint64_t lost() const noexcept { return lost_; }
+
+    // SpinThenSleep's spin time, for every process using the channel.
+    std::chrono::nanoseconds spin() const noexcept;
+    void set_spin(std::chrono::nanoseconds spin) noexcept;
 
     // ---- producer (hot paths; noexcept, look at the status)
     // Lends a slot for a message of `size` bytes (<= max_message()). One loan
@@ -164,7 +222,7 @@ class Channel {
     ChannelStatus try_loan(std::size_t size, ChannelLoan& loan) noexcept;
     ChannelStatus loan(std::size_t size, ChannelLoan& loan, std::chrono::nanoseconds timeout,
                        WaitMode mode = WaitMode::SpinThenSleep) noexcept;
-    // Makes the loaned message visible (one release-store) and wakes a sleeping consumer.
+    // Makes the loaned message visible (one store) and wakes sleeping consumers.
     // `size` may shrink the loan's size; larger is clamped to it.
     void publish(ChannelLoan& loan, std::size_t size) noexcept;
     void publish(ChannelLoan& loan) noexcept { publish(loan, loan.size); }
@@ -192,31 +250,64 @@ class Channel {
                           std::chrono::nanoseconds timeout,
                           WaitMode mode = WaitMode::SpinThenSleep) noexcept;
 
+    // ---- pollable waiting (producer and consumer handles)
+    // A descriptor, owned by the handle, that becomes readable when the
+    // channel may have something for this handle (a message for a consumer,
+    // room for a producer) after arm(). Put it in epoll/poll for reading.
+    // Created on the first call (Error on failure); a Unix datagram socket in
+    // the abstract namespace, so nothing is left behind by a crash.
+    int notify_fd();
+    // Call before sleeping in epoll/poll: empties the descriptor, asks the
+    // peers to signal it on their next publish/release, and re-checks.
+    // Returns false when there is already something to do (don't sleep: call
+    // try_read/try_loan); true when it is safe to sleep on notify_fd().
+    bool arm() noexcept;
+    // Whether try_read (consumer) or try_loan of a max-size message
+    // (producer) would find something now, without taking it.
+    bool ready() const noexcept;
+
     static constexpr std::chrono::nanoseconds kForever = std::chrono::nanoseconds::max();
 
   private:
     struct Header;
     struct Slot;
+    struct Wake;
     Channel(Segment segment, ChannelRole role);
-    Slot& slot(std::uint64_t position) noexcept;
+    Slot& slot(std::uint64_t position) const noexcept;
     void register_peer();
     void deregister_peer() noexcept;
-    void repair_spsc() noexcept;
+    void repair_producer() noexcept;
+    void repair_consumer() noexcept;
     bool recover_abandoned(std::uint64_t position) noexcept;
     bool recover_dead_consumer() noexcept;
+    bool reap_dead_subscribers() noexcept;
     void free_slot(std::uint64_t position) noexcept;
+    ChannelStatus try_loan_pubsub(std::uint64_t pos) noexcept;
+    ChannelStatus try_read_pubsub(ChannelView& view) noexcept;
+    std::uint64_t min_subscriber_cursor() const noexcept;
+    void notify(Wake& wake) noexcept;
+    void notify_armed(Wake& wake) noexcept;
+    template <class Attempt, class Stall>
+    ChannelStatus wait_until(Attempt attempt, Stall on_stall, ChannelStatus busy, Wake& wake,
+                             std::chrono::nanoseconds timeout, WaitMode mode) noexcept;
 
     Segment segment_;
     Header* header_ = nullptr;    // in segment_
     std::byte* slots_ = nullptr;  // in segment_: capacity slots of header_->slot_stride bytes
     std::uint64_t mask_ = 0;      // capacity - 1
     std::size_t stride_ = 0;
+    ChannelKind kind_ = ChannelKind::Spsc;  // copied from the header (read on every call)
     ChannelRole role_ = ChannelRole::Observer;
-    int peer_ = -1;                 // this handle's entry in the peer table, or -1
-    std::uint64_t token_ = 0;       // role, pid and start ticks (low 32 bits), as registered
-    Event* data_ready_ = nullptr;   // in header_: set after each publish
-    Event* space_ready_ = nullptr;  // in header_: set after each release
-    bool holding_ = false;          // a loan or view of this handle is outstanding
+    int peer_ = -1;            // this handle's entry in the peer table, or -1
+    std::uint64_t token_ = 0;  // role, pid and start ticks (low 32 bits), as registered
+    bool holding_ = false;     // a loan or view of this handle is outstanding
+    std::uint64_t messages_ = 0;    // published or released by this handle (its entry's copy)
+    std::uint64_t cursor_ = 0;      // PubSub subscriber: next position to read
+    std::uint64_t lost_ = 0;        // PubSub subscriber: messages missed
+    std::uint64_t lost_pending_ = 0;  // ... not yet reported in a view's lost_before
+    std::uint64_t min_cursor_ = 0;  // PubSub publisher: a lower bound of every subscriber's cursor
+    int notify_fd_ = -1;            // the pollable descriptor (consumer/producer), or -1
+    int signal_fd_ = -1;            // the unbound datagram socket notifications are sent from
 };
 
 }  // namespace pagewire

@@ -1,8 +1,11 @@
 // `pagewire chan create|send|recv|stat` as separate processes: lines in,
 // lines out, totals, errors as one line, and the segment visible to `pagewire shm`.
 #define SHM_HELPER CHAN_HELPER  // see test_chan.cpp
+#include <signal.h>
+
 #include <nlohmann/json.hpp>
 #include <pagewire/channel.hpp>
+#include <thread>
 
 #include "../shm/shm_test_util.hpp"
 
@@ -21,6 +24,27 @@ void expect_one_line_failure(const RunResult& r, const std::string& starts) {
     EXPECT_EQ(r.exit_code(), 1) << r;
     EXPECT_EQ(r.err.rfind(starts, 0), 0u) << r;
     EXPECT_EQ(testutil::line_count(r.err), 1u) << r;
+}
+
+nlohmann::json stat_json(const std::string& name) {
+    RunResult r = cli({"chan", "stat", name, "--json"});
+    EXPECT_EQ(r.exit_code(), 0) << r;
+    return nlohmann::json::parse(r.out);
+}
+
+// Waits (up to 10 s) until `count` subscribers are registered; their pids.
+std::vector<pid_t> wait_for_subscribers(const std::string& name, std::size_t count) {
+    for (int i = 0; i < 1000; ++i) {
+        std::vector<pid_t> pids;
+        const nlohmann::json j = stat_json(name);
+        for (const auto& p : j["peers"])
+            if (p["role"] == "subscriber" && p["alive"] == true) pids.push_back(p["pid"].get<pid_t>());
+        if (pids.size() >= count) return pids;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ADD_FAILURE() << count << " subscribers never registered on " << name << ": "
+                  << stat_json(name).dump();
+    return {};
 }
 
 }  // namespace
@@ -100,7 +124,8 @@ TEST(ChanCli, BadInputGivesOneLineErrors) {
     expect_one_line_failure(
         cli({"chan", "create", name, "--capacity", "1T"}),
         "pagewire: create channel " + name + ": capacity 1099511627776 is out of range");
-    EXPECT_EQ(cli({"chan", "create", name, "--kind", "pubsub"}).exit_code(), 2);
+    EXPECT_EQ(cli({"chan", "create", name, "--kind", "fifo"}).exit_code(), 2);
+    EXPECT_EQ(cli({"chan", "create", name, "--overflow", "overwrite"}).exit_code(), 2);  // spsc
     EXPECT_EQ(cli({"chan", "recv", name, "--timeout", "soon"}).exit_code(), 2);
 
     ASSERT_EQ(cli({"chan", "create", name, "--max-message", "8"}).exit_code(), 0);
@@ -117,4 +142,60 @@ TEST(ChanCli, BadInputGivesOneLineErrors) {
     ASSERT_EQ(cli({"shm", "create", plain, "--size", "4K"}).exit_code(), 0);
     expect_one_line_failure(cli({"chan", "recv", plain}),
                             "pagewire: open channel " + plain + ": not a pagewire channel");
+}
+
+TEST(ChanCli, PubSubEverySubscriberGetsEveryLine) {
+    const std::string name = shmtest::unique_posix_name();
+    Cleanup cleanup(Backend::Posix, name);
+    RunResult r = cli({"chan", "create", name, "--kind", "pubsub", "--capacity", "4",
+                       "--max-message", "64"});
+    ASSERT_EQ(r.exit_code(), 0) << r;
+    EXPECT_TRUE(contains(r.out, "slow subscribers make the publisher wait")) << r;
+    RunResult a, b;
+    std::thread ta([&] { a = cli({"chan", "recv", name, "--count", "200", "--timeout", "20s"}); });
+    std::thread tb([&] { b = cli({"chan", "recv", name, "--count", "200", "--sleep", "-t", "20s"}); });
+    wait_for_subscribers(name, 2);
+    std::string input;
+    for (int i = 0; i < 200; ++i) input += "message " + std::to_string(i) + "\n";
+    // A ring of 4 and 200 lines: the publisher waits for the slower subscriber.
+    r = cli({"chan", "send", name, "--timeout", "20s"}, input);
+    ta.join();
+    tb.join();
+    EXPECT_EQ(r.exit_code(), 0) << r;
+    EXPECT_EQ(a.out, input) << a;
+    EXPECT_EQ(b.out, input) << b;
+    auto j = stat_json(name);
+    EXPECT_EQ(j["kind"], "pubsub");
+    EXPECT_EQ(j["overflow"], "block");
+    EXPECT_EQ(j["sent"], 200);
+    EXPECT_EQ(j["received"], 400);  // 200 to each subscriber
+    EXPECT_EQ(j["lost"], 0);
+    EXPECT_TRUE(j["peers"].empty()) << j.dump();
+}
+
+TEST(ChanCli, PubSubOverwriteTellsTheSubscriberWhatItLost) {
+    const std::string name = shmtest::unique_posix_name();
+    Cleanup cleanup(Backend::Posix, name);
+    ASSERT_EQ(cli({"chan", "create", name, "--kind", "pubsub", "--capacity", "4", "--overflow",
+                   "overwrite"})
+                  .exit_code(),
+              0);
+    RunResult sub;
+    std::thread t([&] { sub = cli({"chan", "recv", name, "--count", "3", "--timeout", "20s"}); });
+    std::vector<pid_t> pids = wait_for_subscribers(name, 1);
+    ASSERT_EQ(pids.size(), 1u);
+    // Stopped, the subscriber cannot keep up: the publisher overwrites 7 of 10.
+    ASSERT_EQ(::kill(pids[0], SIGSTOP), 0);
+    RunResult r = cli({"chan", "send", name, "--timeout", "5s"}, "1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n");
+    EXPECT_EQ(r.exit_code(), 0) << r;  // never waited for the stopped subscriber
+    auto j = stat_json(name);
+    EXPECT_EQ(j["peers"][0]["lag"], 10) << j.dump();
+    ASSERT_EQ(::kill(pids[0], SIGCONT), 0);
+    t.join();
+    EXPECT_EQ(sub.exit_code(), 0) << sub;
+    EXPECT_EQ(sub.out, "8\n9\n10\n");
+    EXPECT_EQ(sub.err, "pagewire chan recv: " + name + ": lost 7 messages before message 7\n");
+    j = stat_json(name);
+    EXPECT_EQ(j["lost"], 7);
+    EXPECT_EQ(j["received"], 3);
 }

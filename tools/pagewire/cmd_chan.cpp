@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -31,6 +32,7 @@ constexpr std::size_t kInputChunkBytes = 64 * 1024;
 struct ChanArgs {
     std::string name;
     std::string kind = "spsc";
+    std::string overflow = "block";
     std::string capacity = "1024";
     std::string max_message = "4096";
     std::string mode = "0600";
@@ -38,6 +40,7 @@ struct ChanArgs {
     std::optional<std::string> size;
     std::optional<std::string> timeout;
     bool busy_poll = false;
+    bool sleep = false;
     bool json = false;
 };
 
@@ -72,7 +75,7 @@ std::chrono::nanoseconds timeout_of(const ChanArgs& a) {
 }
 
 WaitMode wait_mode_of(const ChanArgs& a) {
-    return a.busy_poll ? WaitMode::BusyPoll : WaitMode::SpinThenSleep;
+    return a.busy_poll ? WaitMode::BusyPoll : a.sleep ? WaitMode::Sleep : WaitMode::SpinThenSleep;
 }
 
 void write_out(const std::string& text) {
@@ -92,7 +95,10 @@ void write_out(const std::string& text) {
 
 void run_create(const ChanArgs& a) {
     ChannelOptions o;
-    o.kind = a.kind == "mpmc" ? ChannelKind::Mpmc : ChannelKind::Spsc;
+    o.kind = parse_channel_kind(a.kind).value_or(ChannelKind::Spsc);
+    o.overflow = a.overflow == "overwrite" ? ChannelOverflow::Overwrite : ChannelOverflow::Block;
+    if (o.overflow == ChannelOverflow::Overwrite && o.kind != ChannelKind::PubSub)
+        throw CLI::ValidationError("--overflow", "overwrite needs --kind pubsub");
     o.capacity = size_argument(a.capacity, "--capacity");
     o.max_message = size_argument(a.max_message, "--max-message");
     char* end = nullptr;
@@ -103,9 +109,14 @@ void run_create(const ChanArgs& a) {
     o.mode = static_cast<mode_t>(mode);
     Channel ch = Channel::create(a.name, o);
     write_out(fmt::format(
-        "created {} channel {}: {} messages of up to {} bytes ({} bytes in all, mode {:04o})\n",
+        "created {} channel {}: {} messages of up to {} bytes ({} bytes in all, mode {:04o}){}\n",
         channel_kind_name(ch.kind()), ch.segment().name(), ch.capacity(), ch.max_message(),
-        ch.segment().size() + Segment::kHeaderSize, static_cast<unsigned>(o.mode)));
+        ch.segment().size() + Segment::kHeaderSize, static_cast<unsigned>(o.mode),
+        ch.kind() == ChannelKind::PubSub
+            ? fmt::format(", slow subscribers {}", ch.overflow() == ChannelOverflow::Overwrite
+                                                       ? "lose the oldest messages"
+                                                       : "make the publisher wait")
+            : ""));
 }
 
 // Publishes one message, waiting for room as --timeout allows.
@@ -187,6 +198,16 @@ void run_recv(const ChanArgs& a) {
                                        received, *a.count)
                          : channel_status_name(st));
         }
+        if (view.lost_before != 0) {
+            // Said on stderr, in order with the messages around it.
+            write_out(out);
+            out.clear();
+            std::fprintf(stderr, "pagewire chan recv: %s: lost %llu message%s before message %llu\n",
+                         ch.segment().name().c_str(),
+                         static_cast<unsigned long long>(view.lost_before),
+                         view.lost_before == 1 ? "" : "s",
+                         static_cast<unsigned long long>(view.position));
+        }
         out.append(reinterpret_cast<const char*>(view.data), view.size);
         out += '\n';
         ch.release(view);
@@ -202,11 +223,14 @@ void run_recv(const ChanArgs& a) {
 void run_stat(const ChanArgs& a) {
     Channel ch = Channel::open(a.name, ChannelRole::Observer);
     ChannelStats s = ch.stats();
+    std::vector<ChannelPeerInfo> peers = ch.peers();
     const std::uint64_t total_bytes = ch.segment().size() + Segment::kHeaderSize;
+    const bool pubsub = s.kind == ChannelKind::PubSub;
     if (a.json) {
         nlohmann::json j;
         j["name"] = ch.segment().name();
         j["kind"] = channel_kind_name(s.kind);
+        if (pubsub) j["overflow"] = channel_overflow_name(s.overflow);
         j["capacity"] = s.capacity;
         j["max_message"] = s.max_message;
         j["depth"] = s.depth;
@@ -218,29 +242,60 @@ void run_stat(const ChanArgs& a) {
         j["consumers"] = s.consumers;
         j["creator_pid"] = s.creator_pid;
         j["bytes"] = total_bytes;
+        j["peers"] = nlohmann::json::array();
+        for (const ChannelPeerInfo& p : peers) {
+            nlohmann::json e;
+            e["role"] = pubsub ? (p.role == ChannelRole::Producer ? "publisher" : "subscriber")
+                               : channel_role_name(p.role);
+            e["pid"] = p.pid;
+            e["alive"] = p.alive;
+            e["messages"] = p.messages;
+            if (pubsub && p.role == ChannelRole::Consumer) {
+                e["lag"] = p.lag;
+                e["lost"] = p.lost;
+            }
+            j["peers"].push_back(std::move(e));
+        }
         write_out(j.dump(2) + "\n");
         return;
     }
-    write_out(fmt::format(
+    std::string out = fmt::format(
         "        Name: {}\n"
-        "        Kind: {}\n"
+        "        Kind: {}{}\n"
         "    Capacity: {} messages of up to {} bytes ({} bytes in all)\n"
         "       Depth: {}\n"
         "        Sent: {}\n"
         "    Received: {}\n"
         "   Abandoned: {}\n"
         "        Lost: {}\n"
-        "   Producers: {} alive\n"
-        "   Consumers: {} alive\n"
+        "{:>12}: {} alive\n"
+        "{:>12}: {} alive\n"
         " Creator pid: {}\n",
-        ch.segment().name(), channel_kind_name(s.kind), s.capacity, s.max_message, total_bytes,
-        s.depth, s.sent, s.received, s.abandoned, s.lost, s.producers, s.consumers, s.creator_pid));
+        ch.segment().name(), channel_kind_name(s.kind),
+        pubsub ? fmt::format(" (slow subscribers: {})", channel_overflow_name(s.overflow)) : "",
+        s.capacity, s.max_message, total_bytes, s.depth, s.sent, s.received, s.abandoned, s.lost,
+        pubsub ? "Publishers" : "Producers", s.producers, pubsub ? "Subscribers" : "Consumers",
+        s.consumers, s.creator_pid);
+    if (!peers.empty()) {
+        out += fmt::format("\n  {:>8}  {:<10}  {:>5}  {:>12}{}\n", "PID", "ROLE", "ALIVE",
+                           "MESSAGES", pubsub ? fmt::format("  {:>10}  {:>10}", "LAG", "LOST") : "");
+        for (const ChannelPeerInfo& p : peers) {
+            const bool subscriber = pubsub && p.role == ChannelRole::Consumer;
+            out += fmt::format(
+                "  {:>8}  {:<10}  {:>5}  {:>12}{}\n", p.pid,
+                pubsub ? (subscriber ? "subscriber" : "publisher") : channel_role_name(p.role),
+                p.alive ? "yes" : "no", p.messages,
+                subscriber ? fmt::format("  {:>10}  {:>10}", p.lag, p.lost) : "");
+        }
+    }
+    write_out(out);
 }
 
 void add_wait_options(CLI::App* cmd, ChanArgs& a, const char* timeout_help) {
     cmd->add_option("--timeout,-t", a.timeout, timeout_help);
-    cmd->add_flag("--busy-poll", a.busy_poll,
-                  "Wait by polling (one CPU at 100%) instead of spin-then-sleep");
+    auto* busy = cmd->add_flag("--busy-poll", a.busy_poll,
+                               "Wait by polling (one CPU at 100%) instead of spin-then-sleep");
+    cmd->add_flag("--sleep", a.sleep, "Wait by sleeping at once (no spinning)")->excludes(busy);
 }
 
 }  // namespace
@@ -254,8 +309,15 @@ void register_chan(CLI::App& app) {
 
     CLI::App* create = chan->add_subcommand("create", "Create a channel (exclusive)");
     create->add_option("NAME", args->name, name_help)->required();
-    create->add_option("--kind,-k", args->kind, "spsc (default) or mpmc")
-        ->check(CLI::IsMember({"spsc", "mpmc"}));
+    create->add_option("--kind,-k", args->kind,
+                       "spsc (default), mpmc (each message to one consumer) or pubsub (every "
+                       "subscriber gets every message)")
+        ->check(CLI::IsMember({"spsc", "mpmc", "pubsub"}));
+    create->add_option("--overflow", args->overflow,
+                       "pubsub: when a subscriber is a whole ring behind, block the publisher "
+                       "(default) or overwrite the oldest messages (the subscriber is told how "
+                       "many it lost)")
+        ->check(CLI::IsMember({"block", "overwrite"}));
     create->add_option("--capacity,-c", args->capacity,
                        "Messages in flight, rounded up to a power of two (default 1024)");
     create->add_option("--max-message,-s", args->max_message,

@@ -6,6 +6,7 @@
 #include "cli_util.hpp"
 #include "commands.hpp"
 
+#include <pagewire/channel.hpp>
 #include <pagewire/error.hpp>
 #include <pagewire/segment.hpp>
 
@@ -239,8 +240,21 @@ void run_read(const ShmArgs& a) {
         throw_error("write", "stdout");
 }
 
+// A POSIX segment that is a pagewire channel: the messages it holds that no
+// consumer has taken yet; 0 for anything else.
+std::uint64_t unread_channel_messages(const SegmentInfo& i) {
+    if (i.backend != Backend::Posix) return 0;
+    try {
+        auto stats = Channel::inspect(i.name);
+        return stats ? stats->depth : 0;
+    } catch (const Error&) {
+        return 0;  // not a channel (or not one this pagewire reads)
+    }
+}
+
 // Stale: pagewire made it (valid header), its creator (pid + start time) is
-// gone, and nobody maps or holds it. Other programs' segments are never touched.
+// gone, nobody maps or holds it, and it is not a channel holding unread
+// messages. Other programs' segments are never touched.
 void run_gc(const ShmArgs& a) {
     std::size_t removed = 0, kept = 0;
     std::string out;
@@ -265,6 +279,13 @@ void run_gc(const ShmArgs& a) {
             }
         }
         if (i.pagewire != true) {  // not pagewire's (or unreadable): never touched
+            ++kept;
+            continue;
+        }
+        if (auto unread = unread_channel_messages(i); unread > 0) {
+            // Messages nobody has read yet are data, not garbage: `chan recv` may still come.
+            out += fmt::format("kept {}: a channel holding {} unread message{}\n", i.name, unread,
+                               unread == 1 ? "" : "s");
             ++kept;
             continue;
         }
