@@ -89,14 +89,15 @@ bool known_kind(std::uint32_t kind) noexcept {
 }
 
 // The abstract Unix socket address of a peer's notify descriptor: the
-// channel (its segment inode, unique while the segment exists) and the
-// peer's token (unique per registration).
-sockaddr_un notify_address(std::uint64_t channel_id, std::uint64_t token, socklen_t& length) {
+// channel (a random id), the peer's entry and its token (unique per
+// registration; several handles of one process differ by entry).
+sockaddr_un notify_address(std::uint64_t channel_id, unsigned index, std::uint64_t token,
+                           socklen_t& length) {
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     char text[64];
-    int n = std::snprintf(text, sizeof text, "pagewire-chan/%016llx/%016llx",
-                          static_cast<unsigned long long>(channel_id),
+    int n = std::snprintf(text, sizeof text, "pagewire-chan/%016llx/%02u/%016llx",
+                          static_cast<unsigned long long>(channel_id), index,
                           static_cast<unsigned long long>(token));
     addr.sun_path[0] = '\0';  // abstract: no file, gone with the socket
     std::memcpy(addr.sun_path + 1, text, static_cast<std::size_t>(n));
@@ -370,6 +371,7 @@ Channel::Channel(Segment segment, ChannelRole role) : segment_(std::move(segment
     mask_ = header_->capacity - 1;
     stride_ = header_->slot_stride;
     kind_ = static_cast<ChannelKind>(header_->kind);
+    light_fence_ = sys::register_asymmetric_fence();
     if (role_ != ChannelRole::Observer) register_peer();
 }
 
@@ -386,6 +388,7 @@ Channel& Channel::operator=(Channel&& other) noexcept {
         mask_ = other.mask_;
         stride_ = other.stride_;
         kind_ = other.kind_;
+        light_fence_ = other.light_fence_;
         role_ = other.role_;
         peer_ = std::exchange(other.peer_, -1);
         token_ = std::exchange(other.token_, 0);
@@ -394,6 +397,7 @@ Channel& Channel::operator=(Channel&& other) noexcept {
         cursor_ = other.cursor_;
         lost_ = other.lost_;
         min_cursor_ = other.min_cursor_;
+        stall_since_ns_ = other.stall_since_ns_;
         notify_fd_ = std::exchange(other.notify_fd_, -1);
         signal_fd_ = std::exchange(other.signal_fd_, -1);
     }
@@ -619,11 +623,29 @@ std::uint64_t Channel::min_subscriber_cursor() const noexcept {
 
 // ------------------------------------------------------------------ waiting
 
-// After a store that made something visible (seq_cst, so this load cannot
-// be ordered before it): a sleeper or an armed descriptor is told. The
-// common case, nobody waiting, is this one load.
+// After a store that made something visible (store_visible()): a sleeper or
+// an armed descriptor is told. The common case, nobody waiting, is this one
+// load.
+
+// The hot side of the Dekker handshake between a notifier and a waiter: the
+// store that makes a message (or room) visible, ordered before notify()'s
+// load of `waiting`. With the asymmetric fence a compiler barrier is enough
+// here, because every waiter runs sys::heavy_fence() between announcing
+// itself and re-checking; without it, a seq_cst store (a full barrier).
+// A full barrier per message would stall on every cross-core cache miss of
+// the slot, which costs more than half the ring's throughput.
+void Channel::store_visible(std::atomic<std::uint64_t>& word, std::uint64_t value) noexcept {
+    if (light_fence_) {
+        word.store(value, std::memory_order_release);
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+    } else {
+        word.store(value, std::memory_order_seq_cst);
+    }
+}
+
 void Channel::notify(Wake& wake) noexcept {
-    const std::uint64_t waiting = wake.waiting.load(std::memory_order_seq_cst);
+    const std::uint64_t waiting =
+        wake.waiting.load(light_fence_ ? std::memory_order_relaxed : std::memory_order_seq_cst);
     if (waiting == 0) return;
     if ((waiting & kSleepersMask) != 0) {
         wake.seq.fetch_add(1, std::memory_order_seq_cst);
@@ -652,7 +674,7 @@ void Channel::notify_armed(Wake& wake) noexcept {
             continue;
         wake.waiting.fetch_sub(kArmedOne, std::memory_order_seq_cst);
         socklen_t length = 0;
-        sockaddr_un addr = notify_address(channel_id, t, length);
+        sockaddr_un addr = notify_address(channel_id, i, t, length);
         const char byte = 1;
         // EAGAIN: its queue is full, so it is readable already; ECONNREFUSED: it is gone.
         (void)::sendto(signal_fd_, &byte, 1, MSG_DONTWAIT | MSG_NOSIGNAL,
@@ -669,7 +691,7 @@ int Channel::notify_fd() {
     if (fd < 0) throw_error("channel notify descriptor", segment_.name());
     socklen_t length = 0;
     sockaddr_un addr =
-        notify_address(header_->channel_id, token_, length);
+        notify_address(header_->channel_id, static_cast<unsigned>(peer_), token_, length);
     if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), length) != 0) {
         int err = errno;
         ::close(fd);
@@ -688,6 +710,7 @@ bool Channel::arm() noexcept {
     ChannelPeer& me = header_->peers[peer_];
     if (me.armed.exchange(1, std::memory_order_seq_cst) == 0)
         wake.waiting.fetch_add(kArmedOne, std::memory_order_seq_cst);
+    (void)sys::heavy_fence();  // see store_visible()
     // Either this re-check sees what a peer made visible, or the peer sees
     // the armed flag after its store and signals the descriptor.
     return !ready();
@@ -708,8 +731,11 @@ bool Channel::ready() const noexcept {
     if (holding_) return true;
     const std::uint64_t pos = header_->enqueue_pos.load(std::memory_order_seq_cst);
     if (kind_ == ChannelKind::PubSub) {
-        if (overflow() == ChannelOverflow::Overwrite || pos < header_->capacity) return true;
-        return min_subscriber_cursor() > pos - header_->capacity;
+        if (pos < header_->capacity) return true;
+        const std::uint64_t oldest = pos - header_->capacity;
+        if (min_subscriber_cursor() > oldest) return true;
+        if (overflow() == ChannelOverflow::Block) return false;
+        return !viewed(oldest);
     }
     return slot(pos).seq.load(std::memory_order_seq_cst) == pos;
 }
@@ -748,6 +774,7 @@ ChannelStatus Channel::wait_until(Attempt attempt, Stall on_stall, ChannelStatus
             continue;
         }
         wake.waiting.fetch_add(1, std::memory_order_seq_cst);
+        (void)sys::heavy_fence();  // see store_visible()
         const std::uint32_t seq = wake.seq.load(std::memory_order_seq_cst);
         st = attempt();
         if (st == busy) {
@@ -852,7 +879,9 @@ ChannelStatus Channel::try_loan(std::size_t size, ChannelLoan& loan) noexcept {
                     break;
                 me.intent.store(0, std::memory_order_seq_cst);  // lost the race: not ours
             } else if (dif < 0) {
-                return ChannelStatus::Full;  // that slot still holds the previous lap's message
+                // That slot still holds the previous lap's message; maybe a dead consumer's.
+                if (stalled() && recover_dead_consumer()) continue;
+                return ChannelStatus::Full;
             } else {
                 pos = header_->enqueue_pos.load(std::memory_order_relaxed);  // another producer won
             }
@@ -860,6 +889,7 @@ ChannelStatus Channel::try_loan(std::size_t size, ChannelLoan& loan) noexcept {
     }
     loan = {slot(pos).bytes(), size, pos};
     holding_ = true;
+    stall_since_ns_ = 0;
     return ChannelStatus::Ok;
 }
 
@@ -874,29 +904,52 @@ ChannelStatus Channel::try_loan_pubsub(std::uint64_t pos) noexcept {
     if (oldest < min_cursor_) return ChannelStatus::Ok;  // every subscriber is past it
     min_cursor_ = min_subscriber_cursor();
     if (oldest < min_cursor_) return ChannelStatus::Ok;
-    if (overflow() == ChannelOverflow::Block) return ChannelStatus::Full;
-    // A subscriber announces its view (intent) and then re-checks the
-    // sequence; here the mark comes first and then the intents (all seq_cst):
-    // either it sees the mark and backs off, or this loop sees its intent.
-    slot(pos).seq.store((pos + 1) | kMarkBit, std::memory_order_seq_cst);
+    if (overflow() == ChannelOverflow::Overwrite) {
+        // A subscriber announces its view (intent) and then re-checks the
+        // sequence; here the mark comes first and then the intents (all
+        // seq_cst): either it sees the mark and backs off, or this sees its intent.
+        slot(pos).seq.store((pos + 1) | kMarkBit, std::memory_order_seq_cst);
+        if (!viewed(oldest)) return ChannelStatus::Ok;
+    }
+    // Held back by a subscriber (its release wakes us), unless it died:
+    // looked at every kRecoverAfter while stuck, so that a publisher polling
+    // with try_loan (an epoll loop) gets past a dead subscriber too.
+    if (stalled() && reap_dead_subscribers()) return try_loan_pubsub(pos);
+    return ChannelStatus::Full;
+}
+
+// PubSub Overwrite: whether a registered subscriber holds a view of message `position`.
+bool Channel::viewed(std::uint64_t position) const noexcept {
     const unsigned limit =
         std::min<unsigned>(kMaxPeers, header_->peer_limit.load(std::memory_order_seq_cst));
     for (unsigned i = 1; i < limit; ++i) {
         const ChannelPeer& p = header_->peers[i];
-        if (p.intent.load(std::memory_order_seq_cst) == oldest + 1 &&
+        if (p.intent.load(std::memory_order_seq_cst) == position + 1 &&
             token_role(p.token.load(std::memory_order_seq_cst)) ==
                 role_bits(ChannelRole::Consumer))
-            return ChannelStatus::Full;  // its release wakes us
+            return true;
     }
-    return ChannelStatus::Ok;
+    return false;
+}
+
+// True once every kRecoverAfter while a try_* call keeps failing (the first
+// failure starts the clock; a success stops it, see try_loan/try_read).
+bool Channel::stalled() noexcept {
+    const std::int64_t now = sys::monotonic_ns();
+    if (stall_since_ns_ == 0) {
+        stall_since_ns_ = now;
+        return false;
+    }
+    if (now - stall_since_ns_ < kRecoverAfterNs) return false;
+    stall_since_ns_ = now;
+    return true;
 }
 
 void Channel::publish(ChannelLoan& loan, std::size_t size) noexcept {
     Slot& s = slot(loan.position);
     s.size = static_cast<std::uint32_t>(std::min(size, loan.size));
-    // The one store that makes the message visible, after all its bytes;
-    // seq_cst so that notify()'s load of the waiters cannot pass it.
-    s.seq.store(loan.position + 1, std::memory_order_seq_cst);
+    // The one store that makes the message visible, after all its bytes.
+    store_visible(s.seq, loan.position + 1);
     if (kind_ == ChannelKind::Mpmc) {
         header_->peers[peer_].intent.store(0, std::memory_order_release);
         header_->sent.fetch_add(1, std::memory_order_relaxed);
@@ -933,7 +986,11 @@ ChannelStatus Channel::try_read(ChannelView& view) noexcept {
         Slot& s = slot(pos);
         const std::uint64_t seq = s.seq.load(std::memory_order_acquire);
         const auto dif = static_cast<std::int64_t>((seq & ~kMarkBit) - (pos + 1));
-        if (dif < 0) return ChannelStatus::Empty;  // not published yet
+        if (dif < 0) {  // not published yet; maybe claimed by a producer that died
+            if (kind_ == ChannelKind::Mpmc && seq == pos && stalled() && recover_abandoned(pos))
+                continue;
+            return ChannelStatus::Empty;
+        }
         if (dif > 0) {  // already taken: by another consumer (MPMC) or a dead predecessor (SPSC)
             if (kind_ == ChannelKind::Spsc)
                 header_->dequeue_pos.store(++pos, std::memory_order_release);
@@ -960,6 +1017,7 @@ ChannelStatus Channel::try_read(ChannelView& view) noexcept {
         // A corrupt size must not make the view reach past the slot.
         view = {s.bytes(), std::min<std::size_t>(s.size, header_->max_message), pos, 0};
         holding_ = true;
+        stall_since_ns_ = 0;
         return ChannelStatus::Ok;
     }
 }
@@ -1005,8 +1063,8 @@ void Channel::release(ChannelView& view) noexcept {
     ChannelPeer& me = header_->peers[peer_];
     if (kind_ == ChannelKind::PubSub) {
         cursor_ = view.position + 1;
-        // After every read of the view's bytes; seq_cst for notify()'s load.
-        me.cursor.store(cursor_, std::memory_order_seq_cst);
+        // After every read of the view's bytes.
+        store_visible(me.cursor, cursor_);
         if (overflow() == ChannelOverflow::Overwrite)
             me.intent.store(0, std::memory_order_seq_cst);
         me.messages.store(++messages_, std::memory_order_relaxed);
@@ -1024,7 +1082,7 @@ void Channel::release(ChannelView& view) noexcept {
 
 // SPSC/MPMC: hands the slot at `position` to the producer of the next lap.
 void Channel::free_slot(std::uint64_t position) noexcept {
-    slot(position).seq.store(position + header_->capacity, std::memory_order_seq_cst);
+    store_visible(slot(position).seq, position + header_->capacity);
     if (kind_ == ChannelKind::Mpmc)
         header_->peers[peer_].intent.store(0, std::memory_order_release);
     // SPSC takes the position only now: a consumer that dies holding a view

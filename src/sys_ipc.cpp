@@ -3,6 +3,7 @@
 #include "sys.hpp"
 
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -23,6 +24,21 @@ int futex_wait(const std::uint32_t* word, std::uint32_t expected, const timespec
 
 int futex_wake(const std::uint32_t* word, int count) noexcept {
     return static_cast<int>(::syscall(SYS_futex, word, FUTEX_WAKE, count, nullptr, nullptr, 0));
+}
+
+bool register_asymmetric_fence() noexcept {
+    static const bool registered = [] {
+        const long supported = ::syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0);
+        if (supported < 0 || (supported & MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0 ||
+            (supported & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0)
+            return false;
+        return ::syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0) == 0;
+    }();
+    return registered;
+}
+
+bool heavy_fence() noexcept {
+    return ::syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0) == 0;
 }
 
 std::int64_t monotonic_ns() noexcept {

@@ -22,6 +22,17 @@ int futex_wait(const std::uint32_t* word, std::uint32_t expected, const timespec
 // FUTEX_WAKE: wakes up to `count` waiters on word; returns how many, or -1.
 int futex_wake(const std::uint32_t* word, int count) noexcept;
 
+// Asymmetric fences across processes (membarrier(2)): a hot path that
+// stores X then loads Y needs only a compiler barrier between them when the
+// rare path that stores Y and then loads X calls heavy_fence() in between;
+// heavy_fence() makes every thread of every registered process run a full
+// memory barrier. register_asymmetric_fence() registers this process (once;
+// later calls return the first answer): false when the kernel lacks
+// MEMBARRIER_CMD_GLOBAL_EXPEDITED, and then the hot path must use a real
+// fence. heavy_fence() returns false if the barrier could not be run.
+bool register_asymmetric_fence() noexcept;
+bool heavy_fence() noexcept;
+
 // CLOCK_MONOTONIC now, in nanoseconds.
 std::int64_t monotonic_ns() noexcept;
 // A count of nanoseconds (>= 0) as a timespec: a relative timeout, or an

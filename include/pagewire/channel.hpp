@@ -2,6 +2,7 @@
 // shared memory segment, with a zero-copy loan API.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -147,8 +148,9 @@ struct ChannelView {
 //   once /proc says so. Overwrite never waits for a backlog, only for a
 //   subscriber that holds a view of the very slot it is about to reuse (the
 //   view stays intact until release); a dead viewer is dropped the same way.
-// - Recovery runs in the waiting calls (loan, send, read, receive) after
-//   kRecoverAfter of waiting; try_* never recover. A live handle that never
+// - Recovery runs once a call has been held up by the same peer for
+//   kRecoverAfter: in the waiting calls (loan, send, read, receive), and in
+//   try_loan/try_read called repeatedly (a poll loop). A live handle that never
 //   publishes/releases what it loaned/viewed blocks the ring at that slot, as
 //   any bounded queue would.
 // - "Dead" means /proc no longer shows the pid with the recorded start time;
@@ -261,6 +263,8 @@ class Channel {
     // peers to signal it on their next publish/release, and re-checks.
     // Returns false when there is already something to do (don't sleep: call
     // try_read/try_loan); true when it is safe to sleep on notify_fd().
+    // A peer that dies sends nothing: poll with a timeout (kRecoverAfter is
+    // a good one) and call try_* again, which is where dead peers are found.
     bool arm() noexcept;
     // Whether try_read (consumer) or try_loan of a max-size message
     // (producer) would find something now, without taking it.
@@ -285,6 +289,9 @@ class Channel {
     ChannelStatus try_loan_pubsub(std::uint64_t pos) noexcept;
     ChannelStatus try_read_pubsub(ChannelView& view) noexcept;
     std::uint64_t min_subscriber_cursor() const noexcept;
+    bool viewed(std::uint64_t position) const noexcept;
+    bool stalled() noexcept;
+    void store_visible(std::atomic<std::uint64_t>& word, std::uint64_t value) noexcept;
     void notify(Wake& wake) noexcept;
     void notify_armed(Wake& wake) noexcept;
     template <class Attempt, class Stall>
@@ -297,6 +304,7 @@ class Channel {
     std::uint64_t mask_ = 0;      // capacity - 1
     std::size_t stride_ = 0;
     ChannelKind kind_ = ChannelKind::Spsc;  // copied from the header (read on every call)
+    bool light_fence_ = false;  // this process is registered for sys::heavy_fence()
     ChannelRole role_ = ChannelRole::Observer;
     int peer_ = -1;            // this handle's entry in the peer table, or -1
     std::uint64_t token_ = 0;  // role, pid and start ticks (low 32 bits), as registered
@@ -306,6 +314,7 @@ class Channel {
     std::uint64_t lost_ = 0;        // PubSub subscriber: messages missed
     std::uint64_t lost_pending_ = 0;  // ... not yet reported in a view's lost_before
     std::uint64_t min_cursor_ = 0;  // PubSub publisher: a lower bound of every subscriber's cursor
+    std::int64_t stall_since_ns_ = 0;  // when try_* began failing at one spot (0: not)
     int notify_fd_ = -1;            // the pollable descriptor (consumer/producer), or -1
     int signal_fd_ = -1;            // the unbound datagram socket notifications are sent from
 };
