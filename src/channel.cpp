@@ -144,7 +144,9 @@ struct Channel::Header {
     std::uint64_t creator_start_ticks = 0;
     std::atomic<std::int64_t> spin_ns{0};
     std::atomic<std::uint32_t> peer_limit{0};  // 1 + the highest peer entry ever used
-    std::uint32_t reserved1 = 0;
+    // 1 once a process that cannot run sys::heavy_fence() opened the channel:
+    // then every notifier uses full fences (see store_visible()).
+    std::atomic<std::uint32_t> full_fences{0};
     std::uint64_t channel_id = 0;  // random, names the notify descriptors' addresses
 
     // Next position a producer claims / a consumer takes. Own cache lines:
@@ -372,6 +374,8 @@ Channel::Channel(Segment segment, ChannelRole role) : segment_(std::move(segment
     stride_ = header_->slot_stride;
     kind_ = static_cast<ChannelKind>(header_->kind);
     light_fence_ = sys::register_asymmetric_fence();
+    if (!light_fence_ && role_ != ChannelRole::Observer)
+        header_->full_fences.store(1, std::memory_order_seq_cst);
     if (role_ != ChannelRole::Observer) register_peer();
 }
 
@@ -398,6 +402,8 @@ Channel& Channel::operator=(Channel&& other) noexcept {
         lost_ = other.lost_;
         min_cursor_ = other.min_cursor_;
         stall_since_ns_ = other.stall_since_ns_;
+        stall_polls_ = other.stall_polls_;
+        lost_pending_ = other.lost_pending_;
         notify_fd_ = std::exchange(other.notify_fd_, -1);
         signal_fd_ = std::exchange(other.signal_fd_, -1);
     }
@@ -486,6 +492,11 @@ void Channel::register_peer() {
                 ChannelPeer& me = header_->peers[peer_];
                 cursor_ = header_->enqueue_pos.load(std::memory_order_seq_cst);
                 me.cursor.store(cursor_, std::memory_order_seq_cst);
+                // The publisher stores its position with release only and may
+                // skip looking at the subscribers for a while (min_cursor_):
+                // the fence makes its latest position visible to the re-read,
+                // and every look it takes after it sees this cursor.
+                (void)sys::heavy_fence();
                 const std::uint64_t now = header_->enqueue_pos.load(std::memory_order_seq_cst);
                 if (now > cursor_) {
                     cursor_ = now;
@@ -634,8 +645,12 @@ std::uint64_t Channel::min_subscriber_cursor() const noexcept {
 // itself and re-checking; without it, a seq_cst store (a full barrier).
 // A full barrier per message would stall on every cross-core cache miss of
 // the slot, which costs more than half the ring's throughput.
+bool Channel::light() const noexcept {
+    return light_fence_ && header_->full_fences.load(std::memory_order_relaxed) == 0;
+}
+
 void Channel::store_visible(std::atomic<std::uint64_t>& word, std::uint64_t value) noexcept {
-    if (light_fence_) {
+    if (light()) {
         word.store(value, std::memory_order_release);
         std::atomic_signal_fence(std::memory_order_seq_cst);
     } else {
@@ -645,7 +660,7 @@ void Channel::store_visible(std::atomic<std::uint64_t>& word, std::uint64_t valu
 
 void Channel::notify(Wake& wake) noexcept {
     const std::uint64_t waiting =
-        wake.waiting.load(light_fence_ ? std::memory_order_relaxed : std::memory_order_seq_cst);
+        wake.waiting.load(light() ? std::memory_order_relaxed : std::memory_order_seq_cst);
     if (waiting == 0) return;
     if ((waiting & kSleepersMask) != 0) {
         wake.seq.fetch_add(1, std::memory_order_seq_cst);
@@ -935,6 +950,8 @@ bool Channel::viewed(std::uint64_t position) const noexcept {
 // True once every kRecoverAfter while a try_* call keeps failing (the first
 // failure starts the clock; a success stops it, see try_loan/try_read).
 bool Channel::stalled() noexcept {
+    // The clock is read only every kPollsPerClockRead failures (poll loops).
+    if (stall_since_ns_ != 0 && ++stall_polls_ % kPollsPerClockRead != 0) return false;
     const std::int64_t now = sys::monotonic_ns();
     if (stall_since_ns_ == 0) {
         stall_since_ns_ = now;
@@ -954,7 +971,8 @@ void Channel::publish(ChannelLoan& loan, std::size_t size) noexcept {
         header_->peers[peer_].intent.store(0, std::memory_order_release);
         header_->sent.fetch_add(1, std::memory_order_relaxed);
     } else {
-        header_->enqueue_pos.store(loan.position + 1, std::memory_order_release);
+        header_->enqueue_pos.store(loan.position + 1, light() ? std::memory_order_release
+                                                               : std::memory_order_seq_cst);
     }
     header_->peers[peer_].messages.store(++messages_, std::memory_order_relaxed);
     loan = {};

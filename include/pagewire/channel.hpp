@@ -228,7 +228,8 @@ class Channel {
     // `size` may shrink the loan's size; larger is clamped to it.
     void publish(ChannelLoan& loan, std::size_t size) noexcept;
     void publish(ChannelLoan& loan) noexcept { publish(loan, loan.size); }
-    // Gives a loan back unpublished (MPMC: the slot is skipped as abandoned).
+    // Gives a loan back unpublished (MPMC: the slot is skipped as abandoned;
+    // PubSub Overwrite: the message the slot held is gone all the same).
     void cancel(ChannelLoan& loan) noexcept;
     // Copying conveniences on top of the loan. MPMC: a waiting loan()/send()
     // is where a slot held by a dead consumer is found and freed.
@@ -291,6 +292,7 @@ class Channel {
     std::uint64_t min_subscriber_cursor() const noexcept;
     bool viewed(std::uint64_t position) const noexcept;
     bool stalled() noexcept;
+    bool light() const noexcept;
     void store_visible(std::atomic<std::uint64_t>& word, std::uint64_t value) noexcept;
     void notify(Wake& wake) noexcept;
     void notify_armed(Wake& wake) noexcept;
@@ -315,6 +317,7 @@ class Channel {
     std::uint64_t lost_pending_ = 0;  // ... not yet reported in a view's lost_before
     std::uint64_t min_cursor_ = 0;  // PubSub publisher: a lower bound of every subscriber's cursor
     std::int64_t stall_since_ns_ = 0;  // when try_* began failing at one spot (0: not)
+    std::uint32_t stall_polls_ = 0;    // try_* failures since, modulo the clock-read period
     int notify_fd_ = -1;            // the pollable descriptor (consumer/producer), or -1
     int signal_fd_ = -1;            // the unbound datagram socket notifications are sent from
 };
