@@ -166,11 +166,12 @@ struct Channel::Header {
     alignas(kCacheLine) ChannelPeer peers[kMaxPeers];
 };
 
-// One ring slot. `seq` says whose turn it is (Vyukov): == position: free for
-// the producer of that position; == position + 1: holds its message; ==
-// position + capacity: taken, free for the next lap. PubSub: == position + 1
-// holds that message, anything smaller is no message yet. The message bytes
-// follow at kSlotHeaderBytes.
+// One ring slot. MPMC: `seq` says whose turn it is (Vyukov): == position:
+// free for the producer of that position; == position + 1: holds its
+// message; == position + capacity: taken, free for the next lap. SPSC and
+// PubSub: == position + 1 holds that message, anything smaller is no message
+// yet; room for the producer is told by the consumers' positions instead, so
+// consumers never write to slots. The message bytes follow at kSlotHeaderBytes.
 struct Channel::Slot {
     std::atomic<std::uint64_t> seq;
     std::uint32_t size;  // written before seq's release-store, read after its acquire-load
@@ -401,6 +402,7 @@ Channel& Channel::operator=(Channel&& other) noexcept {
         cursor_ = other.cursor_;
         lost_ = other.lost_;
         min_cursor_ = other.min_cursor_;
+        consumer_pos_ = other.consumer_pos_;
         stall_since_ns_ = other.stall_since_ns_;
         stall_polls_ = other.stall_polls_;
         lost_pending_ = other.lost_pending_;
@@ -481,7 +483,7 @@ void Channel::register_peer() {
                         std::string("a ") + channel_kind_name(kind_) + " channel has one " +
                             (producer ? (pubsub ? "publisher" : "producer") : "consumer") +
                             " and it is alive");
-        producer ? repair_producer() : repair_consumer();
+        if (producer) repair_producer();
         return;
     }
     for (unsigned i = pubsub ? 1 : 0; i < kMaxPeers; ++i)
@@ -527,31 +529,15 @@ void Channel::deregister_peer() noexcept {
     if (kind_ == ChannelKind::PubSub && role_ == ChannelRole::Consumer) notify(header_->space_wake);
 }
 
-// SPSC/PubSub publish and SPSC release each end with two stores (the slot's
-// sequence, then the shared position); a predecessor killed between them left
-// the position one step behind. The sequences say how far it really got.
+// SPSC/PubSub publish ends with two stores (the slot's sequence, then the
+// shared position); a predecessor killed between them left the position one
+// step behind, which the slot's sequence tells. (A consumer's release is one
+// store, nothing to repair.)
 void Channel::repair_producer() noexcept {
-    const std::uint64_t cap = header_->capacity;
     std::uint64_t t = header_->enqueue_pos.load(std::memory_order_acquire);
-    if (kind_ == ChannelKind::PubSub) {
-        if (slot(t).seq.load(std::memory_order_acquire) == t + 1) ++t;
-        min_cursor_ = 0;  // unknown: the first loan looks at the subscribers
-    } else {
-        // A slot past position t has sequence t + 1 once published and >= t +
-        // capacity once released (the consumer may move it from one to the other meanwhile).
-        for (;; ++t) {
-            const std::uint64_t seq = slot(t).seq.load(std::memory_order_acquire);
-            if (seq != t + 1 && seq < t + cap) break;
-        }
-    }
+    if (slot(t).seq.load(std::memory_order_acquire) == t + 1) ++t;
+    if (kind_ == ChannelKind::PubSub) min_cursor_ = 0;  // unknown: the first loan looks
     header_->enqueue_pos.store(t, std::memory_order_release);
-}
-
-void Channel::repair_consumer() noexcept {
-    const std::uint64_t cap = header_->capacity;
-    std::uint64_t h = header_->dequeue_pos.load(std::memory_order_acquire);
-    while (slot(h).seq.load(std::memory_order_acquire) >= h + cap) ++h;
-    header_->dequeue_pos.store(h, std::memory_order_release);
 }
 
 ChannelStats Channel::stats() const noexcept {
@@ -752,6 +738,8 @@ bool Channel::ready() const noexcept {
         if (overflow() == ChannelOverflow::Block) return false;
         return !viewed(oldest);
     }
+    if (kind_ == ChannelKind::Spsc)
+        return pos - header_->dequeue_pos.load(std::memory_order_seq_cst) < header_->capacity;
     return slot(pos).seq.load(std::memory_order_seq_cst) == pos;
 }
 
@@ -876,8 +864,14 @@ ChannelStatus Channel::try_loan(std::size_t size, ChannelLoan& loan) noexcept {
     std::uint64_t pos = header_->enqueue_pos.load(std::memory_order_relaxed);
     if (kind_ == ChannelKind::Spsc) {
         // The only producer: nothing shared changes until publish, so a
-        // producer that dies holding this loan leaves no trace.
-        if (slot(pos).seq.load(std::memory_order_acquire) != pos) return ChannelStatus::Full;
+        // producer that dies holding this loan leaves no trace. Room is told
+        // by the consumer's position, read only when the last value read
+        // says the ring is full: the slots' cache lines then only ever move
+        // from producer to consumer, and this loan reads none of them.
+        if (pos - consumer_pos_ >= header_->capacity) {
+            consumer_pos_ = header_->dequeue_pos.load(std::memory_order_acquire);
+            if (pos - consumer_pos_ >= header_->capacity) return ChannelStatus::Full;
+        }
     } else if (kind_ == ChannelKind::PubSub) {
         if (ChannelStatus st = try_loan_pubsub(pos); st != ChannelStatus::Ok) return st;
     } else {
@@ -1009,11 +1003,8 @@ ChannelStatus Channel::try_read(ChannelView& view) noexcept {
                 continue;
             return ChannelStatus::Empty;
         }
-        if (dif > 0) {  // already taken: by another consumer (MPMC) or a dead predecessor (SPSC)
-            if (kind_ == ChannelKind::Spsc)
-                header_->dequeue_pos.store(++pos, std::memory_order_release);
-            else
-                pos = header_->dequeue_pos.load(std::memory_order_relaxed);
+        if (dif > 0) {  // MPMC: already taken by another consumer (SPSC: cannot happen)
+            pos = header_->dequeue_pos.load(std::memory_order_relaxed);
             continue;
         }
         if (kind_ == ChannelKind::Mpmc) {
@@ -1100,13 +1091,16 @@ void Channel::release(ChannelView& view) noexcept {
 
 // SPSC/MPMC: hands the slot at `position` to the producer of the next lap.
 void Channel::free_slot(std::uint64_t position) noexcept {
-    store_visible(slot(position).seq, position + header_->capacity);
-    if (kind_ == ChannelKind::Mpmc)
+    if (kind_ == ChannelKind::Spsc) {
+        // One store, after every read of the message: the producer reads
+        // room from the position. SPSC takes the position only now, so a
+        // consumer that dies holding a view leaves the message for its
+        // successor (delivered at least once).
+        store_visible(header_->dequeue_pos, position + 1);
+    } else {
+        store_visible(slot(position).seq, position + header_->capacity);
         header_->peers[peer_].intent.store(0, std::memory_order_release);
-    // SPSC takes the position only now: a consumer that dies holding a view
-    // leaves the message for its successor (delivered at least once).
-    if (kind_ == ChannelKind::Spsc)
-        header_->dequeue_pos.store(position + 1, std::memory_order_release);
+    }
     notify(header_->space_wake);
 }
 

@@ -282,7 +282,6 @@ class Channel {
     void register_peer();
     void deregister_peer() noexcept;
     void repair_producer() noexcept;
-    void repair_consumer() noexcept;
     bool recover_abandoned(std::uint64_t position) noexcept;
     bool recover_dead_consumer() noexcept;
     bool reap_dead_subscribers() noexcept;
@@ -316,6 +315,7 @@ class Channel {
     std::uint64_t lost_ = 0;        // PubSub subscriber: messages missed
     std::uint64_t lost_pending_ = 0;  // ... not yet reported in a view's lost_before
     std::uint64_t min_cursor_ = 0;  // PubSub publisher: a lower bound of every subscriber's cursor
+    std::uint64_t consumer_pos_ = 0;  // SPSC producer: the consumer's position, as last read
     std::int64_t stall_since_ns_ = 0;  // when try_* began failing at one spot (0: not)
     std::uint32_t stall_polls_ = 0;    // try_* failures since, modulo the clock-read period
     int notify_fd_ = -1;            // the pollable descriptor (consumer/producer), or -1
