@@ -224,7 +224,7 @@ TransferStats transfer(const Endpoint& source, const Endpoint& destination,
         const detail::MethodStatus status = info(method).run(job);
         if (!job.note.empty()) stats.notes.push_back(std::move(job.note));
         job.note.clear();
-        if (status.ok()) break;
+        if (status.ok() || job.would_block) break;
         const std::optional<TransferMethod> next = fallback_method(method);
         const bool impossible = status.unsupported || means_unsupported(status.error);
         if (!impossible || !options.fallback || !next) {
@@ -250,6 +250,7 @@ TransferStats transfer(const Endpoint& source, const Endpoint& destination,
     stats.bytes = job.moved;
     stats.syscalls = job.syscalls;
     stats.reflinked = job.reflinked;
+    stats.would_block = job.would_block;
     stats.zerocopy_completions = job.zerocopy_completions;
     stats.zerocopy_copied = job.zerocopy_copied;
 
@@ -260,6 +261,40 @@ TransferStats transfer(const Endpoint& source, const Endpoint& destination,
         stats.resident_after = resident_pages(*source_file, options.offset, length);
     }
     return stats;
+}
+
+TransferStep transfer_step(int source_fd, int destination_fd, EndpointKind destination_kind,
+                           std::uint64_t offset, std::uint64_t length,
+                           TransferMethod method) noexcept {
+    static const TransferOptions kStepOptions = [] {
+        TransferOptions o;
+        o.return_on_would_block = true;
+        o.measure_cache = false;
+        return o;
+    }();
+    TransferStep step;
+    if (method == TransferMethod::Auto) {
+        step.error = EINVAL;
+        step.operation = "transfer";
+        return step;
+    }
+    detail::TransferJob job{.source_fd = source_fd,
+                            .destination_fd = destination_fd,
+                            .source_kind = EndpointKind::RegularFile,
+                            .destination_kind = destination_kind,
+                            .source_offset = offset,
+                            .destination_offset = 0,
+                            .remaining = length,
+                            .options = kStepOptions,
+                            .note = {}};
+    const detail::MethodStatus status = info(method).run(job);
+    step.bytes = job.moved;
+    step.would_block = job.would_block;
+    if (!status.ok()) {
+        step.error = status.error;
+        step.operation = status.operation;
+    }
+    return step;
 }
 
 std::string summary(const TransferStats& s) {

@@ -30,6 +30,7 @@ struct TransferJob {
     std::uint64_t zerocopy_completions = 0;
     std::uint64_t zerocopy_copied = 0;
     bool reflinked = false;
+    bool would_block = false;  // a unit returned early: EAGAIN with return_on_would_block
     std::string note;  // a method's remark for TransferStats::notes (e.g. why reflink failed)
 
     bool until_end() const noexcept { return remaining == kTransferToEnd; }
@@ -37,6 +38,13 @@ struct TransferJob {
     // Largest request for one call, at most `limit`.
     std::size_t next_chunk(std::uint64_t limit) const noexcept {
         return static_cast<std::size_t>(remaining < limit ? remaining : limit);
+    }
+    // EAGAIN from the destination: true when the unit should return now
+    // (return_on_would_block) rather than wait; records that it did.
+    bool stop_on_would_block() noexcept {
+        if (!options.return_on_would_block) return false;
+        would_block = true;
+        return true;
     }
     void advance(std::uint64_t n) noexcept {
         source_offset += n;
@@ -95,7 +103,10 @@ inline MethodStatus source_ended_early() noexcept {
 
 // Writes n bytes from buf to the destination (pwrite for regular files,
 // write/send otherwise, waiting on EAGAIN), counting syscalls; does not
-// advance the job. For the units that hold bytes in user memory.
-MethodStatus write_out(TransferJob& job, const void* buf, std::size_t n) noexcept;
+// advance the job. For the units that hold bytes in user memory. With
+// `written` and return_on_would_block, EAGAIN returns Done with *written < n
+// and job.would_block set; *written is n otherwise.
+MethodStatus write_out(TransferJob& job, const void* buf, std::size_t n,
+                       std::size_t* written = nullptr) noexcept;
 
 }  // namespace pagewire::detail

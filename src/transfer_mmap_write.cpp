@@ -36,7 +36,8 @@ MethodStatus run_mmap_write(TransferJob& job) noexcept {
         ::madvise(p, skip + n, MADV_SEQUENTIAL);
         // A page past a truncated source's end makes write(2) fail with
         // EFAULT (the kernel copies from it), never a SIGBUS here.
-        MethodStatus s = write_out(job, static_cast<const char*>(p) + skip, n);
+        std::size_t written = 0;
+        MethodStatus s = write_out(job, static_cast<const char*>(p) + skip, n, &written);
         ++job.syscalls;
         ::munmap(p, skip + n);
         if (!s.ok()) {
@@ -46,7 +47,8 @@ MethodStatus run_mmap_write(TransferJob& job) noexcept {
             }
             return s;
         }
-        job.advance(n);
+        job.advance(written);
+        if (job.would_block) return MethodStatus::done();
     }
     return MethodStatus::done();
 }

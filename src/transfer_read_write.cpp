@@ -52,9 +52,11 @@ ssize_t read_some(TransferJob& job, char* buf, std::size_t n) noexcept {
 
 }  // namespace
 
-MethodStatus write_out(TransferJob& job, const void* buf, std::size_t n) noexcept {
+MethodStatus write_out(TransferJob& job, const void* buf, std::size_t n,
+                       std::size_t* written) noexcept {
     const auto* p = static_cast<const char*>(buf);
     std::size_t done = 0;
+    if (written != nullptr) *written = n;
     while (done < n) {
         ++job.syscalls;
         ssize_t w;
@@ -71,6 +73,10 @@ MethodStatus write_out(TransferJob& job, const void* buf, std::size_t n) noexcep
             w = sys::retry_eintr([&] { return ::write(job.destination_fd, p + done, n - done); });
         }
         if (w < 0 && errno == EAGAIN) {
+            if (written != nullptr && job.stop_on_would_block()) {
+                *written = done;
+                return MethodStatus::done();
+            }
             ++job.syscalls;
             if (sys::poll_one(job.destination_fd, POLLOUT) < 0) {
                 return MethodStatus::failed(errno, "poll", Side::Destination);
@@ -92,9 +98,15 @@ MethodStatus run_read_write(TransferJob& job) noexcept {
         ssize_t r = read_some(job, buffer.data(), job.next_chunk(size));
         if (r < 0) return MethodStatus::failed(errno, "read", Side::Source);
         if (r == 0) return job.until_end() ? MethodStatus::done() : source_ended_early();
-        MethodStatus s = write_out(job, buffer.data(), static_cast<std::size_t>(r));
+        // Only a file source can be read again from where a partial write
+        // stopped; a stream's bytes must all go out.
+        const bool file_source = job.source_kind == EndpointKind::RegularFile;
+        std::size_t written = 0;
+        MethodStatus s = write_out(job, buffer.data(), static_cast<std::size_t>(r),
+                                   file_source ? &written : nullptr);
         if (!s.ok()) return s;
-        job.advance(static_cast<std::uint64_t>(r));
+        job.advance(file_source ? written : static_cast<std::uint64_t>(r));
+        if (job.would_block) return MethodStatus::done();
     }
     return MethodStatus::done();
 }

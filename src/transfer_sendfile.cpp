@@ -36,6 +36,7 @@ MethodStatus run_sendfile(TransferJob& job) noexcept {
         ssize_t r = sys::sendfile(job.destination_fd, job.source_fd, &offset,
                                   job.next_chunk(kSendfileMaxPerCall));
         if (r < 0 && errno == EAGAIN) {
+            if (job.stop_on_would_block()) return MethodStatus::done();
             ++job.syscalls;
             if (sys::poll_one(job.destination_fd, POLLOUT) < 0) {
                 return MethodStatus::failed(errno, "poll", Side::Destination);

@@ -24,9 +24,12 @@ constexpr unsigned kSpliceFlags = SPLICE_F_MOVE | SPLICE_F_MORE;
 
 bool is_pipe(EndpointKind kind) noexcept { return kind == EndpointKind::Pipe; }
 
-// One splice from `in` to `out`, waiting (poll) while a non-blocking end says EAGAIN.
+// One splice from `in` to `out`, waiting (poll) while a non-blocking end says
+// EAGAIN. may_return: the caller can stop here (return_on_would_block); then
+// -1 with errno EAGAIN and job.would_block set.
 ssize_t splice_waiting(TransferJob& job, int in, std::uint64_t* in_off, int out,
-                       std::uint64_t* out_off, std::size_t n, Side* failed_side) noexcept {
+                       std::uint64_t* out_off, std::size_t n, Side* failed_side,
+                       bool may_return = false) noexcept {
     for (;;) {
         ++job.syscalls;
         ssize_t r = sys::splice(in, in_off, out, out_off, n, kSpliceFlags);
@@ -34,6 +37,7 @@ ssize_t splice_waiting(TransferJob& job, int in, std::uint64_t* in_off, int out,
             *failed_side = in == job.source_fd ? Side::Source : Side::Destination;
             return r;
         }
+        if (may_return && job.stop_on_would_block()) return -1;
         // Which end would block is not said; wait for both to be ready.
         ++job.syscalls;
         if (in == job.source_fd && sys::poll_one(in, POLLIN, 100) < 0) return -1;
@@ -75,7 +79,8 @@ MethodStatus splice_direct(TransferJob& job) noexcept {
         Side side{};
         ssize_t r = splice_waiting(job, job.source_fd, file_source ? &in_off : nullptr,
                                    job.destination_fd, file_destination ? &out_off : nullptr,
-                                   job.next_chunk(kSpliceMaxPerCall), &side);
+                                   job.next_chunk(kSpliceMaxPerCall), &side, true);
+        if (r < 0 && job.would_block) return MethodStatus::done();
         if (r < 0) return MethodStatus::failed(errno, "splice", side);
         if (r == 0) return job.until_end() ? MethodStatus::done() : source_ended_early();
         job.advance(static_cast<std::uint64_t>(r));

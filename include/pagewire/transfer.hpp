@@ -64,6 +64,13 @@ struct TransferOptions {
     bool fallback = true;            // false: an impossible method is an error, not the next method
     bool drop_source_pages = false;  // afterwards, POSIX_FADV_DONTNEED the source range
     bool measure_cache = true;       // fill TransferStats::resident_* (cachestat, file sources)
+    // Event loops: when a non-blocking destination is full (EAGAIN), return
+    // with the bytes moved so far and TransferStats::would_block set instead
+    // of poll(2)ing. Honoured by sendfile, read-write and mmap-write from a
+    // file source and by splice when one end is a pipe (there EAGAIN from
+    // either end returns); the other methods (and splice through its private
+    // pipe) still wait.
+    bool return_on_would_block = false;
     // Told the bytes done so far between chunks (from the calling thread).
     std::function<void(std::uint64_t done, std::uint64_t total)> progress;
 };
@@ -91,6 +98,7 @@ struct TransferStats {
     long voluntary_switches = 0;
     long involuntary_switches = 0;
     bool reflinked = false;                 // CopyFileRange shared the blocks (FICLONE)
+    bool would_block = false;  // return_on_would_block: stopped early, the destination was full
     std::uint64_t zerocopy_completions = 0;  // MSG_ZEROCOPY / SEND_ZC sends completed
     std::uint64_t zerocopy_copied = 0;       // ... of which the kernel completed by copying
     // File sources with measure_cache: pages of the range and how many were
@@ -110,11 +118,26 @@ struct Endpoint {
 // operation and the endpoint at fault ("write dst.bin: File too large"); bytes
 // already written stay written. Writing to a socket or pipe whose reader left
 // raises SIGPIPE unless the caller ignores it (then EPIPE is the error).
-// Non-blocking descriptors are waited on with poll(2).
+// Non-blocking descriptors are waited on with poll(2) unless
+// options.return_on_would_block says to return.
 TransferStats transfer(const Endpoint& source, const Endpoint& destination,
                        const TransferOptions& options = {});
 TransferStats transfer(const File& source, const File& destination,
                        const TransferOptions& options = {});
+
+// The hot path of an event loop (a file server's sendfile): one pass of
+// `method` (not Auto) over [offset, offset+length) of a regular file, with
+// return_on_would_block and none of transfer()'s fstat, statistics or
+// fallbacks. The caller knows the kinds; a source that ends early is EIO.
+struct TransferStep {
+    std::uint64_t bytes = 0;     // moved to the destination by this call
+    bool would_block = false;    // the destination is full: wait for POLLOUT, call again
+    int error = 0;               // errno of a failure (bytes may still be > 0)
+    const char* operation = "";  // the system call that failed
+};
+TransferStep transfer_step(int source_fd, int destination_fd, EndpointKind destination_kind,
+                           std::uint64_t offset, std::uint64_t length,
+                           TransferMethod method = TransferMethod::Sendfile) noexcept;
 
 // The policy: what Auto runs for these endpoints and this many bytes.
 // Stream source: splice. File source of at least direct_threshold bytes: direct.

@@ -105,6 +105,7 @@ private:
 struct Options {
     bool quick = false;   // smaller sizes and fewer repetitions (make run)
     int repetitions = 0;  // 0: the section's default
+    std::string only;     // POSIX extended regex: run only the methods whose names match (ipc); empty: all
 };
 
 // What a section is given to run.
@@ -134,6 +135,9 @@ struct SectionResult {
     std::vector<Json> rows;
     std::vector<std::string> notes;  // printed under the table, kept in the JSON
     Json summary = Json::object();   // section-specific verdicts (targets met, ...)
+    // Non-empty: the run found an error (wrong data, a failed row). Everything is
+    // still printed and written, then the command fails with this line.
+    std::string failure;
 };
 
 struct Section {

@@ -1,4 +1,4 @@
-// pagewire bench [--quick] [--json FILE] [--dir DIR] [--section NAME]... —
+// pagewire bench [--quick] [--json FILE] [--dir DIR] [--section NAME]... [--only REGEX] —
 // the seeds' performance claims measured on this machine (S19). Runs every
 // section (or the named ones), prints one table per section and optionally
 // writes all results as one JSON document.
@@ -24,6 +24,8 @@ namespace bench {
 Section mapping_section();
 Section transfer_section();
 Section cache_section();
+Section ipc_section();
+Section serve_section();
 
 }  // namespace bench
 
@@ -34,6 +36,8 @@ std::vector<bench::Section> all_sections() {
     sections.push_back(bench::mapping_section());
     sections.push_back(bench::transfer_section());
     sections.push_back(bench::cache_section());
+    sections.push_back(bench::ipc_section());
+    sections.push_back(bench::serve_section());
     return sections;
 }
 
@@ -43,6 +47,7 @@ struct BenchArgs {
     std::string dir;
     std::vector<std::string> sections;
     int repetitions = 0;
+    std::string only;
 };
 
 void write_json(const std::string& path, const bench::Json& document) {
@@ -76,7 +81,7 @@ void run_bench(const BenchArgs& args) {
         if (wanted) selected.push_back(std::move(s));
     }
 
-    const bench::Options options{args.quick, args.repetitions};
+    const bench::Options options{args.quick, args.repetitions, args.only};
     bench::Json document;
     document["machine"] = bench::machine_info();
     document["date"] = bench::iso_date_now();
@@ -90,6 +95,7 @@ void run_bench(const BenchArgs& args) {
     std::fflush(stdout);
 
     bench::ScratchDir scratch(args.dir);
+    std::vector<std::string> failures;
     for (const bench::Section& section : selected) {
         bench::Context context{options, scratch, section.name};
         const auto start = bench::Clock::now();
@@ -105,11 +111,20 @@ void run_bench(const BenchArgs& args) {
         entry["rows"] = result.rows;
         entry["notes"] = result.notes;
         entry["summary"] = result.summary;
+        if (!result.failure.empty()) {
+            entry["failure"] = result.failure;
+            failures.push_back(result.failure);
+        }
         document["sections"].push_back(std::move(entry));
     }
     if (!args.json_path.empty()) {
         write_json(args.json_path, document);
         fmt::print("\nresults written to {}\n", args.json_path);
+    }
+    if (!failures.empty()) {
+        std::string all;
+        for (const std::string& f : failures) all += (all.empty() ? "" : "; ") + f;
+        throw_error("bench", "", EPROTO, all);
     }
 }
 
@@ -141,6 +156,10 @@ void register_bench(CLI::App& app) {
                     "Measured repetitions per method (default: the section's own)")
         ->check(CLI::PositiveNumber)
         ->type_name("N");
+    cmd->add_option("--only", args->only,
+                    "Run only the methods whose names match this extended regex "
+                    "(section ipc), e.g. 'pipe|pagewire'")
+        ->type_name("REGEX");
     cmd->callback([args] { run_bench(*args); });
 }
 

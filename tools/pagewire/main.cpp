@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
     pagewire::cli::register_chan(app);
     pagewire::cli::register_copy(app);
     pagewire::cli::register_send(app);  // send and recv
+    pagewire::cli::register_serve(app);
     pagewire::cli::register_bench(app);
 
     try {

@@ -1,0 +1,121 @@
+// pagewire serve: the direct path for large files (nginx `aio on; directio
+// N;`). The transfer engine's Direct method waits for its destination, so a
+// worker does it itself, without ever blocking: O_DIRECT reads submitted to
+// the worker's io_uring (completions signalled through an eventfd in the
+// worker's epoll set) into page-aligned buffers, each sent with a
+// non-blocking send(2) as the socket takes it. Two buffers per response:
+// the next chunk is read while the current one is sent. Not thread-safe:
+// one ring per worker, one stream per connection.
+#pragma once
+
+#include <liburing.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace pagewire::serve {
+
+// Chunk of one direct read: as the engine's Direct method (kDirectMinChunkBytes),
+// smaller reads waste the device's time on per-request cost.
+inline constexpr std::size_t kDirectChunkBytes = 1 << 20;
+inline constexpr unsigned kDirectBuffers = 2;
+
+// A worker's io_uring and its pool of aligned buffers.
+class DirectRing {
+  public:
+    DirectRing() = default;
+    ~DirectRing();
+    DirectRing(const DirectRing&) = delete;
+    DirectRing& operator=(const DirectRing&) = delete;
+
+    // Sets the ring up on first use; false (errno set) when io_uring is not available.
+    bool ready() noexcept;
+    int event_fd() const noexcept { return event_fd_; }
+    // Queues and submits one read; false (errno set) if it could not be submitted.
+    bool submit_read(int fd, char* buf, unsigned n, std::uint64_t offset,
+                     std::uint64_t tag) noexcept;
+    // After the eventfd fired: calls on_completion(tag, res) for every completion.
+    template <class F>
+    void reap(F&& on_completion) noexcept {
+        std::uint64_t count = 0;
+        while (::read(event_fd_, &count, sizeof count) < 0 && errno == EINTR) {
+        }
+        io_uring_cqe* cqe = nullptr;
+        while (::io_uring_peek_cqe(&ring_, &cqe) == 0) {
+            const std::uint64_t tag = ::io_uring_cqe_get_data64(cqe);
+            const int res = cqe->res;
+            ::io_uring_cqe_seen(&ring_, cqe);
+            --outstanding_;
+            on_completion(tag, res);
+        }
+    }
+    // Reads submitted and not yet reaped.
+    std::size_t outstanding() const noexcept { return outstanding_; }
+    // Blocks until a completion is there (for the worker's exit only).
+    void wait() noexcept {
+        io_uring_cqe* cqe = nullptr;
+        (void)::io_uring_wait_cqe(&ring_, &cqe);
+    }
+    // A kDirectChunkBytes page-aligned buffer, or nullptr (errno set).
+    char* take_buffer() noexcept;
+    void give_buffer(char* buffer) noexcept;
+
+  private:
+    static constexpr unsigned kRingEntries = 256;
+    static constexpr std::size_t kPooledBuffers = 32;  // kept for reuse; the rest are unmapped
+
+    io_uring ring_{};
+    int state_ = 0;      // 0 not tried, 1 ready, -errno failed
+    int event_fd_ = -1;  // signalled on completions; in the worker's epoll set
+    std::vector<char*> pool_;
+    std::size_t outstanding_ = 0;
+};
+
+struct DirectBuffer {
+    enum class State { Free, Reading, Ready };
+    State state = State::Free;
+    char* data = nullptr;           // from the ring's pool while the stream holds it
+    std::uint64_t file_offset = 0;  // where the read starts (aligned)
+    std::size_t want = 0;           // bytes the read asks for (aligned)
+    std::size_t got = 0;            // bytes read so far
+    std::size_t skip = 0;           // leading bytes before the segment's first byte
+    std::size_t length = 0;         // bytes to send, data[skip, skip + length)
+    std::size_t sent = 0;           // of length
+    int error = 0;                  // errno of a failed or short read
+};
+
+// One file segment [begin, end) on its way: reads ahead, hands out buffers
+// in file order.
+class DirectStream {
+  public:
+    void start(int fd, std::uint32_t align, std::uint64_t begin, std::uint64_t end) noexcept;
+    // Issues reads into the free buffers; `tag` | buffer index tags each. False
+    // (errno set) when no buffer or no submission was possible.
+    bool fill(DirectRing& ring, std::uint64_t tag) noexcept;
+    // A read of buffer `index` finished with `res` (bytes or -errno). May resubmit the rest.
+    void complete(unsigned index, int res, DirectRing& ring, std::uint64_t tag) noexcept;
+    // The next buffer to send: Ready (check error) or Reading; nullptr when all is sent.
+    DirectBuffer* front() noexcept;
+    void pop() noexcept;  // the front buffer is fully sent
+    bool active() const noexcept { return active_; }
+    unsigned in_flight() const noexcept;
+    // Gives the buffers back; only with nothing in flight.
+    void release(DirectRing& ring) noexcept;
+
+  private:
+    DirectBuffer buffers_[kDirectBuffers];
+    int fd_ = -1;
+    std::uint32_t align_ = 1;
+    std::uint64_t begin_ = 0;
+    std::uint64_t end_ = 0;
+    std::uint64_t next_read_ = 0;  // aligned offset of the next read
+    std::uint64_t read_end_ = 0;   // end_ rounded up to the alignment
+    unsigned read_seq_ = 0;        // reads issued
+    unsigned send_seq_ = 0;        // buffers fully sent
+    bool active_ = false;
+};
+
+}  // namespace pagewire::serve

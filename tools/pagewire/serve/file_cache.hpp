@@ -1,0 +1,98 @@
+// pagewire serve: opening request paths under the root, and the open-file
+// cache (nginx's open_file_cache): a descriptor, its stat and the header
+// strings derived from it are reused for `valid_ms`, then the path is
+// opened again and the entry kept if it still names the same unchanged
+// file. One cache per worker thread; not thread-safe.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <ctime>
+#include <memory>
+#include <pagewire/unique_fd.hpp>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace pagewire::serve {
+
+// An open file or directory and what responses need of it. Shared (by
+// shared_ptr) between the cache and the responses in flight, so eviction
+// never closes a descriptor a response still sends from.
+struct CachedFile {
+    UniqueFd fd;  // O_RDONLY, opened beneath the root
+    bool directory = false;
+    std::uint64_t size = 0;
+    std::time_t mtime = 0;
+    std::string etag;           // "\"<mtime hex>-<size hex>\"", nginx's form
+    std::string last_modified;  // HTTP date of mtime
+    std::string_view content_type;
+    // What identifies an unchanged file on revalidation.
+    dev_t dev = 0;
+    ino_t ino = 0;
+    std::int64_t mtime_ns = 0;
+    std::int64_t ctime_ns = 0;
+    // Direct I/O: an O_DIRECT descriptor of the same open file, made on
+    // first need by prepare_direct().
+    enum class Direct { Unknown, Ready, Unsupported };
+    Direct direct = Direct::Unknown;
+    UniqueFd direct_fd;
+    std::uint32_t direct_align = 0;  // statx STATX_DIOALIGN offset alignment
+};
+
+// Opens `relative` ("" = the root itself) under root_fd with openat2:
+// RESOLVE_BENEATH (unless follow_symlinks) | RESOLVE_NO_MAGICLINKS, O_RDONLY
+// | O_NONBLOCK (a FIFO must not block the worker) | O_CLOEXEC. Returns the
+// descriptor or -errno (EXDEV: a symlink or ".." leads out of the root).
+int open_beneath(int root_fd, const std::string& relative, bool follow_symlinks) noexcept;
+
+// Makes file.direct Ready (direct_fd, direct_align) or Unsupported (the
+// filesystem reports no alignment or refuses O_DIRECT). Returns whether Ready.
+bool prepare_direct(CachedFile& file) noexcept;
+
+struct CacheLookup {
+    std::shared_ptr<CachedFile> file;
+    int error = 0;  // errno of open or fstat when file is null
+};
+
+class OpenFileCache {
+  public:
+    OpenFileCache(int root_fd, bool follow_symlinks, unsigned valid_ms,
+                  std::size_t max_entries = kDefaultMaxEntries);
+    // The file at `relative`, from the cache while it is valid.
+    CacheLookup open(const std::string& relative, std::uint64_t now_ms);
+    std::size_t size() const noexcept { return entries_.size(); }
+
+    static constexpr std::size_t kDefaultMaxEntries = 4096;  // nginx example: max=1000..
+    // Entries unused this long are dropped when room is needed (nginx inactive=60s).
+    static constexpr std::uint64_t kInactiveMs = 60'000;
+
+  private:
+    struct Entry {
+        std::shared_ptr<CachedFile> file;
+        std::uint64_t validated_ms = 0;
+        std::uint64_t used_ms = 0;
+    };
+    struct Hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const noexcept {
+            return std::hash<std::string_view>{}(s);
+        }
+    };
+    struct Equal {
+        using is_transparent = void;
+        bool operator()(std::string_view a, std::string_view b) const noexcept { return a == b; }
+    };
+
+    void make_room(std::uint64_t now_ms);
+
+    int root_fd_;
+    bool follow_symlinks_;
+    unsigned valid_ms_;
+    std::size_t max_entries_;
+    std::unordered_map<std::string, Entry, Hash, Equal> entries_;
+};
+
+}  // namespace pagewire::serve

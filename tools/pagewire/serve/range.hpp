@@ -1,0 +1,25 @@
+// pagewire serve: the Range header (RFC 9110 14.1.2), bytes unit only.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+namespace pagewire::serve {
+
+struct ByteRange {
+    std::uint64_t first;
+    std::uint64_t last;  // inclusive
+    std::uint64_t length() const noexcept { return last - first + 1; }
+};
+
+enum class RangeStatus {
+    Ignore,         // malformed, another unit, or too many ranges: send the whole file
+    Satisfiable,    // `out` holds the satisfiable ranges, in request order, clamped to the size
+    Unsatisfiable,  // none is: 416
+};
+
+// Parses `header` against a representation of `size` bytes. `out` is reused.
+RangeStatus parse_range(std::string_view header, std::uint64_t size, std::vector<ByteRange>& out);
+
+}  // namespace pagewire::serve

@@ -1,0 +1,88 @@
+// pagewire serve: what to answer to a request — status, header block and
+// the body as a list of segments (bytes in memory, ranges of the file) for
+// the worker to send. Pure apart from opening files through the cache, so
+// unit tests and the fuzzer call it without sockets. One per worker; not
+// thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "serve/config.hpp"
+#include "serve/file_cache.hpp"
+#include "serve/http_date.hpp"
+#include "serve/http_request.hpp"
+#include "serve/range.hpp"
+
+namespace pagewire::serve {
+
+// A piece of the response, in sending order: bytes [offset, offset+length)
+// of Response::data, or of the response's file.
+struct Segment {
+    bool file = false;
+    std::uint64_t offset = 0;
+    std::uint64_t length = 0;
+};
+
+struct Response {
+    int status = 0;
+    std::string data;                  // the header block, then in-memory body parts
+    std::vector<Segment> segments;     // the header block is the first one
+    std::shared_ptr<CachedFile> file;  // source of the file segments
+    std::uint64_t body_bytes = 0;      // body bytes the segments carry (0 for HEAD, 304)
+    bool close = false;                // "Connection: close" sent: close after this response
+    bool http10_keep_alive = false;    // "Connection: keep-alive" sent to an HTTP/1.0 client
+    bool direct = false;               // file segments by O_DIRECT reads (size >= threshold)
+    // For the access log, copied from the request (only when logging).
+    std::string log_request;
+    std::string log_referer;
+    std::string log_user_agent;
+
+    // Empties it, keeping the capacity (no allocation per request).
+    void clear() noexcept;
+    std::uint64_t total_bytes() const noexcept;
+};
+
+class Responder {
+  public:
+    // `root_fd` must outlive the responder (listings open beneath it through `cache`).
+    Responder(const ServeConfig& config, OpenFileCache& cache, const ClockStrings& clock);
+
+    // The answer to a parsed request. keep_alive_allowed false (the server
+    // is stopping) adds "Connection: close".
+    void respond(const Request& request, Response& out, bool keep_alive_allowed = true);
+    // An error with no request to answer, or one that ends the connection
+    // (400, 405, 408, 414, 431, 500, 503); the response closes it. `request`
+    // may be null when nothing was parsed.
+    void respond_error(int status, const Request* request, Response& out);
+
+  private:
+    void serve_file(const Request& request, const std::shared_ptr<CachedFile>& file, Response& out);
+    void serve_listing(const Request& request, const CachedFile& dir, Response& out);
+    void redirect_to_directory(const Request& request, Response& out);
+    void simple(int status, const Request* request, Response& out, bool close);
+    // Starts the header block: status line, Server, Date, Connection when needed.
+    void begin_head(int status, Response& out) const;
+    void end_head(Response& out) const;
+    void add_body_memory(Response& out, std::size_t from) const;
+    // Content-Type and Content-Length of `body`, the end of the header
+    // block, then the body unless the request is HEAD.
+    void end_with_body(const Request* request, Response& out, std::string_view type,
+                       std::string_view body) const;
+    void note_log(const Request* request, Response& out) const;
+    bool not_modified(const Request& request, const CachedFile& file) const;
+    bool if_range_allows(const Request& request, const CachedFile& file) const;
+    int open_error_status(int err) const noexcept;
+
+    const ServeConfig& config_;
+    OpenFileCache& cache_;
+    const ClockStrings& clock_;
+    std::string relative_;  // normalized path of the current request (reused)
+    std::string scratch_;   // index path, listing body (reused)
+    std::vector<ByteRange> ranges_;
+    std::uint64_t boundary_ = 0;  // multipart boundaries count up, as in nginx
+};
+
+}  // namespace pagewire::serve
