@@ -42,7 +42,7 @@ constexpr std::int64_t kMaxSleepNs = 20'000'000;
 constexpr std::int64_t kRecoverAfterNs = std::chrono::nanoseconds(Channel::kRecoverAfter).count();
 // Busy loops read the clock only every this many polls (a clock read costs
 // about as much as a poll of a cache line another core just wrote).
-constexpr unsigned kPollsPerClockRead = 16;
+constexpr unsigned kPollsPerClockRead = 64;
 // Wake::waiting: futex sleepers in the low half, armed descriptors in the high half.
 constexpr std::uint64_t kArmedOne = std::uint64_t{1} << 32;
 constexpr std::uint64_t kSleepersMask = kArmedOne - 1;
@@ -636,12 +636,14 @@ bool Channel::light() const noexcept {
 }
 
 void Channel::store_visible(std::atomic<std::uint64_t>& word, std::uint64_t value) noexcept {
-    if (light()) {
-        word.store(value, std::memory_order_release);
+    word.store(value, std::memory_order_release);
+    // The flag is read after the store, so that a cache miss on it cannot
+    // hold the store back (a store becomes visible only after the loads
+    // before it are done).
+    if (!light_fence_ || header_->full_fences.load(std::memory_order_relaxed) != 0)
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+    else
         std::atomic_signal_fence(std::memory_order_seq_cst);
-    } else {
-        word.store(value, std::memory_order_seq_cst);
-    }
 }
 
 void Channel::notify(Wake& wake) noexcept {
@@ -965,8 +967,8 @@ void Channel::publish(ChannelLoan& loan, std::size_t size) noexcept {
         header_->peers[peer_].intent.store(0, std::memory_order_release);
         header_->sent.fetch_add(1, std::memory_order_relaxed);
     } else {
-        header_->enqueue_pos.store(loan.position + 1, light() ? std::memory_order_release
-                                                               : std::memory_order_seq_cst);
+        header_->enqueue_pos.store(loan.position + 1, light_fence_ ? std::memory_order_release
+                                                                    : std::memory_order_seq_cst);
     }
     header_->peers[peer_].messages.store(++messages_, std::memory_order_relaxed);
     loan = {};
