@@ -404,7 +404,6 @@ Channel& Channel::operator=(Channel&& other) noexcept {
         min_cursor_ = other.min_cursor_;
         consumer_pos_ = other.consumer_pos_;
         stall_since_ns_ = other.stall_since_ns_;
-        stall_polls_ = other.stall_polls_;
         lost_pending_ = other.lost_pending_;
         notify_fd_ = std::exchange(other.notify_fd_, -1);
         signal_fd_ = std::exchange(other.signal_fd_, -1);
@@ -755,6 +754,11 @@ ChannelStatus Channel::wait_until(Attempt attempt, Stall on_stall, ChannelStatus
                                   std::chrono::nanoseconds timeout, WaitMode mode) noexcept {
     ChannelStatus st = attempt();
     if (st != busy) return st;
+    struct Waiting {  // try_* skip their own stall checks meanwhile (see stalled())
+        bool& flag;
+        explicit Waiting(bool& f) : flag(f) { flag = true; }
+        ~Waiting() { flag = false; }
+    } waiting_scope(waiting_);
     const std::int64_t start = sys::monotonic_ns();
     const std::int64_t wait_ns = std::max<std::int64_t>(0, timeout.count());
     const std::int64_t deadline = wait_ns >= INT64_MAX - start ? INT64_MAX : start + wait_ns;
@@ -946,8 +950,7 @@ bool Channel::viewed(std::uint64_t position) const noexcept {
 // True once every kRecoverAfter while a try_* call keeps failing (the first
 // failure starts the clock; a success stops it, see try_loan/try_read).
 bool Channel::stalled() noexcept {
-    // The clock is read only every kPollsPerClockRead failures (poll loops).
-    if (stall_since_ns_ != 0 && ++stall_polls_ % kPollsPerClockRead != 0) return false;
+    if (waiting_) return false;  // wait_until() recovers on its own schedule
     const std::int64_t now = sys::monotonic_ns();
     if (stall_since_ns_ == 0) {
         stall_since_ns_ = now;

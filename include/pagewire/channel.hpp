@@ -317,7 +317,7 @@ class Channel {
     std::uint64_t min_cursor_ = 0;  // PubSub publisher: a lower bound of every subscriber's cursor
     std::uint64_t consumer_pos_ = 0;  // SPSC producer: the consumer's position, as last read
     std::int64_t stall_since_ns_ = 0;  // when try_* began failing at one spot (0: not)
-    std::uint32_t stall_polls_ = 0;    // try_* failures since, modulo the clock-read period
+    bool waiting_ = false;             // inside wait_until()
     int notify_fd_ = -1;            // the pollable descriptor (consumer/producer), or -1
     int signal_fd_ = -1;            // the unbound datagram socket notifications are sent from
 };
