@@ -3,31 +3,11 @@
 // producer, an epoll producer waiting for room while a chan_helper consumer
 // frees it, and several chan_helper consumers sleeping at once (WaitMode::Sleep)
 // that must all be woken. Named chan.<Suite>.<Case>.
-#include "chan_message.hpp"
-
-#define SHM_HELPER CHAN_HELPER
+#include "chan_process_test.hpp"
 #include <sys/epoll.h>
 #include <time.h>
 
-#include <algorithm>
-#include <chrono>
-#include <memory>
-#include <pagewire/channel.hpp>
-#include <pagewire/error.hpp>
-#include <thread>
-
-#include "../shm/shm_test_util.hpp"
-
-using namespace pagewire;
-using namespace std::chrono_literals;
-using shmtest::Child;
-using shmtest::Cleanup;
-using testutil::contains;
-
 namespace {
-
-const std::string kHelper = CHAN_HELPER;
-using Clock = std::chrono::steady_clock;
 
 // CLOCK_MONOTONIC, as chan_helper stamps its messages with.
 std::int64_t now_ns() {

@@ -4,33 +4,9 @@
 // with slow subscribers, joining and leaving, dead subscribers, publishers and
 // subscribers killed with kill -9 at random moments, and bad input. Named
 // chan.<Suite>.<Case>.
-#include "chan_message.hpp"
-
-// shm_test_util's Child, Cleanup and unique_posix_name; its helper() names
-// SHM_HELPER, which these tests do not use.
-#define SHM_HELPER CHAN_HELPER
-#include <algorithm>
-#include <chrono>
-#include <map>
-#include <memory>
-#include <pagewire/channel.hpp>
-#include <pagewire/error.hpp>
-#include <random>
-#include <sstream>
-#include <thread>
-
-#include "../shm/shm_test_util.hpp"
-
-using namespace pagewire;
-using namespace std::chrono_literals;
-using shmtest::Child;
-using shmtest::Cleanup;
-using testutil::contains;
+#include "chan_process_test.hpp"
 
 namespace {
-
-const std::string kHelper = CHAN_HELPER;
-using Clock = std::chrono::steady_clock;
 
 // A subscriber's final report: "ok key=value ..." (see chan_helper subscribe).
 struct Report {

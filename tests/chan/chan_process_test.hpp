@@ -1,0 +1,34 @@
+// What the channel tests that exec chan_helper share: the message format,
+// shm_test_util's Child, Cleanup and unique_posix_name (its helper() names
+// SHM_HELPER, which these tests do not use), the helper's path and the names
+// every such test file uses. Test-only.
+#pragma once
+
+#include "chan_message.hpp"
+
+#define SHM_HELPER CHAN_HELPER
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <pagewire/channel.hpp>
+#include <pagewire/error.hpp>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "../shm/shm_test_util.hpp"
+
+using namespace pagewire;
+using namespace std::chrono_literals;
+using shmtest::Child;
+using shmtest::Cleanup;
+using testutil::contains;
+
+namespace chantest {
+inline const std::string kHelper = CHAN_HELPER;
+using Clock = std::chrono::steady_clock;
+}  // namespace chantest
+using chantest::Clock;
+using chantest::kHelper;
