@@ -176,7 +176,7 @@ void print_table(std::FILE* out, const SectionResult& result) {
         }
         cells.push_back(std::move(line));
     }
-    auto print_line = [&](const std::vector<std::string>& line) {
+    auto line_text = [&](const std::vector<std::string>& line) {
         std::string text;
         for (std::size_t c = 0; c < ncol; ++c) {
             if (c > 0) text += "  ";
@@ -185,19 +185,18 @@ void print_table(std::FILE* out, const SectionResult& result) {
                          : fmt::format("{:>{}}", line[c], width[c]);
         }
         while (!text.empty() && text.back() == ' ') text.pop_back();
-        fmt::print(out, "{}\n", text);
+        return text;
     };
 
     fmt::print(out, "\n{}\n", result.title);
     std::vector<std::string> header;
-    std::size_t total = 0;
-    for (std::size_t c = 0; c < ncol; ++c) {
-        header.push_back(result.columns[c].header);
-        total += width[c] + (c > 0 ? 2 : 0);
-    }
-    print_line(header);
-    fmt::print(out, "{}\n", std::string(total, '-'));
-    for (const auto& line : cells) print_line(line);
+    for (std::size_t c = 0; c < ncol; ++c) header.push_back(result.columns[c].header);
+    const std::string header_text = line_text(header);
+    fmt::print(out, "{}\n", header_text);
+    // As wide as the header line: a free-text last column (ipc's "unavailable: ..."
+    // notes) would otherwise stretch the dashes to its longest cell.
+    fmt::print(out, "{}\n", std::string(header_text.size(), '-'));
+    for (const auto& line : cells) fmt::print(out, "{}\n", line_text(line));
     for (const std::string& note : result.notes) fmt::print(out, "note: {}\n", note);
     std::fflush(out);
 }
@@ -283,6 +282,40 @@ std::string command_line() {
     while (!text.empty() && text.back() == '\0') text.pop_back();
     std::replace(text.begin(), text.end(), '\0', ' ');
     return text.empty() ? "pagewire bench" : text;
+}
+
+std::string draw_chart(ScratchDir& scratch, std::string_view section, std::string_view size,
+                       const std::string& data,
+                       const std::function<std::string(const std::string& dat)>& plot,
+                       std::string_view nothing_to_draw) {
+    const std::string cmd = command_line();
+    const auto at = cmd.find("--json ");
+    if (at == std::string::npos)
+        return fmt::format("chart skipped: pass --json FILE to get FILE's stem + -{}.png", section);
+    std::string json = cmd.substr(at + 7);
+    json = json.substr(0, json.find(' '));
+    const std::string png =
+        std::filesystem::path(json).replace_extension("").string() + "-" + std::string(section) + ".png";
+    if (!nothing_to_draw.empty()) return "chart skipped: " + std::string(nothing_to_draw);
+    const std::string dat = scratch.file(std::string(section) + "-chart.dat");
+    const std::string script = scratch.file(std::string(section) + "-chart.gp");
+    {
+        std::FILE* f = std::fopen(dat.c_str(), "w");
+        if (f == nullptr) return "chart skipped: cannot write " + dat;
+        fmt::print(f, "{}", data);
+        std::fclose(f);
+    }
+    {
+        std::FILE* f = std::fopen(script.c_str(), "w");
+        if (f == nullptr) return "chart skipped: cannot write " + script;
+        fmt::print(f, "set terminal pngcairo size {} font ',10'\nset output '{}'\n{}", size, png,
+                   plot(dat));
+        std::fclose(f);
+    }
+    const std::string run = "gnuplot '" + script + "' 2>&1";
+    if (std::system(run.c_str()) != 0)
+        return "chart skipped: gnuplot failed (is gnuplot-nox installed?)";
+    return "chart: " + png;
 }
 
 std::string format_bytes(std::uint64_t bytes) {

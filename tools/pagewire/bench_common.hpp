@@ -158,6 +158,18 @@ std::string iso_date_now();
 // This process's command line (/proc/self/cmdline, joined with spaces).
 std::string command_line();
 
+// A chart drawn by gnuplot next to the JSON document: `--json FILE` on the
+// command line gives FILE's stem + "-<section>.png". Writes `data` to
+// <section>-chart.dat in the scratch directory and a script of the pngcairo
+// terminal (`size` is "width,height") and output lines followed by plot(dat),
+// where dat is the data file's path, to <section>-chart.gp, then runs gnuplot.
+// A non-empty `nothing_to_draw` skips the chart for that reason (after the
+// --json check). Returns "chart: PNG" or "chart skipped: why", for a note.
+std::string draw_chart(ScratchDir& scratch, std::string_view section, std::string_view size,
+                       const std::string& data,
+                       const std::function<std::string(const std::string& dat)>& plot,
+                       std::string_view nothing_to_draw = {});
+
 // "256 MiB", "1 GiB", "4 KiB", "100 B": exact binary units when they fit.
 std::string format_bytes(std::uint64_t bytes);
 

@@ -505,59 +505,38 @@ const Json* find_row(const std::vector<Json>& rows, std::string_view method, std
 
 // p50 latency by method and size, drawn by gnuplot next to the JSON document.
 // Returns the chart's path or why there is none.
-std::string draw_chart(const std::vector<Json>& rows, Context& ctx) {
-    const std::string cmd = command_line();
-    const auto at = cmd.find("--json ");
-    if (at == std::string::npos)
-        return "chart skipped: pass --json FILE to get FILE's stem + -ipc.png";
-    std::string json = cmd.substr(at + 7);
-    json = json.substr(0, json.find(' '));
-    const std::string png = std::filesystem::path(json).replace_extension("").string() + "-ipc.png";
+std::string draw_ipc_chart(const std::vector<Json>& rows, Context& ctx) {
     std::vector<std::string> order;  // methods in table order
-    std::map<std::string, std::string> data;
+    std::map<std::string, std::string> by_method;
     for (const Json& r : rows) {
         if (r["status"] != "ok") continue;
         const std::string m = r["method"];
-        if (!data.count(m)) order.push_back(m);
-        data[m] +=
+        if (!by_method.count(m)) order.push_back(m);
+        by_method[m] +=
             fmt::format("{} {}\n", r["size_bytes"].get<std::size_t>(), r["p50_us"].get<double>());
     }
-    if (order.empty()) return "chart skipped: no method ran";
-    const std::string dat = ctx.scratch.file("ipc-chart.dat");
-    const std::string script = ctx.scratch.file("ipc-chart.gp");
-    {
-        std::FILE* f = std::fopen(dat.c_str(), "w");
-        if (f == nullptr) return "chart skipped: cannot write " + dat;
-        for (const std::string& m : order) fmt::print(f, "\"{}\"\n{}\n\n", m, data[m]);
-        std::fclose(f);
-    }
-    std::string plots;
-    for (std::size_t i = 0; i < order.size(); ++i) {
-        if (!plots.empty()) plots += ", ";
-        // gnuplot has 8 line colours: the dash pattern tells the ninth on apart.
-        plots +=
-            fmt::format("'{}' index {} using 1:2 with linespoints lc {} pt {} dt {} title '{}'",
-                        dat, i, i % 8 + 1, i + 1, i / 8 + 1, order[i]);
-    }
-    {
-        std::FILE* f = std::fopen(script.c_str(), "w");
-        if (f == nullptr) return "chart skipped: cannot write " + script;
-        fmt::print(f, "set terminal pngcairo size 1200,800 font ',10'\nset output '{}'\n", png);
-        fmt::print(f, "set title 'pagewire bench ipc: one-way latency p50 (ping-pong)'\n");
+    std::string data;
+    for (const std::string& m : order) data += fmt::format("\"{}\"\n{}\n\n", m, by_method[m]);
+    auto plot = [&](const std::string& dat) {
+        std::string plots;
+        for (std::size_t i = 0; i < order.size(); ++i) {
+            if (!plots.empty()) plots += ", ";
+            // gnuplot has 8 line colours: the dash pattern tells the ninth on apart.
+            plots += fmt::format(
+                "'{}' index {} using 1:2 with linespoints lc {} pt {} dt {} title '{}'", dat, i,
+                i % 8 + 1, i + 1, i / 8 + 1, order[i]);
+        }
+        std::string script = "set title 'pagewire bench ipc: one-way latency p50 (ping-pong)'\n";
         std::string tics;
         for (std::size_t size : kSizes)
             tics += fmt::format("{}\"{}\" {}", tics.empty() ? "" : ", ", format_bytes(size), size);
-        fmt::print(f,
-                   "set termoption noenhanced\nset logscale x 2\nset logscale y\nset xtics ({})\n",
-                   tics);
-        fmt::print(f, "set xlabel 'message size'\nset ylabel 'p50 one-way latency, us'\n");
-        fmt::print(f, "set key outside right top font ',9'\nset grid\nplot {}\n", plots);
-        std::fclose(f);
-    }
-    const std::string run = "gnuplot '" + script + "' 2>&1";
-    if (std::system(run.c_str()) != 0)
-        return "chart skipped: gnuplot failed (is gnuplot-nox installed?)";
-    return "chart: " + png;
+        script += fmt::format(
+            "set termoption noenhanced\nset logscale x 2\nset logscale y\nset xtics ({})\n", tics);
+        script += "set xlabel 'message size'\nset ylabel 'p50 one-way latency, us'\n";
+        return script + fmt::format("set key outside right top font ',9'\nset grid\nplot {}\n", plots);
+    };
+    return draw_chart(ctx.scratch, "ipc", "1200,800", data, plot,
+                      order.empty() ? "no method ran" : "");
 }
 
 // The targets from this run's rows; adds notes, returns the verdicts.
@@ -734,7 +713,7 @@ SectionResult run_ipc(Context& ctx) {
         "filled buffer) - "
         "sender's, taken after the payload is written and right before the send call; verification "
         "after");
-    result.notes.push_back(draw_chart(result.rows, ctx));
+    result.notes.push_back(draw_ipc_chart(result.rows, ctx));
 
     Json summary;
     summary["sizes"] = Json::array();

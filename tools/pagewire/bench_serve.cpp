@@ -707,15 +707,7 @@ std::vector<Json> measure_file(Context& ctx, const ServedFile& file, std::vector
 
 // requests/s, GB/s and CPU s/GB by file and server as clustered bars, drawn
 // by gnuplot next to the JSON document. Returns the chart's path or why not.
-std::string draw_chart(const std::vector<Json>& rows, ScratchDir& scratch) {
-    const std::string cmd = command_line();
-    const auto at = cmd.find("--json ");
-    if (at == std::string::npos)
-        return "chart skipped: pass --json FILE to get FILE's stem + -serve.png";
-    std::string json = cmd.substr(at + 7);
-    json = json.substr(0, json.find(' '));
-    const std::filesystem::path png =
-        std::filesystem::path(json).replace_extension("").string() + "-serve.png";
+std::string draw_serve_chart(const std::vector<Json>& rows, ScratchDir& scratch) {
     // One line per file: "label" nginx_rps pagewire_rps nginx_gbps pagewire_gbps nginx_cpu
     // pagewire_cpu
     std::vector<std::string> order;
@@ -729,51 +721,34 @@ std::string draw_chart(const std::vector<Json>& rows, ScratchDir& scratch) {
         return r == nullptr || (*r)[key].is_null() ? std::string("?")
                                                    : fmt::format("{}", (*r)[key].get<double>());
     };
-    const std::string dat = scratch.file("serve-chart.dat");
-    const std::string script = scratch.file("serve-chart.gp");
-    {
-        std::FILE* f = std::fopen(dat.c_str(), "w");
-        if (f == nullptr) return "chart skipped: cannot write " + dat;
-        for (const std::string& label : order) {
-            const Json* n = by_file[label][kNginxName];
-            const Json* p = by_file[label][kPagewireName];
-            fmt::print(f, "\"{}\" {} {} {} {} {} {}\n", label, value(n, "rps"), value(p, "rps"),
-                       value(n, "gbps"), value(p, "gbps"), value(n, "cpu_s_per_gb"),
-                       value(p, "cpu_s_per_gb"));
-        }
-        std::fclose(f);
+    std::string data;
+    for (const std::string& label : order) {
+        const Json* n = by_file[label][kNginxName];
+        const Json* p = by_file[label][kPagewireName];
+        data += fmt::format("\"{}\" {} {} {} {} {} {}\n", label, value(n, "rps"), value(p, "rps"),
+                            value(n, "gbps"), value(p, "gbps"), value(n, "cpu_s_per_gb"),
+                            value(p, "cpu_s_per_gb"));
     }
-    {
-        std::FILE* f = std::fopen(script.c_str(), "w");
-        if (f == nullptr) return "chart skipped: cannot write " + script;
-        fmt::print(f, "set terminal pngcairo size 1500,500 font ',10'\nset output '{}'\n",
-                   png.string());
-        fmt::print(f,
-                   "set datafile missing '?'\nset style data histogram\nset style histogram "
-                   "cluster gap 1\n");
-        fmt::print(f,
-                   "set style fill solid 0.8 border -1\nset boxwidth 0.9\nset grid ytics\nset "
-                   "yrange [0:*]\n");
-        fmt::print(f, "set key left top\n");
-        fmt::print(f,
-                   "set multiplot layout 1,3 title 'pagewire bench serve: nginx vs pagewire serve "
-                   "(wrk, 127.0.0.1)'\n");
+    return draw_chart(scratch, "serve", "1500,500", data, [](const std::string& dat) {
+        std::string script =
+            "set datafile missing '?'\nset style data histogram\nset style histogram "
+            "cluster gap 1\n"
+            "set style fill solid 0.8 border -1\nset boxwidth 0.9\nset grid ytics\nset "
+            "yrange [0:*]\n"
+            "set key left top\n"
+            "set multiplot layout 1,3 title 'pagewire bench serve: nginx vs pagewire serve "
+            "(wrk, 127.0.0.1)'\n";
         const char* titles[3] = {"requests/s", "GB/s", "server CPU s/GB (lower is better)"};
         for (int m = 0; m < 3; ++m) {
             // CPU/GB spans 1 KiB responses' tens of s/GB to the large file's tenths: log scale.
-            if (m == 2) fmt::print(f, "set logscale y\nset yrange [*:*]\n");
-            fmt::print(f,
-                       "set title '{}'\nplot '{}' using {}:xtic(1) title 'nginx', '' using {} "
-                       "title 'pagewire'\n",
-                       titles[m], dat, 2 + 2 * m, 3 + 2 * m);
+            if (m == 2) script += "set logscale y\nset yrange [*:*]\n";
+            script += fmt::format(
+                "set title '{}'\nplot '{}' using {}:xtic(1) title 'nginx', '' using {} "
+                "title 'pagewire'\n",
+                titles[m], dat, 2 + 2 * m, 3 + 2 * m);
         }
-        fmt::print(f, "unset multiplot\n");
-        std::fclose(f);
-    }
-    const std::string run = "gnuplot '" + script + "' 2>&1";
-    if (std::system(run.c_str()) != 0)
-        return "chart skipped: gnuplot failed (is gnuplot-nox installed?)";
-    return "chart: " + png.string();
+        return script + "unset multiplot\n";
+    });
 }
 
 const Json* find_row(const std::vector<Json>& rows, const std::string& file, const char* server) {
@@ -956,7 +931,7 @@ SectionResult run_serve(Context& ctx) {
         verdicts.push_back(v);
     }
 
-    result.notes.push_back(draw_chart(result.rows, ctx.scratch));
+    result.notes.push_back(draw_serve_chart(result.rows, ctx.scratch));
     result.notes.push_back(
         fmt::format("wrk {} threads: -c{} keep-alive for the small files, -c{} for the large one; "
                     "GB/s and CPU/GB count the "

@@ -436,63 +436,43 @@ std::vector<Json> page_cache_phase(Context& ctx, std::uint64_t size, Sink& sink,
 
 // CPU/GB and GB/s by method and size (hot, file -> socket and file -> file),
 // drawn by gnuplot next to the JSON document. Returns the chart's path or why not.
-std::string draw_chart(const std::vector<Json>& rows, const std::string& scratch_dir) {
-    const std::string cmd = command_line();
-    const auto at = cmd.find("--json ");
-    if (at == std::string::npos) return "chart skipped: pass --json FILE to get FILE's stem + -transfer.png";
-    std::string json = cmd.substr(at + 7);
-    json = json.substr(0, json.find(' '));
-    const std::filesystem::path png =
-        std::filesystem::path(json).replace_extension("").string() + "-transfer.png";
-    std::map<std::string, std::string> data;  // dest|method -> "size gbps cpu\n" lines
+std::string draw_transfer_chart(const std::vector<Json>& rows, ScratchDir& scratch) {
+    std::map<std::string, std::string> by_key;  // dest|method -> "size gbps cpu\n" lines
     for (const Json& r : rows) {
         if (r["cache"] != "hot") continue;
-        data[r["destination"].get<std::string>() + "|" + r["method"].get<std::string>()] += fmt::format(
+        by_key[r["destination"].get<std::string>() + "|" + r["method"].get<std::string>()] += fmt::format(
             "{} {} {}\n", r["size_bytes"].get<std::uint64_t>(), r["gbps"].get<double>(), r["cpu_s_per_gb"].get<double>());
     }
-    const std::string dat = scratch_dir + "/transfer-chart.dat";
-    const std::string script = scratch_dir + "/transfer-chart.gp";
-    {
-        std::FILE* f = std::fopen(dat.c_str(), "w");
-        if (f == nullptr) return "chart skipped: cannot write " + dat;
-        for (const auto& [key, lines] : data) fmt::print(f, "\"{}\"\n{}\n\n", key, lines);
-        std::fclose(f);
-    }
-    std::string plots[2][2];
-    int index = 0;
-    for (const auto& entry : data) {
-        const std::string key = entry.first;
-        const int d = key.rfind("socket", 0) == 0 ? 0 : 1;
-        const std::string title = key.substr(key.find('|') + 1);
-        for (int metric = 0; metric < 2; ++metric) {
-            if (!plots[d][metric].empty()) plots[d][metric] += ", ";
-            plots[d][metric] += fmt::format("'{}' index {} using 1:{} with linespoints title '{}'", dat,
-                                            index, metric == 0 ? 2 : 3, title);
+    std::string data;
+    for (const auto& [key, lines] : by_key) data += fmt::format("\"{}\"\n{}\n\n", key, lines);
+    return draw_chart(scratch, "transfer", "1400,900", data, [&](const std::string& dat) {
+        std::string plots[2][2];
+        int index = 0;
+        for (const auto& entry : by_key) {
+            const std::string key = entry.first;
+            const int d = key.rfind("socket", 0) == 0 ? 0 : 1;
+            const std::string title = key.substr(key.find('|') + 1);
+            for (int metric = 0; metric < 2; ++metric) {
+                if (!plots[d][metric].empty()) plots[d][metric] += ", ";
+                plots[d][metric] += fmt::format("'{}' index {} using 1:{} with linespoints title '{}'", dat,
+                                                index, metric == 0 ? 2 : 3, title);
+            }
+            ++index;
         }
-        ++index;
-    }
-    {
-        std::FILE* f = std::fopen(script.c_str(), "w");
-        if (f == nullptr) return "chart skipped: cannot write " + script;
-        fmt::print(f, "set terminal pngcairo size 1400,900 font ',10'\nset output '{}'\n", png.string());
-        fmt::print(f, "set multiplot layout 2,2 title 'pagewire bench transfer (page cache hot)'\n");
-        fmt::print(f, "set logscale x 2\nset format x '%.0s%cB'\nset key left top font ',8'\nset grid\n");
+        std::string script = "set multiplot layout 2,2 title 'pagewire bench transfer (page cache hot)'\n";
+        script += "set logscale x 2\nset format x '%.0s%cB'\nset key left top font ',8'\nset grid\n";
         const char* titles[2][2] = {{"file -> socket: GB/s", "file -> socket: sender CPU s/GB"},
                                     {"file -> file: GB/s", "file -> file: CPU s/GB"}};
         for (int d = 0; d < 2; ++d) {
             for (int metric = 0; metric < 2; ++metric) {
                 // CPU spans 0.05 to hundreds of s/GB (ring setup, cp's exec): log scale.
-                fmt::print(f, "{}\n", metric == 0 ? "unset logscale y" : "set logscale y");
-                fmt::print(f, "set title '{}'\nplot {}\n", titles[d][metric],
-                           plots[d][metric].empty() ? "0 notitle" : plots[d][metric]);
+                script += fmt::format("{}\n", metric == 0 ? "unset logscale y" : "set logscale y");
+                script += fmt::format("set title '{}'\nplot {}\n", titles[d][metric],
+                                      plots[d][metric].empty() ? "0 notitle" : plots[d][metric]);
             }
         }
-        fmt::print(f, "unset multiplot\n");
-        std::fclose(f);
-    }
-    const std::string run = "gnuplot '" + script + "' 2>&1";
-    if (std::system(run.c_str()) != 0) return "chart skipped: gnuplot failed (is gnuplot-nox installed?)";
-    return "chart: " + png.string();
+        return script + "unset multiplot\n";
+    });
 }
 
 SectionResult run_transfer(Context& ctx) {
@@ -604,7 +584,7 @@ SectionResult run_transfer(Context& ctx) {
         ctx, quick ? kQuickPageCacheFileBytes : kFullPageCacheFileBytes, sink, page_cache_verdict, result.notes);
     verdicts["page_cache"] = page_cache_verdict;
 
-    result.notes.push_back(draw_chart(result.rows, ctx.scratch.path()));
+    result.notes.push_back(draw_transfer_chart(result.rows, ctx.scratch));
     result.notes.push_back(
         "time is the sender's: until the last byte is in the socket buffer or the destination's page "
         "cache; CPU is the sending thread's (CLOCK_THREAD_CPUTIME_ID; cp: getrusage RUSAGE_CHILDREN, "
