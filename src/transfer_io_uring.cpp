@@ -10,9 +10,12 @@
 
 #include "sys.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <liburing.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -33,9 +36,55 @@ constexpr unsigned kIoUringDepth = 4;
 // Direct reads smaller than this waste the device's time on per-request cost.
 constexpr std::size_t kDirectMinChunkBytes = 1 << 20;  // 1 MiB
 
+// Kernel 6.2 ABI values that liburing 2.3's headers predate: SEND_ZC's flag
+// asking the notification to say whether the kernel copied after all, and
+// the bit of the notification's result that says it did.
+#ifndef IORING_SEND_ZC_REPORT_USAGE
+#define IORING_SEND_ZC_REPORT_USAGE (1U << 3)
+#endif
+#ifndef IORING_NOTIF_USAGE_ZC_COPIED
+#define IORING_NOTIF_USAGE_ZC_COPIED (1U << 31)
+#endif
+
+// Whether a socket's peer is on this host (loopback), where zero-copy sends
+// are copied by the kernel anyway.
+bool peer_is_loopback(const sockaddr_storage& peer) noexcept {
+    if (peer.ss_family == AF_INET) {
+        const auto& a = reinterpret_cast<const sockaddr_in&>(peer);
+        return (ntohl(a.sin_addr.s_addr) >> 24) == 127;
+    }
+    if (peer.ss_family == AF_INET6) {
+        const auto& a = reinterpret_cast<const sockaddr_in6&>(peer);
+        if (IN6_IS_ADDR_LOOPBACK(&a.sin6_addr)) return true;
+        return IN6_IS_ADDR_V4MAPPED(&a.sin6_addr) && a.sin6_addr.s6_addr[12] == 127;
+    }
+    return false;
+}
+
+// ZeroCopySend::Auto's policy: an inet socket whose peer is on another host.
+bool want_send_zc(const TransferJob& job) noexcept {
+    if (job.destination_kind != EndpointKind::Socket) return false;
+    switch (job.options.send_zc) {
+        case ZeroCopySend::Never:
+            return false;
+        case ZeroCopySend::Always:
+            return true;
+        case ZeroCopySend::Auto:
+            break;
+    }
+    sockaddr_storage peer{};
+    socklen_t length = sizeof peer;
+    if (::getpeername(job.destination_fd, reinterpret_cast<sockaddr*>(&peer), &length) != 0)
+        return false;
+    return (peer.ss_family == AF_INET || peer.ss_family == AF_INET6) && !peer_is_loopback(peer);
+}
+
 struct Slot {
-    enum class State { Free, Reading, Full, Writing };
+    // Sent: all written by SEND_ZC, the kernel's notification that the
+    // buffer may be reused still to come.
+    enum class State { Free, Reading, Full, Writing, Sent };
     State state = State::Free;
+    unsigned notifications = 0;  // SEND_ZC notifications still to come for this buffer
     char* buf = nullptr;
     std::uint64_t file_offset = 0;  // where the read starts (aligned for direct)
     std::size_t want = 0;           // bytes the read asks for
@@ -61,6 +110,11 @@ public:
 };
 
 std::uint64_t user_data(unsigned slot, bool write) noexcept { return (slot << 1) | (write ? 1 : 0); }
+
+// A socket that refuses SEND_ZC (or its usage report): plain writes from then on.
+bool send_zc_refused(int res) noexcept {
+    return res == -EOPNOTSUPP || res == -EINVAL || res == -ENOTSUP;
+}
 
 MethodStatus run_ring(TransferJob& job, bool direct) noexcept {
     if (job.source_kind != EndpointKind::RegularFile) {
@@ -145,6 +199,8 @@ MethodStatus run_ring(TransferJob& job, bool direct) noexcept {
     std::uint64_t write_seq = 0;  // chunks fully written
     unsigned inflight = 0;
     MethodStatus status = MethodStatus::done();
+    bool send_zc = want_send_zc(job);
+    unsigned zc_flags = IORING_SEND_ZC_REPORT_USAGE;
 
     auto submit_read = [&](unsigned i) {
         Slot& s = slots[i];
@@ -171,7 +227,12 @@ MethodStatus run_ring(TransferJob& job, bool direct) noexcept {
         const std::uint64_t off =
             file_destination ? destination_base + (s.file_offset + s.skip - begin) + s.written
                              : static_cast<std::uint64_t>(-1);
-        if (engine.registered_) {
+        if (send_zc && engine.registered_) {
+            ::io_uring_prep_send_zc_fixed(sqe, job.destination_fd, at, n, MSG_NOSIGNAL, zc_flags,
+                                          i);
+        } else if (send_zc) {
+            ::io_uring_prep_send_zc(sqe, job.destination_fd, at, n, MSG_NOSIGNAL, zc_flags);
+        } else if (engine.registered_) {
             ::io_uring_prep_write_fixed(sqe, job.destination_fd, at, n, off, static_cast<int>(i));
         } else {
             ::io_uring_prep_write(sqe, job.destination_fd, at, n, off);
@@ -182,7 +243,8 @@ MethodStatus run_ring(TransferJob& job, bool direct) noexcept {
     };
 
     while (status.ok()) {
-        while (read_seq - write_seq < kIoUringDepth && next_read < end) {
+        while (read_seq - write_seq < kIoUringDepth && next_read < end &&
+               slots[read_seq % kIoUringDepth].state == Slot::State::Free) {
             const unsigned i = static_cast<unsigned>(read_seq % kIoUringDepth);
             Slot& s = slots[i];
             s.file_offset = next_read;
@@ -211,10 +273,23 @@ MethodStatus run_ring(TransferJob& job, bool direct) noexcept {
         while (::io_uring_peek_cqe(&engine.ring_, &cqe) == 0) {
             const std::uint64_t data = ::io_uring_cqe_get_data64(cqe);
             const int res = cqe->res;
+            const unsigned flags = cqe->flags;
             ::io_uring_cqe_seen(&engine.ring_, cqe);
             --inflight;
             const unsigned i = static_cast<unsigned>(data >> 1);
             Slot& s = slots[i];
+            if ((flags & IORING_CQE_F_NOTIF) != 0) {  // SEND_ZC: the kernel is done with the buffer
+                ++job.zerocopy_completions;
+                if ((static_cast<unsigned>(res) & IORING_NOTIF_USAGE_ZC_COPIED) != 0)
+                    ++job.zerocopy_copied;
+                if (--s.notifications == 0 && s.state == Slot::State::Sent)
+                    s.state = Slot::State::Free;
+                continue;
+            }
+            if ((flags & IORING_CQE_F_MORE) != 0) {  // SEND_ZC: a notification follows
+                ++s.notifications;
+                ++inflight;
+            }
             if ((data & 1) == 0) {  // a read
                 if (res < 0) {
                     status = MethodStatus::failed(-res, "read", Side::Source);
@@ -244,8 +319,20 @@ MethodStatus run_ring(TransferJob& job, bool direct) noexcept {
                     s.state = Slot::State::Full;
                     continue;
                 }
+                if (send_zc && send_zc_refused(res)) {
+                    if (zc_flags != 0) {
+                        zc_flags = 0;  // a kernel without usage reports: SEND_ZC without it
+                    } else {
+                        send_zc = false;
+                        job.note = std::string("send_zc: ") + std::strerror(-res) +
+                                   "; plain writes used";
+                    }
+                    s.state = Slot::State::Full;  // again
+                    continue;
+                }
                 if (res < 0) {
-                    status = MethodStatus::failed(-res, "write", Side::Destination);
+                    status = MethodStatus::failed(-res, send_zc ? "send_zc" : "write",
+                                                  Side::Destination);
                     continue;
                 }
                 s.written += static_cast<std::size_t>(res);
@@ -254,7 +341,7 @@ MethodStatus run_ring(TransferJob& job, bool direct) noexcept {
                     continue;
                 }
                 job.advance(s.length);
-                s.state = Slot::State::Free;
+                s.state = s.notifications > 0 ? Slot::State::Sent : Slot::State::Free;
                 ++write_seq;
             }
         }

@@ -47,6 +47,16 @@ inline constexpr std::size_t kDefaultTransferBufferBytes = 128 * 1024;
 // go the direct way under Auto.
 inline constexpr std::uint64_t kDefaultDirectThreshold = std::uint64_t{1} << 30;
 
+// io-uring and direct to a socket: send with IORING_OP_SEND_ZC (the kernel
+// sends from the registered buffers without copying them and says when each
+// buffer may be reused) instead of a write.
+enum class ZeroCopySend {
+    Auto,    // to a TCP/UDP peer on another host; not to loopback, where the
+             // kernel copies anyway and the notifications only cost
+    Always,  // whenever the socket takes it (falls back to writes, with a note, if not)
+    Never,
+};
+
 struct TransferOptions {
     TransferMethod method = TransferMethod::Auto;
     // Source range. Files: length is clamped to end of file; an offset past
@@ -63,6 +73,7 @@ struct TransferOptions {
     bool reflink = false;            // CopyFileRange: try FICLONE / FICLONERANGE first
     bool fallback = true;            // false: an impossible method is an error, not the next method
     bool drop_source_pages = false;  // afterwards, POSIX_FADV_DONTNEED the source range
+    ZeroCopySend send_zc = ZeroCopySend::Auto;  // io-uring / direct to a socket
     bool measure_cache = true;       // fill TransferStats::resident_* (cachestat, file sources)
     // Event loops: when a non-blocking destination is full (EAGAIN), return
     // with the bytes moved so far and TransferStats::would_block set instead

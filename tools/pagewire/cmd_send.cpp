@@ -129,6 +129,7 @@ struct SendArgs {
     std::string address;
     std::string method = "auto";
     std::string direct_threshold;
+    std::string send_zc = "auto";
     bool stats = false;
 };
 
@@ -183,6 +184,9 @@ void run_send(const SendArgs& args) {
     if (!args.direct_threshold.empty()) {
         options.direct_threshold = size_option(args.direct_threshold, "--direct-threshold");
     }
+    options.send_zc = args.send_zc == "always" ? ZeroCopySend::Always
+                      : args.send_zc == "never" ? ZeroCopySend::Never
+                                                : ZeroCopySend::Auto;
     options.length = length;  // a file growing meanwhile must not outrun the header
 
     std::array<std::byte, kHeaderBytes> header{};
@@ -373,6 +377,10 @@ void register_send(CLI::App& app) {
     cmd->add_option("--direct-threshold", args->direct_threshold,
                     "auto: files at least this large go direct; 0 = never (default 1G)")
         ->type_name("N");
+    cmd->add_option("--send-zc", args->send_zc,
+                    "io-uring and direct: send with io_uring SEND_ZC (no copy of the buffers): "
+                    "auto (to peers on other hosts; loopback copies anyway), always, never")
+        ->check(CLI::IsMember({"auto", "always", "never"}));
     cmd->add_flag("--stats", args->stats, "Print what moved the bytes: method, time, CPU, syscalls");
     cmd->callback([args] { run_send(*args); });
 
