@@ -124,7 +124,7 @@ TEST_F(ServeHttp, HeadHasTheHeadersAndNoBody) {
     // HEAD then GET on one connection: if HEAD sent a body, the GET's
     // response would not start where the parser expects it.
     servetest::send_all(
-        fd, "HEAD /small.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /small.txt HTTP/1.1\r\n\r\n");
+        fd, "HEAD /small.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n");
     std::string pending;
     auto head = servetest::read_response(fd, pending, true);
     ASSERT_TRUE(head);
@@ -159,7 +159,7 @@ TEST_F(ServeHttp, RangesSingleMultipleUnsatisfiableMalformed) {
     EXPECT_EQ(r.body, data_.substr(data_.size() - 5));
 
     auto multi = servetest::request(
-        server.port(), "GET /data.bin HTTP/1.1\r\nRange: bytes=0-9, 1000-1999,-3\r\n\r\n");
+        server.port(), "GET /data.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=0-9, 1000-1999,-3\r\n\r\n");
     ASSERT_TRUE(multi);
     EXPECT_EQ(multi->status, 206);
     const std::string type = multi->header("content-type");
@@ -178,12 +178,12 @@ TEST_F(ServeHttp, RangesSingleMultipleUnsatisfiableMalformed) {
     EXPECT_TRUE(multi->body == expected);
 
     auto unsat =
-        servetest::request(server.port(), "GET /small.txt HTTP/1.1\r\nRange: bytes=500-\r\n\r\n");
+        servetest::request(server.port(), "GET /small.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=500-\r\n\r\n");
     ASSERT_TRUE(unsat);
     EXPECT_EQ(unsat->status, 416);
     EXPECT_EQ(unsat->header("content-range"), "bytes */" + std::to_string(small_.size()));
     auto malformed =
-        servetest::request(server.port(), "GET /small.txt HTTP/1.1\r\nRange: bytes=z-\r\n\r\n");
+        servetest::request(server.port(), "GET /small.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=z-\r\n\r\n");
     ASSERT_TRUE(malformed);
     EXPECT_EQ(malformed->status, 200);
     EXPECT_EQ(malformed->body, small_);
@@ -192,7 +192,7 @@ TEST_F(ServeHttp, RangesSingleMultipleUnsatisfiableMalformed) {
 TEST_F(ServeHttp, ConditionalRequests) {
     REQUIRE_CURL();
     Server server(dir_.path(), {"--workers", "1"});
-    auto first = servetest::request(server.port(), "GET /small.txt HTTP/1.1\r\n\r\n");
+    auto first = servetest::request(server.port(), "GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n");
     ASSERT_TRUE(first);
     const std::string etag = first->header("etag");
     const std::string modified = first->header("last-modified");
@@ -245,7 +245,7 @@ TEST_F(ServeHttp, DirectoriesIndexAndListing) {
 TEST_F(ServeHttp, NothingOutsideTheRoot) {
     Server server(dir_.path(), {"--workers", "1"});
     auto status = [&](const std::string& target) {
-        auto r = servetest::request(server.port(), "GET " + target + " HTTP/1.1\r\n\r\n");
+        auto r = servetest::request(server.port(), "GET " + target + " HTTP/1.1\r\nHost: t\r\n\r\n");
         return r ? r->status : -1;
     };
     EXPECT_EQ(status("/../outside.txt"), 400);
@@ -259,14 +259,14 @@ TEST_F(ServeHttp, NothingOutsideTheRoot) {
     EXPECT_EQ(status("/link_in"), 200);
     EXPECT_EQ(status("/dir/../small.txt"), 200);
     Server open(dir_.path(), {"--workers", "1", "--follow-symlinks", "--show-dotfiles"});
-    auto out = servetest::request(open.port(), "GET /link_out HTTP/1.1\r\n\r\n");
+    auto out = servetest::request(open.port(), "GET /link_out HTTP/1.1\r\nHost: t\r\n\r\n");
     ASSERT_TRUE(out);
     EXPECT_EQ(out->status, 200);
     EXPECT_EQ(out->body, "outside");
-    auto hidden = servetest::request(open.port(), "GET /.hidden HTTP/1.1\r\n\r\n");
+    auto hidden = servetest::request(open.port(), "GET /.hidden HTTP/1.1\r\nHost: t\r\n\r\n");
     ASSERT_TRUE(hidden);
     EXPECT_EQ(hidden->body, "secret");
-    auto still = servetest::request(open.port(), "GET /../outside.txt HTTP/1.1\r\n\r\n");
+    auto still = servetest::request(open.port(), "GET /../outside.txt HTTP/1.1\r\nHost: t\r\n\r\n");
     ASSERT_TRUE(still);
     EXPECT_EQ(still->status, 400);
 }
@@ -277,7 +277,7 @@ TEST_F(ServeHttp, ErrorStatusesAndLimits) {
         // 405 keeps the connection; the next request is answered.
         const int fd = servetest::connect_to(server.port());
         servetest::send_all(fd,
-                            "DELETE /small.txt HTTP/1.1\r\n\r\nGET /small.txt HTTP/1.1\r\n\r\n");
+                            "DELETE /small.txt HTTP/1.1\r\nHost: t\r\n\r\nGET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n");
         std::string pending;
         auto r = servetest::read_response(fd, pending);
         ASSERT_TRUE(r);
@@ -300,16 +300,16 @@ TEST_F(ServeHttp, ErrorStatusesAndLimits) {
         EXPECT_TRUE(servetest::closed_by_peer(fd));
         ::close(fd);
     };
-    closes_with("FOO /small.txt HTTP/1.1\r\n\r\n", 405);
-    closes_with("GET /small.txt HTTP/1.1\r\nContent-Length: 4\r\n\r\nbody", 400);
-    closes_with("GET /small.txt HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400);
-    closes_with("GET / HTTP/1.1\r\nno colon here\r\n\r\n", 400);
-    closes_with("GET /" + std::string(9000, 'a') + " HTTP/1.1\r\n\r\n", 414);
-    closes_with("GET / HTTP/1.1\r\nX-Big: " + std::string(17 * 1024, 'b') + "\r\n\r\n", 431);
-    std::string many = "GET / HTTP/1.1\r\n";
+    closes_with("FOO /small.txt HTTP/1.1\r\nHost: t\r\n\r\n", 405);
+    closes_with("GET /small.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nbody", 400);
+    closes_with("GET /small.txt HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400);
+    closes_with("GET / HTTP/1.1\r\nHost: t\r\nno colon here\r\n\r\n", 400);
+    closes_with("GET /" + std::string(9000, 'a') + " HTTP/1.1\r\nHost: t\r\n\r\n", 414);
+    closes_with("GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(17 * 1024, 'b') + "\r\n\r\n", 431);
+    std::string many = "GET / HTTP/1.1\r\nHost: t\r\n";
     for (int i = 0; i < 101; ++i) many += "X-" + std::to_string(i) + ": v\r\n";
     closes_with(many + "\r\n", 431);
-    auto missing = servetest::request(server.port(), "HEAD /missing HTTP/1.1\r\n\r\n", true);
+    auto missing = servetest::request(server.port(), "HEAD /missing HTTP/1.1\r\nHost: t\r\n\r\n", true);
     ASSERT_TRUE(missing);
     EXPECT_EQ(missing->status, 404);
 }
@@ -321,18 +321,18 @@ TEST_F(ServeHttp, KeepAliveAndPipelining) {
     std::vector<std::pair<std::string, std::string>> expected;
     for (int i = 0; i < 30; ++i) {
         if (i % 3 == 0) {
-            batch += "GET /data.bin HTTP/1.1\r\nRange: bytes=" + std::to_string(i * 1000) + "-" +
+            batch += "GET /data.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=" + std::to_string(i * 1000) + "-" +
                      std::to_string(i * 1000 + 4095) + "\r\n\r\n";
             expected.emplace_back("206", data_.substr(static_cast<std::size_t>(i) * 1000, 4096));
         } else if (i % 3 == 1) {
             batch += "GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n";
             expected.emplace_back("200", small_);
         } else {
-            batch += "GET /nothing-" + std::to_string(i) + " HTTP/1.1\r\n\r\n";
+            batch += "GET /nothing-" + std::to_string(i) + " HTTP/1.1\r\nHost: t\r\n\r\n";
             expected.emplace_back("404", "");
         }
     }
-    batch += "GET /data.bin HTTP/1.1\r\n\r\n";
+    batch += "GET /data.bin HTTP/1.1\r\nHost: t\r\n\r\n";
     expected.emplace_back("200", data_);
     servetest::send_all(fd, batch);
     std::string pending;
@@ -372,7 +372,7 @@ TEST_F(ServeHttp, HeaderAndKeepAliveTimeouts) {
     // Slowloris: a header section that never ends gets 408 and a close.
     const auto start = std::chrono::steady_clock::now();
     const int slow = servetest::connect_to(server.port());
-    servetest::send_all(slow, "GET /small.txt HTTP/1.1\r\nX-A: 1\r\n");
+    servetest::send_all(slow, "GET /small.txt HTTP/1.1\r\nHost: t\r\nX-A: 1\r\n");
     ::usleep(400000);
     servetest::send_all(slow, "X-B: 2\r\n");  // trickling does not extend the deadline
     std::string pending;
@@ -387,7 +387,7 @@ TEST_F(ServeHttp, HeaderAndKeepAliveTimeouts) {
     ::close(slow);
     // Idle keep-alive: closed after the timeout, silently.
     const int idle = servetest::connect_to(server.port());
-    servetest::send_all(idle, "GET /small.txt HTTP/1.1\r\n\r\n");
+    servetest::send_all(idle, "GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n");
     pending.clear();
     ASSERT_TRUE(servetest::read_response(idle, pending));
     const auto idle_start = std::chrono::steady_clock::now();
@@ -407,11 +407,11 @@ TEST_F(ServeHttp, SlowClientDoesNotStallOthers) {
     const int stuck = servetest::connect_to(server.port());
     int small_buf = 4096;
     ::setsockopt(stuck, SOL_SOCKET, SO_RCVBUF, &small_buf, sizeof small_buf);
-    servetest::send_all(stuck, "GET /huge.bin HTTP/1.1\r\n\r\n");
+    servetest::send_all(stuck, "GET /huge.bin HTTP/1.1\r\nHost: t\r\n\r\n");
     ::usleep(200000);
     const auto start = std::chrono::steady_clock::now();
     for (int i = 0; i < 50; ++i) {
-        auto r = servetest::request(server.port(), "GET /small.txt HTTP/1.1\r\n\r\n");
+        auto r = servetest::request(server.port(), "GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n");
         ASSERT_TRUE(r) << "request " << i;
         EXPECT_EQ(r->body, small_);
     }
@@ -424,13 +424,13 @@ TEST_F(ServeHttp, ConnectionLimitAnswers503) {
     Server server(dir_.path(), {"--workers", "1", "--max-connections", "2"});
     const int a = servetest::connect_to(server.port());
     const int b = servetest::connect_to(server.port());
-    servetest::send_all(a, "GET /small.txt HTTP/1.1\r\n\r\n");
-    servetest::send_all(b, "GET /small.txt HTTP/1.1\r\n\r\n");
+    servetest::send_all(a, "GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    servetest::send_all(b, "GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n");
     std::string pa, pb;
     ASSERT_TRUE(servetest::read_response(a, pa));
     ASSERT_TRUE(servetest::read_response(b, pb));
     const int c = servetest::connect_to(server.port());
-    servetest::send_all(c, "GET /small.txt HTTP/1.1\r\n\r\n");
+    servetest::send_all(c, "GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n");
     std::string pc;
     auto r = servetest::read_response(c, pc);
     ASSERT_TRUE(r);
@@ -439,7 +439,7 @@ TEST_F(ServeHttp, ConnectionLimitAnswers503) {
     ::close(c);
     ::close(a);  // room again
     ::usleep(200000);
-    auto again = servetest::request(server.port(), "GET /small.txt HTTP/1.1\r\n\r\n");
+    auto again = servetest::request(server.port(), "GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n");
     ASSERT_TRUE(again);
     EXPECT_EQ(again->status, 200);
     ::close(b);
@@ -458,8 +458,8 @@ TEST_F(ServeHttp, TwoHundredConcurrentClients) {
                 bool good = true;
                 for (int k = 0; k < 3 && good; ++k) {
                     const bool big = (i + k) % 10 == 0;
-                    servetest::send_all(fd, big ? "GET /data.bin HTTP/1.1\r\n\r\n"
-                                                : "GET /small.txt HTTP/1.1\r\n\r\n");
+                    servetest::send_all(fd, big ? "GET /data.bin HTTP/1.1\r\nHost: t\r\n\r\n"
+                                                : "GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n");
                     auto r = servetest::read_response(fd, pending);
                     good = r && r->status == 200 && r->body == (big ? data_ : small_);
                 }
@@ -498,7 +498,7 @@ TEST_F(ServeHttp, DirectPathIsByteExact) {
     r = curl(scratch_, {"-r", "1-1"}, server.url("/data.bin"));
     EXPECT_EQ(r.body, data_.substr(1, 1));
     auto multi = servetest::request(
-        server.port(), "GET /data.bin HTTP/1.1\r\nRange: bytes=10-19,1048570-1048589\r\n\r\n");
+        server.port(), "GET /data.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=10-19,1048570-1048589\r\n\r\n");
     ASSERT_TRUE(multi);
     EXPECT_TRUE(contains(multi->body, data_.substr(10, 10)));
     EXPECT_TRUE(contains(multi->body, data_.substr(1048570, 20)));
@@ -523,7 +523,7 @@ TEST_F(ServeHttp, SparseFileOverTwoGiB) {
     for (const char* threshold : {"1g", "0"}) {  // direct, then sendfile
         SCOPED_TRACE(threshold);
         Server server(dir_.path(), {"--workers", "1", "--direct-threshold", threshold});
-        auto head = servetest::request(server.port(), "HEAD /sparse.bin HTTP/1.1\r\n\r\n", true);
+        auto head = servetest::request(server.port(), "HEAD /sparse.bin HTTP/1.1\r\nHost: t\r\n\r\n", true);
         ASSERT_TRUE(head);
         EXPECT_EQ(head->header("content-length"), std::to_string(size));
         CurlResult r = curl(scratch_, {"-r", "-11"}, server.url("/sparse.bin"));
@@ -553,7 +553,7 @@ TEST_F(ServeHttp, SigtermLetsTheInFlightResponseFinish) {
     const int fd = servetest::connect_to(server.port());
     int small_buf = 16384;
     ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small_buf, sizeof small_buf);
-    servetest::send_all(fd, "GET /big.bin HTTP/1.1\r\n\r\n");
+    servetest::send_all(fd, "GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n");
     std::string got;
     char buf[4096];
     const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
@@ -585,9 +585,9 @@ TEST_F(ServeHttp, AccessLogLines) {
     const std::string log = scratch_.file("access.log");
     Server server(dir_.path(), {"--workers", "1", "--access-log", log});
     ASSERT_TRUE(servetest::request(server.port(),
-                                   "GET /small.txt HTTP/1.1\r\nUser-Agent: test/\"1\"\r\n\r\n"));
+                                   "GET /small.txt HTTP/1.1\r\nHost: t\r\nUser-Agent: test/\"1\"\r\n\r\n"));
     ASSERT_TRUE(
-        servetest::request(server.port(), "GET /missing HTTP/1.1\r\nReferer: http://r/\r\n\r\n"));
+        servetest::request(server.port(), "GET /missing HTTP/1.1\r\nHost: t\r\nReferer: http://r/\r\n\r\n"));
     EXPECT_EQ(server.stop(SIGINT), 0);
     const std::string text = testutil::read_file(log);
     const std::regex line(
@@ -652,7 +652,7 @@ TEST(ServeCli, ListensOnIpv6Loopback) {
     const int fd = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
     a.sin6_port = htons(static_cast<std::uint16_t>(server.port()));
     ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    servetest::send_all(fd, "GET /v6.txt HTTP/1.1\r\n\r\n");
+    servetest::send_all(fd, "GET /v6.txt HTTP/1.1\r\nHost: t\r\n\r\n");
     std::string pending;
     auto r = servetest::read_response(fd, pending);
     ::close(fd);

@@ -60,11 +60,11 @@ TEST(ServeRequest, ParsesASimpleGet) {
 TEST(ServeRequest, KeepAliveFollowsVersionAndConnection) {
     EXPECT_FALSE(parse_all("GET / HTTP/1.0\r\n\r\n").request.keep_alive);
     EXPECT_TRUE(parse_all("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").request.keep_alive);
-    EXPECT_FALSE(parse_all("GET / HTTP/1.1\r\nConnection: close\r\n\r\n").request.keep_alive);
+    EXPECT_FALSE(parse_all("GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").request.keep_alive);
 }
 
 TEST(ServeRequest, ByteAtATimeAndPipelined) {
-    const std::string two = "\r\nGET /1 HTTP/1.1\r\n\r\nHEAD /2 HTTP/1.1\r\nHost: x\r\n\r\n";
+    const std::string two = "\r\nGET /1 HTTP/1.1\r\nHost: t\r\n\r\nHEAD /2 HTTP/1.1\r\nHost: x\r\n\r\n";
     serve::RequestReader reader;
     serve::Request request;
     std::size_t start = 0;
@@ -86,33 +86,33 @@ TEST(ServeRequest, Limits) {
     // Request line over 8 KiB: 414, whether or not its end has arrived.
     const std::string long_target(9000, 'a');
     EXPECT_EQ(parse_all("GET /" + long_target).result.status, 414);
-    EXPECT_EQ(parse_all("GET /" + long_target + " HTTP/1.1\r\n\r\n").result.status, 414);
+    EXPECT_EQ(parse_all("GET /" + long_target + " HTTP/1.1\r\nHost: t\r\n\r\n").result.status, 414);
     const std::string fits(8000, 'a');
-    EXPECT_EQ(parse_all("GET /" + fits + " HTTP/1.1\r\n\r\n").result.kind,
+    EXPECT_EQ(parse_all("GET /" + fits + " HTTP/1.1\r\nHost: t\r\n\r\n").result.kind,
               ParseResult::Kind::Ready);
     // Header section over 16 KiB: 431.
-    std::string big = "GET / HTTP/1.1\r\nX-Big: " + std::string(17000, 'b') + "\r\n\r\n";
+    std::string big = "GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(17000, 'b') + "\r\n\r\n";
     EXPECT_EQ(parse_all(big).result.status, 431);
-    // 100 header lines pass, 101 do not.
-    std::string hundred = "GET / HTTP/1.1\r\n";
-    for (int i = 0; i < 100; ++i) hundred += "X-" + std::to_string(i) + ": v\r\n";
+    // 100 header lines (Host and 99 more) pass, 101 do not.
+    std::string hundred = "GET / HTTP/1.1\r\nHost: t\r\n";
+    for (int i = 0; i < 99; ++i) hundred += "X-" + std::to_string(i) + ": v\r\n";
     EXPECT_EQ(parse_all(hundred + "\r\n").result.kind, ParseResult::Kind::Ready);
     EXPECT_EQ(parse_all(hundred + "X-Last: v\r\n\r\n").result.status, 431);
 }
 
 TEST(ServeRequest, MalformedAndBodies) {
-    EXPECT_EQ(parse_all("GET / HTTP/1.1\r\nBad Header\r\n\r\n").result.status, 400);
-    EXPECT_EQ(parse_all("GET /\x01 HTTP/1.1\r\n\r\n").result.status, 400);
+    EXPECT_EQ(parse_all("GET / HTTP/1.1\r\nHost: t\r\nBad Header\r\n\r\n").result.status, 400);
+    EXPECT_EQ(parse_all("GET /\x01 HTTP/1.1\r\nHost: t\r\n\r\n").result.status, 400);
     EXPECT_EQ(parse_all("GET / HTTP/2.0\r\n\r\n").result.status, 400);
-    EXPECT_EQ(parse_all("FOO / HTTP/1.1\r\n\r\n").result.status, 405);
+    EXPECT_EQ(parse_all("FOO / HTTP/1.1\r\nHost: t\r\n\r\n").result.status, 405);
     EXPECT_EQ(parse_all("BROKEN REQUEST\r\n\r\n").result.status, 400);
-    Parsed post = parse_all("POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n");
+    Parsed post = parse_all("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\n");
     ASSERT_EQ(post.result.kind, ParseResult::Kind::Ready);
     EXPECT_EQ(post.request.method, serve::Method::Other);
     EXPECT_TRUE(post.request.has_body);
-    EXPECT_TRUE(parse_all("GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").request.has_body);
-    EXPECT_FALSE(parse_all("GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n").request.has_body);
-    Parsed absolute = parse_all("GET http://example.com/x/y?q HTTP/1.1\r\n\r\n");
+    EXPECT_TRUE(parse_all("GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n").request.has_body);
+    EXPECT_FALSE(parse_all("GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n").request.has_body);
+    Parsed absolute = parse_all("GET http://example.com/x/y?q HTTP/1.1\r\nHost: t\r\n\r\n");
     ASSERT_EQ(absolute.result.kind, ParseResult::Kind::Ready);
     EXPECT_EQ(absolute.request.path, "/x/y");
 }
@@ -238,7 +238,7 @@ class ServeResponder : public ::testing::Test {
 };
 
 TEST_F(ServeResponder, FileHeadersAndBodySegment) {
-    serve::Response r = respond("GET /a.txt HTTP/1.1\r\n\r\n");
+    serve::Response r = respond("GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
     EXPECT_EQ(r.status, 200);
     const std::string h = head(r);
     EXPECT_TRUE(testutil::contains(h, "Content-Length: 10\r\n")) << h;
@@ -249,7 +249,7 @@ TEST_F(ServeResponder, FileHeadersAndBodySegment) {
     EXPECT_EQ(r.segments[1].length, 10u);
     EXPECT_FALSE(r.close);
     // HEAD: the same headers, no body.
-    serve::Response h2 = respond("HEAD /a.txt HTTP/1.1\r\n\r\n");
+    serve::Response h2 = respond("HEAD /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
     EXPECT_EQ(h2.segments.size(), 1u);
     EXPECT_TRUE(testutil::contains(head(h2), "Content-Length: 10\r\n"));
 }
@@ -259,25 +259,25 @@ TEST_F(ServeResponder, ConditionalsAndRanges) {
     char etag[64];
     std::snprintf(etag, sizeof etag, "\"%llx-a\"", static_cast<unsigned long long>(st.st_mtime));
     EXPECT_EQ(
-        respond(std::string("GET /a.txt HTTP/1.1\r\nIf-None-Match: \"x\", ") + etag + "\r\n\r\n")
+        respond(std::string("GET /a.txt HTTP/1.1\r\nHost: t\r\nIf-None-Match: \"x\", ") + etag + "\r\n\r\n")
             .status,
         304);
-    EXPECT_EQ(respond("GET /a.txt HTTP/1.1\r\nIf-None-Match: *\r\n\r\n").status, 304);
-    EXPECT_EQ(respond("GET /a.txt HTTP/1.1\r\nIf-None-Match: \"other\"\r\n\r\n").status, 200);
+    EXPECT_EQ(respond("GET /a.txt HTTP/1.1\r\nHost: t\r\nIf-None-Match: *\r\n\r\n").status, 304);
+    EXPECT_EQ(respond("GET /a.txt HTTP/1.1\r\nHost: t\r\nIf-None-Match: \"other\"\r\n\r\n").status, 200);
     const std::string lm = serve::format_http_date(st.st_mtime);
-    EXPECT_EQ(respond("GET /a.txt HTTP/1.1\r\nIf-Modified-Since: " + lm + "\r\n\r\n").status, 304);
-    EXPECT_EQ(respond("GET /a.txt HTTP/1.1\r\nIf-Modified-Since: " +
+    EXPECT_EQ(respond("GET /a.txt HTTP/1.1\r\nHost: t\r\nIf-Modified-Since: " + lm + "\r\n\r\n").status, 304);
+    EXPECT_EQ(respond("GET /a.txt HTTP/1.1\r\nHost: t\r\nIf-Modified-Since: " +
                       serve::format_http_date(st.st_mtime - 10) + "\r\n\r\n")
                   .status,
               200);
 
-    serve::Response one = respond("GET /a.txt HTTP/1.1\r\nRange: bytes=2-4\r\n\r\n");
+    serve::Response one = respond("GET /a.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=2-4\r\n\r\n");
     EXPECT_EQ(one.status, 206);
     EXPECT_TRUE(testutil::contains(head(one), "Content-Range: bytes 2-4/10\r\n"));
     EXPECT_EQ(one.segments[1].offset, 2u);
     EXPECT_EQ(one.segments[1].length, 3u);
 
-    serve::Response multi = respond("GET /a.txt HTTP/1.1\r\nRange: bytes=0-0,-2\r\n\r\n");
+    serve::Response multi = respond("GET /a.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=0-0,-2\r\n\r\n");
     EXPECT_EQ(multi.status, 206);
     EXPECT_TRUE(testutil::contains(head(multi), "multipart/byteranges; boundary="));
     // Content-Length equals what the segments carry.
@@ -285,45 +285,51 @@ TEST_F(ServeResponder, ConditionalsAndRanges) {
     const std::size_t cl = h.find("Content-Length: ");
     EXPECT_EQ(std::stoull(h.substr(cl + 16)), multi.total_bytes() - multi.segments[0].length);
 
-    serve::Response bad = respond("GET /a.txt HTTP/1.1\r\nRange: bytes=10-\r\n\r\n");
+    serve::Response bad = respond("GET /a.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=10-\r\n\r\n");
     EXPECT_EQ(bad.status, 416);
     EXPECT_TRUE(testutil::contains(head(bad), "Content-Range: bytes */10\r\n"));
-    EXPECT_EQ(respond("GET /a.txt HTTP/1.1\r\nRange: bytes=x\r\n\r\n").status, 200);
+    EXPECT_EQ(respond("GET /a.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=x\r\n\r\n").status, 200);
     // If-Range with another validator: the whole file.
     EXPECT_EQ(
-        respond("GET /a.txt HTTP/1.1\r\nRange: bytes=0-1\r\nIf-Range: \"old\"\r\n\r\n").status,
+        respond("GET /a.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=0-1\r\nIf-Range: \"old\"\r\n\r\n").status,
         200);
-    EXPECT_EQ(respond(std::string("GET /a.txt HTTP/1.1\r\nRange: bytes=0-1\r\nIf-Range: ") + etag +
+    EXPECT_EQ(respond(std::string("GET /a.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=0-1\r\nIf-Range: ") + etag +
                       "\r\n\r\n")
                   .status,
               206);
 }
 
 TEST_F(ServeResponder, DirectoriesSymlinksAndErrors) {
-    serve::Response redirect = respond("GET /d HTTP/1.1\r\n\r\n");
+    serve::Response redirect = respond("GET /d HTTP/1.1\r\nHost: t\r\n\r\n");
     EXPECT_EQ(redirect.status, 301);
     EXPECT_TRUE(testutil::contains(head(redirect), "Location: /d/\r\n"));
-    EXPECT_EQ(respond("GET /d/ HTTP/1.1\r\n\r\n").status, 200);
-    EXPECT_EQ(respond("GET /e/ HTTP/1.1\r\n\r\n").status, 403);
+    EXPECT_EQ(respond("GET /d/ HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
+    EXPECT_EQ(respond("GET /e/ HTTP/1.1\r\nHost: t\r\n\r\n").status, 403);
     config_.list_directories = true;
-    serve::Response listing = respond("GET /e/ HTTP/1.1\r\n\r\n");
+    serve::Response listing = respond("GET /e/ HTTP/1.1\r\nHost: t\r\n\r\n");
     EXPECT_EQ(listing.status, 200);
     EXPECT_TRUE(testutil::contains(listing.data, "<a href=\"x%20y.txt\">x y.txt</a>"))
         << listing.data;
-    EXPECT_EQ(respond("GET /in HTTP/1.1\r\n\r\n").status, 200);
-    EXPECT_EQ(respond("GET /out HTTP/1.1\r\n\r\n").status, 403);
+    EXPECT_EQ(respond("GET /in HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
+    EXPECT_EQ(respond("GET /out HTTP/1.1\r\nHost: t\r\n\r\n").status, 403);
     config_.follow_symlinks = true;
-    EXPECT_EQ(respond("GET /out HTTP/1.1\r\n\r\n").status, 200);
-    EXPECT_EQ(respond("GET /missing HTTP/1.1\r\n\r\n").status, 404);
-    EXPECT_EQ(respond("GET /a.txt/ HTTP/1.1\r\n\r\n").status, 404);
-    serve::Response put = respond("PUT /a.txt HTTP/1.1\r\n\r\n");
+    EXPECT_EQ(respond("GET /out HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
+    EXPECT_EQ(respond("GET /missing HTTP/1.1\r\nHost: t\r\n\r\n").status, 404);
+    EXPECT_EQ(respond("GET /a.txt/ HTTP/1.1\r\nHost: t\r\n\r\n").status, 404);
+    serve::Response put = respond("PUT /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
     EXPECT_EQ(put.status, 405);
     EXPECT_TRUE(testutil::contains(head(put), "Allow: GET, HEAD\r\n"));
     EXPECT_FALSE(put.close);
-    serve::Response body = respond("GET /a.txt HTTP/1.1\r\nContent-Length: 5\r\n\r\n");
+    serve::Response body = respond("GET /a.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\n");
     EXPECT_EQ(body.status, 400);
     EXPECT_TRUE(body.close);
     EXPECT_TRUE(testutil::contains(head(body), "Connection: close\r\n"));
+    // HTTP/1.1 needs Host (RFC 9112 3.2); HTTP/1.0 does not.
+    serve::Response no_host = respond("GET /a.txt HTTP/1.1\r\n\r\n");
+    EXPECT_EQ(no_host.status, 400);
+    EXPECT_TRUE(no_host.close);
+    EXPECT_EQ(respond("GET /a.txt HTTP/1.0\r\n\r\n").status, 200);
+    EXPECT_EQ(respond("GET /a.txt HTTP/1.1\r\nhost: \r\n\r\n").status, 200);
 }
 
 TEST(ServeOpenFileCache, ReusesThenRevalidates) {

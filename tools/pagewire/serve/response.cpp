@@ -173,6 +173,9 @@ void Responder::respond(const Request& request, Response& out, bool keep_alive_a
     out.http10_keep_alive = !out.close && request.http_minor == 0;
     if (request.method == Method::Other) return simple(405, &request, out, false);
     if (request.has_body) return simple(400, &request, out, false);
+    // RFC 9112 3.2: an HTTP/1.1 request without Host is a 400 (as nginx answers).
+    if (request.http_major == 1 && request.http_minor >= 1 && request.host.data() == nullptr)
+        return simple(400, &request, out, false);
 
     const NormalizedPath path = normalize_path(request.path, config_.show_dotfiles, relative_);
     if (path.status != 0) return simple(path.status, &request, out, false);
