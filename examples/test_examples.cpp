@@ -469,6 +469,20 @@ TEST_F(Quickstart, EmptyFileIsAnEmptyView) {
     EXPECT_EQ(file_size(file), 0u);
 }
 
+// ----------------------------------------------------------------------- chan_epoll
+
+using ChanEpoll = ExampleTest;
+
+TEST_F(ChanEpoll, SubscriberInEpollGetsEveryTick) {
+    const std::string name = "/pwexample-" + std::to_string(::getpid());
+    const Outcome result = run({EXAMPLE_CHAN_EPOLL, name, "5"});
+    ASSERT_TRUE(result.exited_with(0)) << result.describe();
+    EXPECT_EQ(result.out,
+              "subscriber got: tick 1\nsubscriber got: tick 2\nsubscriber got: tick 3\n"
+              "subscriber got: tick 4\nsubscriber got: tick 5\nsubscriber: 5 messages, 0 lost\n");
+    EXPECT_NE(::access(("/dev/shm" + name).c_str(), F_OK), 0) << "the channel was not removed";
+}
+
 // ------------------------------------------------------------------------ bad input
 
 using BadInput = ExampleTest;
