@@ -619,21 +619,13 @@ std::uint64_t Channel::min_subscriber_cursor() const noexcept {
 
 // ------------------------------------------------------------------ waiting
 
-// After a store that made something visible (store_visible()): a sleeper or
-// an armed descriptor is told. The common case, nobody waiting, is this one
-// load.
-
 // The hot side of the Dekker handshake between a notifier and a waiter: the
 // store that makes a message (or room) visible, ordered before notify()'s
 // load of `waiting`. With the asymmetric fence a compiler barrier is enough
 // here, because every waiter runs sys::heavy_fence() between announcing
-// itself and re-checking; without it, a seq_cst store (a full barrier).
-// A full barrier per message would stall on every cross-core cache miss of
-// the slot, which costs more than half the ring's throughput.
-bool Channel::light() const noexcept {
-    return light_fence_ && header_->full_fences.load(std::memory_order_relaxed) == 0;
-}
-
+// itself and re-checking; without it, a full fence. A full barrier per
+// message would stall on every cross-core cache miss of the slot, which
+// costs more than half the ring's throughput.
 void Channel::store_visible(std::atomic<std::uint64_t>& word, std::uint64_t value) noexcept {
     word.store(value, std::memory_order_release);
     // The flag is read after the store, so that a cache miss on it cannot
@@ -645,9 +637,12 @@ void Channel::store_visible(std::atomic<std::uint64_t>& word, std::uint64_t valu
         std::atomic_signal_fence(std::memory_order_seq_cst);
 }
 
+// After the store that made something visible: a sleeper or an armed
+// descriptor is told. The ordering against that store is the caller's:
+// store_visible(), or a seq_cst store or read-modify-write (full barriers).
+// The common case, nobody waiting, is this one load.
 void Channel::notify(Wake& wake) noexcept {
-    const std::uint64_t waiting =
-        wake.waiting.load(light() ? std::memory_order_relaxed : std::memory_order_seq_cst);
+    const std::uint64_t waiting = wake.waiting.load(std::memory_order_relaxed);
     if (waiting == 0) return;
     if ((waiting & kSleepersMask) != 0) {
         wake.seq.fetch_add(1, std::memory_order_seq_cst);

@@ -291,7 +291,6 @@ class Channel {
     std::uint64_t min_subscriber_cursor() const noexcept;
     bool viewed(std::uint64_t position) const noexcept;
     bool stalled() noexcept;
-    bool light() const noexcept;
     void store_visible(std::atomic<std::uint64_t>& word, std::uint64_t value) noexcept;
     void notify(Wake& wake) noexcept;
     void notify_armed(Wake& wake) noexcept;
