@@ -117,14 +117,24 @@ std::optional<TransferMethod> parse_method(std::string_view name) noexcept {
 
 std::span<const TransferMethod> transfer_methods() noexcept { return kConcreteMethods; }
 
-EndpointKind endpoint_kind(int fd) {
+namespace {
+
+struct stat stat_fd(int fd) {
     struct stat st {};
     if (::fstat(fd, &st) != 0) throw_error("stat", "fd " + std::to_string(fd));
+    return st;
+}
+
+EndpointKind kind_of(const struct stat& st) noexcept {
     if (S_ISREG(st.st_mode)) return EndpointKind::RegularFile;
     if (S_ISSOCK(st.st_mode)) return EndpointKind::Socket;
     if (S_ISFIFO(st.st_mode)) return EndpointKind::Pipe;
     return EndpointKind::Other;
 }
+
+}  // namespace
+
+EndpointKind endpoint_kind(int fd) { return kind_of(stat_fd(fd)); }
 
 // nginx: `sendfile on; aio on; directio N;` — below N zero copy through the
 // page cache, at or above it direct asynchronous reads that leave the cache
@@ -173,13 +183,14 @@ TransferStats transfer(const File& source, const File& destination, const Transf
 
 TransferStats transfer(const Endpoint& source, const Endpoint& destination,
                        const TransferOptions& options) {
-    const EndpointKind source_kind = endpoint_kind(source.fd);
+    // One fstat of the source gives both its kind and its size.
+    const struct stat source_st = stat_fd(source.fd);
+    const EndpointKind source_kind = kind_of(source_st);
     const EndpointKind destination_kind = endpoint_kind(destination.fd);
     std::uint64_t length = options.length;
     std::optional<File> source_file;
     if (source_kind == EndpointKind::RegularFile) {
-        struct stat st {};
-        if (::fstat(source.fd, &st) != 0) throw_error("stat", source.name);
+        const struct stat& st = source_st;
         const auto size = static_cast<std::uint64_t>(st.st_size);
         if (options.offset > size) {
             throw_error("transfer", source.name, EINVAL,

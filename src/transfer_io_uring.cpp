@@ -353,6 +353,8 @@ MethodStatus run_ring(TransferJob& job, bool direct) noexcept {
         if (r < 0 && r != -EINTR) break;
         io_uring_cqe* cqe = nullptr;
         while (::io_uring_peek_cqe(&engine.ring_, &cqe) == 0) {
+            // SEND_ZC: the buffer stays in use until its notification.
+            if ((cqe->flags & IORING_CQE_F_MORE) != 0) ++inflight;
             ::io_uring_cqe_seen(&engine.ring_, cqe);
             --inflight;
         }

@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <pagewire/unique_fd.hpp>
 #include <vector>
 
 namespace pagewire::detail {
@@ -47,10 +48,15 @@ ssize_t splice_waiting(TransferJob& job, int in, std::uint64_t* in_off, int out,
 
 // The two descriptors of a pipe, closed on scope exit.
 struct Pipe {
-    int fds[2] = {-1, -1};
-    ~Pipe() {
-        if (fds[0] >= 0) ::close(fds[0]);
-        if (fds[1] >= 0) ::close(fds[1]);
+    UniqueFd read_end;
+    UniqueFd write_end;
+    // pipe2(O_CLOEXEC); -1 and errno on failure.
+    int open() noexcept {
+        int fds[2];
+        if (::pipe2(fds, O_CLOEXEC) != 0) return -1;
+        read_end.reset(fds[0]);
+        write_end.reset(fds[1]);
+        return 0;
     }
 };
 
@@ -95,15 +101,16 @@ MethodStatus run_splice(TransferJob& job) noexcept {
 
     Pipe pipe;
     ++job.syscalls;
-    if (::pipe2(pipe.fds, O_CLOEXEC) != 0) return MethodStatus::failed(errno, "pipe", Side::Source);
+    if (pipe.open() != 0) return MethodStatus::failed(errno, "pipe", Side::Source);
     // A bigger pipe means fewer round trips; the kernel caps it at
     // /proc/sys/fs/pipe-max-size for unprivileged users, so a refusal only
     // leaves the default 64 KiB.
     ++job.syscalls;
-    int capacity = ::fcntl(pipe.fds[1], F_SETPIPE_SZ, static_cast<int>(job.options.buffer_bytes));
+    int capacity = ::fcntl(pipe.write_end.get(), F_SETPIPE_SZ,
+                           static_cast<int>(job.options.buffer_bytes));
     if (capacity < 0) {
         ++job.syscalls;
-        capacity = ::fcntl(pipe.fds[1], F_GETPIPE_SZ);
+        capacity = ::fcntl(pipe.write_end.get(), F_GETPIPE_SZ);
         if (capacity <= 0) return MethodStatus::failed(errno, "fcntl", Side::Source);
     }
     const bool file_source = job.source_kind == EndpointKind::RegularFile;
@@ -111,22 +118,23 @@ MethodStatus run_splice(TransferJob& job) noexcept {
     while (!job.finished()) {
         std::uint64_t in_off = job.source_offset;
         Side side{};
-        ssize_t in = splice_waiting(job, job.source_fd, file_source ? &in_off : nullptr, pipe.fds[1],
-                                    nullptr, job.next_chunk(static_cast<std::uint64_t>(capacity)),
+        ssize_t in = splice_waiting(job, job.source_fd, file_source ? &in_off : nullptr,
+                                    pipe.write_end.get(), nullptr,
+                                    job.next_chunk(static_cast<std::uint64_t>(capacity)),
                                     &side);
         if (in < 0) return MethodStatus::failed(errno, "splice", Side::Source);
         if (in == 0) return job.until_end() ? MethodStatus::done() : source_ended_early();
         std::size_t pending = static_cast<std::size_t>(in);
         while (pending > 0) {
             std::uint64_t out_off = job.destination_offset;
-            ssize_t out = splice_waiting(job, pipe.fds[0], nullptr, job.destination_fd,
+            ssize_t out = splice_waiting(job, pipe.read_end.get(), nullptr, job.destination_fd,
                                          file_destination ? &out_off : nullptr, pending, &side);
             if (out < 0) {
                 const int err = errno;
                 // EINVAL and friends: the destination takes no splice; hand
                 // over the bytes already in the pipe before falling back.
                 if (err == EINVAL || err == EOPNOTSUPP) {
-                    MethodStatus s = flush_pipe(job, pipe.fds[0], pending);
+                    MethodStatus s = flush_pipe(job, pipe.read_end.get(), pending);
                     if (!s.ok()) return s;
                 }
                 return MethodStatus::failed(err, "splice", Side::Destination);

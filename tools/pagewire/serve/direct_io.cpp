@@ -13,7 +13,6 @@ namespace pagewire::serve {
 
 DirectRing::~DirectRing() {
     if (state_ == 1) ::io_uring_queue_exit(&ring_);
-    if (event_fd_ >= 0) ::close(event_fd_);
     for (char* b : pool_) ::munmap(b, kDirectChunkBytes);
 }
 
@@ -29,12 +28,11 @@ bool DirectRing::ready() noexcept {
         errno = -r;
         return false;
     }
-    event_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (event_fd_ < 0 || ::io_uring_register_eventfd(&ring_, event_fd_) != 0) {
-        const int err = event_fd_ < 0 ? errno : EINVAL;
+    event_fd_.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    if (!event_fd_ || ::io_uring_register_eventfd(&ring_, event_fd_.get()) != 0) {
+        const int err = !event_fd_ ? errno : EINVAL;
         ::io_uring_queue_exit(&ring_);
-        if (event_fd_ >= 0) ::close(event_fd_);
-        event_fd_ = -1;
+        event_fd_.reset();
         state_ = -err;
         errno = err;
         return false;

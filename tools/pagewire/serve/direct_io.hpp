@@ -14,7 +14,10 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <pagewire/unique_fd.hpp>
 #include <vector>
+
+#include "sys.hpp"
 
 namespace pagewire::serve {
 
@@ -33,7 +36,7 @@ class DirectRing {
 
     // Sets the ring up on first use; false (errno set) when io_uring is not available.
     bool ready() noexcept;
-    int event_fd() const noexcept { return event_fd_; }
+    int event_fd() const noexcept { return event_fd_.get(); }
     // Queues and submits one read; false (errno set) if it could not be submitted.
     bool submit_read(int fd, char* buf, unsigned n, std::uint64_t offset,
                      std::uint64_t tag) noexcept;
@@ -41,8 +44,7 @@ class DirectRing {
     template <class F>
     void reap(F&& on_completion) noexcept {
         std::uint64_t count = 0;
-        while (::read(event_fd_, &count, sizeof count) < 0 && errno == EINTR) {
-        }
+        (void)sys::retry_eintr([&] { return ::read(event_fd_.get(), &count, sizeof count); });
         io_uring_cqe* cqe = nullptr;
         while (::io_uring_peek_cqe(&ring_, &cqe) == 0) {
             const std::uint64_t tag = ::io_uring_cqe_get_data64(cqe);
@@ -69,7 +71,7 @@ class DirectRing {
 
     io_uring ring_{};
     int state_ = 0;      // 0 not tried, 1 ready, -errno failed
-    int event_fd_ = -1;  // signalled on completions; in the worker's epoll set
+    UniqueFd event_fd_;  // signalled on completions; in the worker's epoll set
     std::vector<char*> pool_;
     std::size_t outstanding_ = 0;
 };

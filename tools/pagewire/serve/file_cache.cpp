@@ -17,18 +17,27 @@
 namespace pagewire::serve {
 namespace {
 
-// What a fresh descriptor says about itself, or -errno.
-int describe(int fd, const std::string& relative, CachedFile& out) noexcept {
-    struct stat st {};
+// A fresh descriptor's stat: 0, or -errno (-EACCES for what is neither a
+// regular file nor a directory: FIFOs, devices, sockets).
+int stat_file(int fd, struct stat& st) noexcept {
     if (::fstat(fd, &st) != 0) return -errno;
+    if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) return -EACCES;
+    return 0;
+}
+
+std::int64_t nanoseconds(const timespec& t) noexcept {
+    return t.tv_sec * 1'000'000'000LL + t.tv_nsec;
+}
+
+// What responses need of the file `st` describes.
+void describe(const struct stat& st, const std::string& relative, CachedFile& out) {
     out.directory = S_ISDIR(st.st_mode);
-    if (!out.directory && !S_ISREG(st.st_mode)) return -EACCES;  // FIFOs, devices, sockets
     out.size = static_cast<std::uint64_t>(st.st_size);
     out.mtime = st.st_mtim.tv_sec;
     out.dev = st.st_dev;
     out.ino = st.st_ino;
-    out.mtime_ns = st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec;
-    out.ctime_ns = st.st_ctim.tv_sec * 1'000'000'000LL + st.st_ctim.tv_nsec;
+    out.mtime_ns = nanoseconds(st.st_mtim);
+    out.ctime_ns = nanoseconds(st.st_ctim);
     char etag[64];
     const int n = std::snprintf(etag, sizeof etag, "\"%llx-%llx\"",
                                 static_cast<unsigned long long>(st.st_mtim.tv_sec),
@@ -36,12 +45,14 @@ int describe(int fd, const std::string& relative, CachedFile& out) noexcept {
     out.etag.assign(etag, static_cast<std::size_t>(n));
     out.last_modified = format_http_date(st.st_mtim.tv_sec);
     out.content_type = content_type_for(relative);
-    return 0;
 }
 
-bool same_file(const CachedFile& a, const CachedFile& b) noexcept {
-    return a.dev == b.dev && a.ino == b.ino && a.size == b.size && a.mtime_ns == b.mtime_ns &&
-           a.ctime_ns == b.ctime_ns && a.directory == b.directory;
+// Whether `st` is still the cached, unchanged file.
+bool same_file(const CachedFile& a, const struct stat& st) noexcept {
+    return a.dev == st.st_dev && a.ino == st.st_ino &&
+           a.size == static_cast<std::uint64_t>(st.st_size) &&
+           a.mtime_ns == nanoseconds(st.st_mtim) && a.ctime_ns == nanoseconds(st.st_ctim) &&
+           a.directory == S_ISDIR(st.st_mode);
 }
 
 }  // namespace
@@ -91,29 +102,36 @@ CacheLookup OpenFileCache::open(const std::string& relative, std::uint64_t now_m
         return {it->second.file, 0};
     }
     CacheLookup result;
-    const int fd = open_beneath(root_fd_, relative, follow_symlinks_);
-    if (fd < 0) {
+    const int raw_fd = open_beneath(root_fd_, relative, follow_symlinks_);
+    if (raw_fd < 0) {
         if (it != entries_.end()) entries_.erase(it);
-        result.error = -fd;
+        result.error = -raw_fd;
         return result;
     }
-    auto file = std::make_shared<CachedFile>();
-    file->fd.reset(fd);
-    if (const int err = describe(fd, relative, *file); err != 0) {
+    UniqueFd fd(raw_fd);
+    struct stat st {};
+    if (const int err = stat_file(fd.get(), st); err != 0) {
         if (it != entries_.end()) entries_.erase(it);
         result.error = -err;
         return result;
     }
+    auto fresh = [&] {
+        auto file = std::make_shared<CachedFile>();
+        file->fd = std::move(fd);
+        describe(st, relative, *file);
+        return file;
+    };
     if (it != entries_.end()) {
         // Revalidated: keep the old entry (and its O_DIRECT descriptor) if
-        // the path still names the same, unchanged file.
-        if (!same_file(*it->second.file, *file)) it->second.file = std::move(file);
+        // the path still names the same, unchanged file; the new descriptor
+        // is closed and nothing is formatted again.
+        if (!same_file(*it->second.file, st)) it->second.file = fresh();
         it->second.validated_ms = it->second.used_ms = now_ms;
         return {it->second.file, 0};
     }
+    auto file = fresh();
     make_room(now_ms);
-    Entry entry{file, now_ms, now_ms};
-    entries_.emplace(relative, std::move(entry));
+    entries_.emplace(relative, Entry{file, now_ms, now_ms});
     result.file = std::move(file);
     return result;
 }

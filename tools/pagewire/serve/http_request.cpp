@@ -137,6 +137,15 @@ bool target_path(std::string_view target, std::string_view& path) noexcept {
     return true;
 }
 
+// A head over a limit (414, 431): all of the input is consumed.
+ParseResult over_limit(int status, std::size_t size) noexcept {
+    ParseResult result;
+    result.kind = ParseResult::Kind::Error;
+    result.status = status;
+    result.consumed = size;
+    return result;
+}
+
 }  // namespace
 
 RequestReader::RequestReader() noexcept {
@@ -166,12 +175,7 @@ ParseResult RequestReader::parse(const char* data, std::size_t size, Request& ou
         const std::size_t at = static_cast<std::size_t>(static_cast<const char*>(nl) - data);
         scanned_ = at + 1;
         if (line_end_ == 0) {
-            if (scanned_ - begin_ > kMaxRequestLineBytes) {
-                result.kind = ParseResult::Kind::Error;
-                result.status = 414;
-                result.consumed = size;
-                return result;
-            }
+            if (scanned_ - begin_ > kMaxRequestLineBytes) return over_limit(414, size);
             line_end_ = scanned_;
             line_start_ = scanned_;
             continue;
@@ -180,23 +184,13 @@ ParseResult RequestReader::parse(const char* data, std::size_t size, Request& ou
         const bool empty = line_bytes == 0 || (line_bytes == 1 && data[line_start_] == '\r');
         if (scanned_ - line_end_ > kMaxHeaderSectionBytes ||
             (!empty && ++header_lines_ > kMaxHeaderLines)) {
-            result.kind = ParseResult::Kind::Error;
-            result.status = 431;
-            result.consumed = size;
-            return result;
+            return over_limit(431, size);
         }
         if (empty) return parse_head(data, scanned_, out);
         line_start_ = scanned_;
     }
-    if (line_end_ == 0 && size - begin_ > kMaxRequestLineBytes) {
-        result.kind = ParseResult::Kind::Error;
-        result.status = 414;
-        result.consumed = size;
-    } else if (line_end_ != 0 && size - line_end_ > kMaxHeaderSectionBytes) {
-        result.kind = ParseResult::Kind::Error;
-        result.status = 431;
-        result.consumed = size;
-    }
+    if (line_end_ == 0 && size - begin_ > kMaxRequestLineBytes) return over_limit(414, size);
+    if (line_end_ != 0 && size - line_end_ > kMaxHeaderSectionBytes) return over_limit(431, size);
     return result;
 }
 

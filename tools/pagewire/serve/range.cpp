@@ -38,7 +38,6 @@ RangeStatus parse_range(std::string_view header, std::uint64_t size, std::vector
     }
     pos += kUnit.size();
     std::size_t specs = 0;
-    bool any_spec = false;
     for (;;) {
         while (pos < header.size() && is_space(header[pos])) ++pos;
         if (pos < header.size() && header[pos] != ',') {
@@ -57,7 +56,6 @@ RangeStatus parse_range(std::string_view header, std::uint64_t size, std::vector
                 open_ended = !parse_number(header, pos, last);
                 if (!open_ended && last < first) return RangeStatus::Ignore;
             }
-            any_spec = true;
             if (++specs > kMaxRanges) return RangeStatus::Ignore;
             if (suffix) {
                 if (last > 0 && size > 0) {
@@ -72,7 +70,7 @@ RangeStatus parse_range(std::string_view header, std::uint64_t size, std::vector
         if (header[pos] != ',') return RangeStatus::Ignore;
         ++pos;
     }
-    if (!any_spec) return RangeStatus::Ignore;
+    if (specs == 0) return RangeStatus::Ignore;
     return out.empty() ? RangeStatus::Unsatisfiable : RangeStatus::Satisfiable;
 }
 

@@ -33,6 +33,15 @@ void append_number(std::string& s, std::uint64_t v) {
     s.append(p, static_cast<std::size_t>(end - p));
 }
 
+// "Content-Type: <type>\r\nContent-Length: <length>\r\n".
+void append_content_headers(std::string& s, std::string_view type, std::uint64_t length) {
+    append(s, "Content-Type: ");
+    append(s, type);
+    append(s, "\r\nContent-Length: ");
+    append_number(s, length);
+    append(s, "\r\n");
+}
+
 std::string_view trim(std::string_view v) noexcept {
     while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
     while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
@@ -113,11 +122,7 @@ void Responder::add_body_memory(Response& out, std::size_t from) const {
 
 void Responder::end_with_body(const Request* request, Response& out, std::string_view type,
                               std::string_view body) const {
-    append(out.data, "Content-Type: ");
-    append(out.data, type);
-    append(out.data, "\r\nContent-Length: ");
-    append_number(out.data, body.size());
-    append(out.data, "\r\n");
+    append_content_headers(out.data, type, body.size());
     end_head(out);
     if (request == nullptr || request->method != Method::Head) {
         const std::size_t from = out.data.size();
@@ -273,11 +278,7 @@ void Responder::serve_file(const Request& request, const std::shared_ptr<CachedF
 
     if (ranges == RangeStatus::Ignore) {
         begin_head(200, out);
-        append(out.data, "Content-Type: ");
-        append(out.data, f.content_type);
-        append(out.data, "\r\nContent-Length: ");
-        append_number(out.data, f.size);
-        append(out.data, "\r\n");
+        append_content_headers(out.data, f.content_type, f.size);
         validators();
         append(out.data, "Accept-Ranges: bytes\r\n");
         end_head(out);
@@ -288,11 +289,8 @@ void Responder::serve_file(const Request& request, const std::shared_ptr<CachedF
     if (ranges_.size() == 1) {
         const ByteRange& r = ranges_.front();
         begin_head(206, out);
-        append(out.data, "Content-Type: ");
-        append(out.data, f.content_type);
-        append(out.data, "\r\nContent-Length: ");
-        append_number(out.data, r.length());
-        append(out.data, "\r\nContent-Range: bytes ");
+        append_content_headers(out.data, f.content_type, r.length());
+        append(out.data, "Content-Range: bytes ");
         append_number(out.data, r.first);
         out.data += '-';
         append_number(out.data, r.last);
@@ -308,15 +306,14 @@ void Responder::serve_file(const Request& request, const std::shared_ptr<CachedF
     // multipart/byteranges: the part headers are built first (in scratch_)
     // so that Content-Length is known before the header block.
     const std::string boundary = fmt::format("{:020}", ++boundary_);
-    std::vector<std::size_t> part_ends;  // end of each part header in scratch_
-    part_ends.reserve(ranges_.size() + 1);
+    part_ends_.clear();
     scratch_.clear();
     std::uint64_t length = 0;
     for (const ByteRange& r : ranges_) {
         fmt::format_to(std::back_inserter(scratch_),
                        "\r\n--{}\r\nContent-Type: {}\r\nContent-Range: bytes {}-{}/{}\r\n\r\n",
                        boundary, f.content_type, r.first, r.last, f.size);
-        part_ends.push_back(scratch_.size());
+        part_ends_.push_back(scratch_.size());
         length += r.length();
     }
     fmt::format_to(std::back_inserter(scratch_), "\r\n--{}--\r\n", boundary);
@@ -335,10 +332,10 @@ void Responder::serve_file(const Request& request, const std::shared_ptr<CachedF
     append(out.data, scratch_);
     std::size_t from = 0;
     for (std::size_t i = 0; i < ranges_.size(); ++i) {
-        out.segments.push_back({false, base + from, part_ends[i] - from});
-        out.body_bytes += part_ends[i] - from;
+        out.segments.push_back({false, base + from, part_ends_[i] - from});
+        out.body_bytes += part_ends_[i] - from;
         add_file(ranges_[i].first, ranges_[i].length());
-        from = part_ends[i];
+        from = part_ends_[i];
     }
     out.segments.push_back({false, base + from, scratch_.size() - from});
     out.body_bytes += scratch_.size() - from;

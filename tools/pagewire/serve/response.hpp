@@ -82,6 +82,7 @@ class Responder {
     std::string relative_;  // normalized path of the current request (reused)
     std::string scratch_;   // index path, listing body (reused)
     std::vector<ByteRange> ranges_;
+    std::vector<std::size_t> part_ends_;  // multipart: end of each part header in scratch_
     std::uint64_t boundary_ = 0;  // multipart boundaries count up, as in nginx
 };
 

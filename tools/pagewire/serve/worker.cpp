@@ -395,12 +395,6 @@ void Worker::start_response(Connection& c) {
 Worker::SendStatus Worker::send_some(Connection& c) {
     Response& r = c.response;
     std::uint64_t turn_bytes = 0;
-    auto progress = [&](std::uint64_t n) {
-        c.seg_done += n;
-        if (c.seg > 0) c.body_sent += n;
-        turn_bytes += n;
-        if (n > 0) set_timer(c, kSendTimer);
-    };
     while (c.seg < r.segments.size()) {
         const Segment& s = r.segments[c.seg];
         const bool more = c.seg + 1 < r.segments.size();
@@ -419,12 +413,12 @@ Worker::SendStatus Worker::send_some(Connection& c) {
             const SendStatus status = send_bytes(c, r.data.data() + s.offset + c.seg_done,
                                                  static_cast<std::size_t>(left), more, sent);
             if (status != SendStatus::Done) return status;
-            progress(sent);
+            note_sent(c, sent, turn_bytes);
         } else {
             const TransferStep step =
                 transfer_step(r.file->fd.get(), c.fd, EndpointKind::Socket, s.offset + c.seg_done,
                               std::min(left, kSendBytesPerTurn), TransferMethod::Sendfile);
-            progress(step.bytes);
+            note_sent(c, step.bytes, turn_bytes);
             if (step.error != 0) return SendStatus::Failed;  // the header block is out: close
             if (step.would_block) c.writable = false;
         }
@@ -434,6 +428,13 @@ Worker::SendStatus Worker::send_some(Connection& c) {
         }
     }
     return SendStatus::Done;
+}
+
+void Worker::note_sent(Connection& c, std::uint64_t n, std::uint64_t& turn_bytes) {
+    c.seg_done += n;
+    if (c.seg > 0) c.body_sent += n;  // segment 0 is the header block
+    turn_bytes += n;
+    if (n > 0) set_timer(c, kSendTimer);
 }
 
 Worker::SendStatus Worker::send_bytes(Connection& c, const char* data, std::size_t n, bool more,
@@ -476,10 +477,7 @@ Worker::SendStatus Worker::send_direct(Connection& c, bool more, std::uint64_t& 
             send_bytes(c, b->data + b->skip + b->sent, left, more || !last, sent);
         if (status != SendStatus::Done) return status;
         b->sent += sent;
-        c.seg_done += sent;
-        c.body_sent += sent;
-        turn_bytes += sent;
-        if (sent > 0) set_timer(c, kSendTimer);
+        note_sent(c, sent, turn_bytes);
         if (b->sent == b->length) c.direct.pop();
     }
 }

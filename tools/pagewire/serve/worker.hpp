@@ -62,6 +62,9 @@ class Worker {
     void drive(Connection& c);
     SendStatus send_some(Connection& c);
     SendStatus send_direct(Connection& c, bool more, std::uint64_t& turn_bytes);
+    // Counts n bytes of the current segment as sent (body bytes past the
+    // header block, this turn's bytes) and restarts the send timer on progress.
+    void note_sent(Connection& c, std::uint64_t n, std::uint64_t& turn_bytes);
     // One non-blocking send(2) of n bytes (MSG_MORE if more follows): Done
     // with `sent` (maybe short), Blocked on EAGAIN, Failed.
     SendStatus send_bytes(Connection& c, const char* data, std::size_t n, bool more,
