@@ -174,12 +174,22 @@ struct SideState {
     bool stream_ended = false;  // the burst's last message arrived
 };
 
-// One side's work after fork. Returns the exit code.
+void pin_to(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (::sched_setaffinity(0, sizeof set, &set) != 0)
+        throw_error("sched_setaffinity", fmt::format("cpu {}", cpu));
+}
+
+// One side's work after fork, pinned to `cpu` when given. Returns the exit
+// code; a failure is written to the side's report.
 int run_side(int side, Method& method, const Plan& plan, std::size_t size, SharedReport& shared,
-             std::int64_t deadline_ns) {
+             std::int64_t deadline_ns, std::optional<int> cpu) {
     SideReport& me = shared.side(side);
     SideReport& peer = shared.side(1 - side);
     try {
+        if (cpu) pin_to(*cpu);
         std::unique_ptr<Endpoint> endpoint = method.connect(side);
         me.ready.store(1, std::memory_order_release);
         if (!wait_flag(peer.ready, deadline_ns))
@@ -288,14 +298,6 @@ std::optional<std::pair<int, int>> pick_cpus() {
     return std::pair{cpus[0], cpus[1]};
 }
 
-void pin_to(int cpu) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    if (::sched_setaffinity(0, sizeof set, &set) != 0)
-        throw_error("sched_setaffinity", fmt::format("cpu {}", cpu));
-}
-
 pid_t fork_side(int side, Method& method, const Plan& plan, std::size_t size, SharedReport& shared,
                 std::int64_t deadline_ns, std::optional<int> cpu) {
     std::fflush(nullptr);
@@ -307,15 +309,7 @@ pid_t fork_side(int side, Method& method, const Plan& plan, std::size_t size, Sh
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::signal(sig, SIG_DFL);
     ::signal(SIGPIPE, SIG_IGN);
-    int code = 1;
-    try {
-        if (cpu) pin_to(*cpu);
-        code = run_side(side, method, plan, size, shared, deadline_ns);
-    } catch (const std::exception& e) {
-        std::snprintf(shared.side(side).error, sizeof shared.side(side).error, "side %d: %s", side,
-                      e.what());
-    }
-    ::_exit(code);
+    ::_exit(run_side(side, method, plan, size, shared, deadline_ns, cpu));
 }
 
 std::string describe_status(int status) {
@@ -668,8 +662,7 @@ SectionResult run_ipc(Context& ctx) {
     };
     std::uint64_t errors = 0;
     std::vector<std::string> failed;
-    for (const auto& [key, row_const] : measured) {
-        Json row = row_const;
+    for (auto& [key, row] : measured) {
         const std::uint64_t e = error_count(row);
         errors += e;
         if (row["status"] == "unavailable") {

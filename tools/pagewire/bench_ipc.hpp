@@ -46,8 +46,10 @@ class Method {
     // Table name, e.g. "pagewire busy-poll loan", "pipe", "iceoryx".
     virtual std::string name() const = 0;
     // Why this method cannot run with these limits on this machine (a
-    // package missing, a kernel limit), or nothing when it can.
-    virtual std::optional<std::string> unavailable(const LinkLimits& limits) const = 0;
+    // package missing, a kernel limit), or nothing when it can (the default).
+    virtual std::optional<std::string> unavailable(const LinkLimits& /*limits*/) const {
+        return std::nullopt;
+    }
     // In the parent, before fork: creates the link's resources. Throws
     // pagewire::Error (one line) on failure.
     virtual void prepare(const LinkLimits& limits) = 0;

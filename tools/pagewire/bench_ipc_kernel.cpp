@@ -122,10 +122,6 @@ class StreamEndpoint final : public Endpoint {
 // out[k] and the other side's are closed in its process at connect().
 class StreamMethod : public Method {
   public:
-    std::optional<std::string> unavailable(const LinkLimits&) const override {
-        return std::nullopt;
-    }
-
     void prepare(const LinkLimits& limits) override {
         limits_ = limits;
         make_link();
@@ -289,8 +285,7 @@ class MqMethod final : public Method {
     std::optional<std::string> unavailable(const LinkLimits& limits) const override {
         // Probe with a queue of the size this run needs; the kernel decides.
         const std::string probe = fmt::format("/pagewire-bench-ipc-probe-{}", ::getpid());
-        long depth = 0;
-        const mqd_t q = open_queue(probe, limits, depth);
+        const mqd_t q = open_queue(probe, limits);
         if (q == static_cast<mqd_t>(-1)) {
             const int err = errno;
             return fmt::format(
@@ -310,8 +305,7 @@ class MqMethod final : public Method {
         limits_ = limits;
         for (int k = 0; k < 2; ++k) {
             names_[k] = fmt::format("/pagewire-bench-ipc-{}-{}-{}", ::getpid(), counter++, k);
-            long depth = 0;
-            queues_[k] = open_queue(names_[k], limits, depth);
+            queues_[k] = open_queue(names_[k], limits);
             if (queues_[k] == static_cast<mqd_t>(-1)) {
                 const std::string failed = std::exchange(names_[k], std::string());
                 throw_error("mq_open",
@@ -346,9 +340,8 @@ class MqMethod final : public Method {
     // when the kernel allows (more than msg_max needs CAP_SYS_RESOURCE),
     // falling back to the default 10, then 1. Raises RLIMIT_MSGQUEUE first
     // when the process may (the queue's bytes count against it). -1 and errno
-    // on failure; `depth` is the queue length used.
-    static mqd_t open_queue(const std::string& name, const LinkLimits& limits,
-                            long& depth) noexcept {
+    // on failure.
+    static mqd_t open_queue(const std::string& name, const LinkLimits& limits) noexcept {
         rlimit r{};
         if (::getrlimit(RLIMIT_MSGQUEUE, &r) == 0 && r.rlim_cur != RLIM_INFINITY) {
             rlimit wanted{RLIM_INFINITY, RLIM_INFINITY};
@@ -365,10 +358,7 @@ class MqMethod final : public Method {
             attr.mq_msgsize = static_cast<long>(limits.max_message);
             const mqd_t q =
                 ::mq_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600, &attr);
-            if (q != static_cast<mqd_t>(-1)) {
-                depth = want;
-                return q;
-            }
+            if (q != static_cast<mqd_t>(-1)) return q;
             err = errno;
             if (err != EINVAL && err != EMFILE && err != ENOMEM) break;  // not a size problem
         }
@@ -402,13 +392,15 @@ const std::uint32_t* word_of(const std::atomic<std::uint32_t>& word) noexcept {
 }
 
 // Sleeps in FUTEX_WAIT while `word` is `busy` (no spinning: this is the
-// sleeping-wait baseline). Throws after kPeerTimeoutSeconds.
+// sleeping-wait baseline). Throws after kPeerTimeoutSeconds. Reads the clock
+// only once it has to wait.
 void futex_wait_while(const std::atomic<std::uint32_t>& word, std::uint32_t busy,
                       const char* what) {
-    const std::int64_t deadline =
-        sys::monotonic_ns() + std::int64_t{kPeerTimeoutSeconds} * 1'000'000'000;
+    std::int64_t deadline = 0;
     while (word.load(std::memory_order_acquire) == busy) {
-        const std::int64_t left = deadline - sys::monotonic_ns();
+        const std::int64_t now = sys::monotonic_ns();
+        if (deadline == 0) deadline = now + std::int64_t{kPeerTimeoutSeconds} * 1'000'000'000;
+        const std::int64_t left = deadline - now;
         if (left <= 0) throw_error("futex wait", what, ETIMEDOUT, "the peer did not answer");
         const timespec timeout = sys::to_timespec(left);
         if (sys::futex_wait(word_of(word), busy, &timeout) != 0 && errno != EAGAIN &&
@@ -444,9 +436,6 @@ class FutexEndpoint final : public Endpoint {
 class FutexMethod final : public Method {
   public:
     std::string name() const override { return "raw futex"; }
-    std::optional<std::string> unavailable(const LinkLimits&) const override {
-        return std::nullopt;
-    }
 
     void prepare(const LinkLimits& limits) override {
         stride_ = mailbox_bytes(limits.max_message);

@@ -162,10 +162,6 @@ class BoostQueueMethod final : public Method {
   public:
     std::string name() const override { return "boost message_queue"; }
 
-    std::optional<std::string> unavailable(const LinkLimits&) const override {
-        return std::nullopt;
-    }
-
     void prepare(const LinkLimits& limits) override {
         cleanup();
         owner_ = ::getpid();

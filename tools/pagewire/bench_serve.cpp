@@ -46,6 +46,7 @@
 #include <thread>
 
 #include "bench_common.hpp"
+#include "sys.hpp"
 
 namespace pagewire::cli::bench {
 namespace {
@@ -213,8 +214,7 @@ int probe(int port, const std::string& path) {
     std::string head;
     char buf[4096];
     while (head.find("\r\n") == std::string::npos) {
-        const ssize_t n = ::recv(s.get(), buf, sizeof buf, 0);
-        if (n < 0 && errno == EINTR) continue;
+        const ssize_t n = sys::retry_eintr([&] { return ::recv(s.get(), buf, sizeof buf, 0); });
         if (n <= 0) return -1;
         head.append(buf, static_cast<std::size_t>(n));
     }
