@@ -29,6 +29,23 @@ using testutil::contains;
 namespace chantest {
 inline const std::string kHelper = CHAN_HELPER;
 using Clock = std::chrono::steady_clock;
+
+// Creates PubSub channel `name` (capacity, max_message) with the given
+// overflow policy, opened in `role`.
+inline Channel create_pubsub(const std::string& name, std::size_t capacity,
+                             std::size_t max_message, ChannelOverflow overflow,
+                             ChannelRole role = ChannelRole::Observer) {
+    ChannelOptions options{ChannelKind::PubSub, capacity, max_message};
+    options.overflow = overflow;
+    return Channel::create(name, options, role);
+}
+
+// chan_helper's subscribe argument that checks order under `overflow`.
+inline std::string order_arg(ChannelOverflow overflow) {
+    return overflow == ChannelOverflow::Block ? "order=block" : "order=overwrite";
+}
 }  // namespace chantest
 using chantest::Clock;
+using chantest::create_pubsub;
 using chantest::kHelper;
+using chantest::order_arg;

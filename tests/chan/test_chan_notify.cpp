@@ -157,9 +157,7 @@ TEST(NotifyBasics, PubSubTwoSubscriberHandlesInOneProcess) {
 TEST(NotifyBasics, OverwritePublisherHeldBackByAViewCanSleep) {
     const std::string name = shmtest::unique_posix_name();
     Cleanup cleanup(Backend::Posix, name);
-    ChannelOptions options{ChannelKind::PubSub, 4, 16};
-    options.overflow = ChannelOverflow::Overwrite;
-    Channel pub = Channel::create(name, options, ChannelRole::Producer);
+    Channel pub = create_pubsub(name, 4, 16, ChannelOverflow::Overwrite, ChannelRole::Producer);
     Channel sub = Channel::open(name, ChannelRole::Consumer);
     std::byte msg[1] = {std::byte{1}};
     ASSERT_EQ(pub.try_send(msg), ChannelStatus::Ok);
@@ -184,9 +182,7 @@ TEST(NotifyBasics, OverwritePublisherHeldBackByAViewCanSleep) {
 void epoll_publisher_past_dead_subscriber(ChannelOverflow overflow) {
     const std::string name = shmtest::unique_posix_name();
     Cleanup cleanup(Backend::Posix, name);
-    ChannelOptions options{ChannelKind::PubSub, 4, 300};
-    options.overflow = overflow;
-    Channel pub = Channel::create(name, options, ChannelRole::Producer);
+    Channel pub = create_pubsub(name, 4, 300, overflow, ChannelRole::Producer);
     Epoll ep(pub.notify_fd());
     Child stuck({kHelper, "subscribe", name, "stall=0",
                  overflow == ChannelOverflow::Block ? "order=block" : "order=overwrite"});

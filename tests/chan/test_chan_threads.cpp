@@ -34,19 +34,27 @@ struct Removed {
 
 const std::uint64_t kMessages = testutil::kTsan ? 20000 : 200000;
 
+// Loans `size` bytes (waiting up to 10 s), writes message (id, seq) into the
+// loan and publishes it; false if the loan did not succeed.
+bool publish_message(Channel& ch, std::size_t size, std::uint32_t id, std::uint64_t seq,
+                     WaitMode mode) {
+    ChannelLoan loan;
+    if (ch.loan(size, loan, 10s, mode) != ChannelStatus::Ok) return false;
+    chantest::write_message({loan.data, size}, id, 0, seq);
+    ch.publish(loan);
+    return true;
+}
+
 void produce(const std::string& name, std::uint32_t id, std::uint64_t n, WaitMode mode,
              std::atomic<int>& errors) {
     Channel ch = Channel::open(name, ChannelRole::Producer);
     std::vector<std::byte> buf(ch.max_message());
     for (std::uint64_t seq = 0; seq < n; ++seq) {
         const std::size_t size = chantest::message_size(buf.size(), id, seq);
-        ChannelLoan loan;
-        if (ch.loan(size, loan, 10s, mode) != ChannelStatus::Ok) {
+        if (!publish_message(ch, size, id, seq, mode)) {
             ++errors;
             return;
         }
-        chantest::write_message({loan.data, size}, id, 0, seq);
-        ch.publish(loan);
     }
 }
 
@@ -165,13 +173,10 @@ void publish_all(const std::string& name, std::uint64_t n, WaitMode mode,
     for (std::uint64_t seq = 0; seq <= n; ++seq) {
         const std::uint32_t id = seq == n ? chantest::kEndProducer : 1;
         const std::size_t size = chantest::message_size(ch.max_message(), id, seq);
-        ChannelLoan loan;
-        if (ch.loan(size, loan, 10s, mode) != ChannelStatus::Ok) {
+        if (!publish_message(ch, size, id, seq, mode)) {
             ++errors;
             return;
         }
-        chantest::write_message({loan.data, size}, id, 0, seq);
-        ch.publish(loan);
     }
 }
 

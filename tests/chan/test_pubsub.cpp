@@ -122,9 +122,7 @@ TEST(PubSub, BlockThreeSubscribersGetEverythingInOrder) {
 TEST(PubSub, OverwriteSlowSubscriberLosesAndCountsFastOneKeepsUp) {
     const std::string name = shmtest::unique_posix_name();
     Cleanup cleanup(Backend::Posix, name);
-    ChannelOptions options{ChannelKind::PubSub, 64, 400};
-    options.overflow = ChannelOverflow::Overwrite;
-    Channel::create(name, options);
+    create_pubsub(name, 64, 400, ChannelOverflow::Overwrite);
     const std::uint64_t n = n_scaled(20000);
     auto slow = subscriber(name, {"order=overwrite", "hold_us=200"});
     auto fast = subscriber(name, {"order=overwrite"});
@@ -167,9 +165,7 @@ TEST(PubSub, OverwriteSlowSubscriberLosesAndCountsFastOneKeepsUp) {
 TEST(PubSub, OverwriteNeverRewritesAHeldView) {
     const std::string name = shmtest::unique_posix_name();
     Cleanup cleanup(Backend::Posix, name);
-    ChannelOptions options{ChannelKind::PubSub, 8, 300};
-    options.overflow = ChannelOverflow::Overwrite;
-    Channel sub = Channel::create(name, options, ChannelRole::Consumer);
+    Channel sub = create_pubsub(name, 8, 300, ChannelOverflow::Overwrite, ChannelRole::Consumer);
     Child publisher({kHelper, "produce", name, "1", "1", "0", "wait_ms=10000"});
     int pressed = 0;
     const int views = 50;
@@ -245,11 +241,9 @@ TEST(PubSub, JoinMidStreamAndLeave) {
 void dead_subscriber(ChannelOverflow overflow) {
     const std::string name = shmtest::unique_posix_name();
     Cleanup cleanup(Backend::Posix, name);
-    ChannelOptions options{ChannelKind::PubSub, 16, 300};
-    options.overflow = overflow;
-    Channel::create(name, options);
+    create_pubsub(name, 16, 300, overflow);
     const bool block = overflow == ChannelOverflow::Block;
-    const std::string order = block ? "order=block" : "order=overwrite";
+    const std::string order = order_arg(overflow);
     const std::uint64_t n = n_scaled(5000);
     auto a = subscriber(name, {order});
     auto b = subscriber(name, {order});
@@ -327,11 +321,9 @@ TEST(PubSub, OverwriteDeadViewerIsDropped) {
 void kill_publishers(ChannelOverflow overflow, int rounds) {
     const std::string name = shmtest::unique_posix_name();
     Cleanup cleanup(Backend::Posix, name);
-    ChannelOptions options{ChannelKind::PubSub, 16, 700};
-    options.overflow = overflow;
-    Channel::create(name, options);
+    create_pubsub(name, 16, 700, overflow);
     const bool block = overflow == ChannelOverflow::Block;
-    auto sub = subscriber(name, {block ? "order=block" : "order=overwrite",
+    auto sub = subscriber(name, {order_arg(overflow),
                                  block ? "hold_us=0" : "view_us=20"});
     std::mt19937 rng(static_cast<unsigned>(::getpid()));
     const auto t0 = Clock::now();
@@ -386,11 +378,9 @@ TEST(Chaos, PubSubOverwritePublisherKilled) {
 void kill_subscribers(ChannelOverflow overflow, int rounds) {
     const std::string name = shmtest::unique_posix_name();
     Cleanup cleanup(Backend::Posix, name);
-    ChannelOptions options{ChannelKind::PubSub, 16, 300};
-    options.overflow = overflow;
-    Channel::create(name, options);
+    create_pubsub(name, 16, 300, overflow);
     const bool block = overflow == ChannelOverflow::Block;
-    const std::string order = block ? "order=block" : "order=overwrite";
+    const std::string order = order_arg(overflow);
     Child publisher({kHelper, "produce", name, "1", "1", "0", "wait_ms=3000"});
     std::mt19937 rng(static_cast<unsigned>(::getpid()));
     const auto t0 = Clock::now();
@@ -516,9 +506,7 @@ TEST(PubSubBasics, BlockWaitsForTheSlowestAndPeersSayWho) {
 TEST(PubSubBasics, OverwriteCountsWhatASubscriberMissed) {
     const std::string name = shmtest::unique_posix_name();
     Cleanup cleanup(Backend::Posix, name);
-    ChannelOptions options{ChannelKind::PubSub, 8, 16};
-    options.overflow = ChannelOverflow::Overwrite;
-    Channel pub = Channel::create(name, options, ChannelRole::Producer);
+    Channel pub = create_pubsub(name, 8, 16, ChannelOverflow::Overwrite, ChannelRole::Producer);
     EXPECT_EQ(pub.overflow(), ChannelOverflow::Overwrite);
     Channel sub = Channel::open(name, ChannelRole::Consumer);
     Channel keeper = Channel::open(name, ChannelRole::Consumer);

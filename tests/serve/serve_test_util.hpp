@@ -19,6 +19,23 @@ namespace servetest {
 
 using testutil::die;
 
+// What a child wrote to `fd` until its first newline, EOF or `deadline`
+// (possibly more than the line, or none of it).
+inline std::string read_first_line(int fd, std::chrono::steady_clock::time_point deadline) {
+    std::string line;
+    while (line.find('\n') == std::string::npos) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        pollfd p{fd, POLLIN, 0};
+        if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+        char buf[512];
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n <= 0) break;
+        line.append(buf, static_cast<std::size_t>(n));
+    }
+    return line;
+}
+
 // `pagewire serve DIR --listen 127.0.0.1:0 ARGS...` as a child process.
 class Server {
   public:
@@ -46,18 +63,8 @@ class Server {
         out_ = out[0];
         err_ = err[0];
         // The startup line, within 20 s (a loaded machine).
-        std::string line;
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-        while (line.find('\n') == std::string::npos) {
-            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                deadline - std::chrono::steady_clock::now());
-            pollfd p{out_, POLLIN, 0};
-            if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
-            char buf[256];
-            const ssize_t n = ::read(out_, buf, sizeof buf);
-            if (n <= 0) break;
-            line.append(buf, static_cast<std::size_t>(n));
-        }
+        const std::string line =
+            read_first_line(out_, std::chrono::steady_clock::now() + std::chrono::seconds(20));
         startup_ = line;
         // "... listening on http://HOST:PORT/ (...)": the port ends the authority.
         const std::size_t scheme = line.find("http://");

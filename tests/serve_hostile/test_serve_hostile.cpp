@@ -17,6 +17,7 @@
 #include <map>
 #include <thread>
 
+#include "../serve/serve_test_util.hpp"
 #include "../test_util.hpp"
 
 namespace {
@@ -75,18 +76,7 @@ class Server {
         ::close(out[1]);
         ::close(err);
         out_ = out[0];
-        const auto deadline = Clock::now() + kStartTimeout;
-        std::string line;
-        while (line.find('\n') == std::string::npos) {
-            const auto left =
-                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-            pollfd p{out_, POLLIN, 0};
-            if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
-            char buf[512];
-            const ssize_t n = ::read(out_, buf, sizeof buf);
-            if (n <= 0) break;
-            line.append(buf, static_cast<std::size_t>(n));
-        }
+        const std::string line = servetest::read_first_line(out_, Clock::now() + kStartTimeout);
         startup_line_ = line.substr(0, line.find('\n'));
         const std::string prefix = "pagewire serve: listening on http://127.0.0.1:";
         if (startup_line_.rfind(prefix, 0) == 0)
