@@ -1,6 +1,6 @@
 # The two commands a newcomer needs (see README.md):
 #   make test   install missing Debian packages, build, run every test
-#   make run    install, build, run the main job: pagewire bench --quick
+#   make run    install, build, run the main job: the benchmarks' quick run (pagewire-bench --quick)
 PRESET ?= default
 BUILD  := build/$(PRESET)
 JOBS   ?= $(shell nproc)
@@ -24,7 +24,7 @@ test: build
 	ctest --preset $(PRESET) -j $(JOBS)
 
 run: build
-	$(BUILD)/tools/pagewire/pagewire bench --quick --json $(BUILD)/bench.json
+	$(BUILD)/bin/pagewire-bench --quick --json $(BUILD)/bench.json
 
 asan:
 	$(MAKE) test PRESET=asan

@@ -6,7 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-namespace pagewire::sys {
+namespace pagewire {
 
 ssize_t pread_full(int fd, void* buf, std::size_t n, std::uint64_t offset) noexcept {
     auto* p = static_cast<char*>(buf);
@@ -41,6 +41,10 @@ ssize_t write_full(int fd, const void* buf, std::size_t n) noexcept {
     }
     return static_cast<ssize_t>(done);
 }
+
+}  // namespace pagewire
+
+namespace pagewire::sys {
 
 ssize_t sendfile(int out_fd, int in_fd, std::uint64_t* in_offset, std::size_t count) noexcept {
     off_t off = static_cast<off_t>(*in_offset);

@@ -7,24 +7,16 @@
 #include <cstdint>
 #include <sys/types.h>
 
+#include <pagewire/io.hpp>
+
 namespace pagewire::sys {
 
-// Calls f() until it stops failing with EINTR; returns its last result.
-template <class F>
-auto retry_eintr(F f) {
-    decltype(f()) r;
-    do {
-        r = f();
-    } while (r == -1 && errno == EINTR);
-    return r;
-}
-
-// Reads up to n bytes at offset; fewer only at end of file. -1 and errno on failure.
-ssize_t pread_full(int fd, void* buf, std::size_t n, std::uint64_t offset) noexcept;
-// Writes all n bytes at offset. -1 and errno on failure (some bytes may be written).
-ssize_t pwrite_full(int fd, const void* buf, std::size_t n, std::uint64_t offset) noexcept;
-// Writes all n bytes at the current position (pipes, sockets, terminals).
-ssize_t write_full(int fd, const void* buf, std::size_t n) noexcept;
+// The EINTR and full-length loops are public (pagewire/io.hpp); the library
+// calls them by these names too.
+using pagewire::pread_full;
+using pagewire::pwrite_full;
+using pagewire::retry_eintr;
+using pagewire::write_full;
 
 // One wrapper per kernel transfer operation (EINTR retried, nothing else hidden):
 // the same return value and errno as the system call. Offsets are in/out.

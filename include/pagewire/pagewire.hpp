@@ -1,13 +1,18 @@
 // Everything in pagewire, for convenience.
 #pragma once
 
+#include <pagewire/channel.hpp>
 #include <pagewire/error.hpp>
 #include <pagewire/event.hpp>
 #include <pagewire/file.hpp>
+#include <pagewire/file_tree.hpp>
 #include <pagewire/guard.hpp>
+#include <pagewire/io.hpp>
 #include <pagewire/mapping.hpp>
+#include <pagewire/output_file.hpp>
 #include <pagewire/page_cache.hpp>
 #include <pagewire/proc_maps.hpp>
+#include <pagewire/replace.hpp>
 #include <pagewire/robust_mutex.hpp>
 #include <pagewire/segment.hpp>
 #include <pagewire/semaphore.hpp>

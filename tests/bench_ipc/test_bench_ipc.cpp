@@ -13,11 +13,11 @@
 
 namespace {
 
-using pagewire::cli::bench::ipc::kLastMessage;
-using pagewire::cli::bench::ipc::MessageHeader;
-using pagewire::cli::bench::ipc::read_header;
-using pagewire::cli::bench::ipc::SequenceChecker;
-using pagewire::cli::bench::ipc::write_message;
+using pagewire::bench::ipc::kLastMessage;
+using pagewire::bench::ipc::MessageHeader;
+using pagewire::bench::ipc::read_header;
+using pagewire::bench::ipc::SequenceChecker;
+using pagewire::bench::ipc::write_message;
 using Verdict = SequenceChecker::Verdict;
 
 std::vector<std::byte> message(std::size_t size, std::uint64_t sequence, std::uint32_t flags = 0) {
@@ -27,14 +27,14 @@ std::vector<std::byte> message(std::size_t size, std::uint64_t sequence, std::ui
 }
 
 TEST(Message, HeaderCarriesSequenceSizeFlagsAndTime) {
-    const std::int64_t before = pagewire::cli::bench::ipc::monotonic_now_ns();
+    const std::int64_t before = pagewire::bench::ipc::monotonic_now_ns();
     const auto m = message(1024, 7, kLastMessage);
     const MessageHeader h = read_header(m);
     EXPECT_EQ(h.sequence, 7u);
     EXPECT_EQ(h.size, 1024u);
     EXPECT_EQ(h.flags, kLastMessage);
     EXPECT_GE(h.sent_ns, before);
-    EXPECT_LE(h.sent_ns, pagewire::cli::bench::ipc::monotonic_now_ns());
+    EXPECT_LE(h.sent_ns, pagewire::bench::ipc::monotonic_now_ns());
 }
 
 TEST(Message, InOrderMessagesOfEverySizePass) {

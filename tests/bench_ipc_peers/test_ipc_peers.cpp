@@ -1,4 +1,4 @@
-// The third-party peers of `pagewire bench ipc` (tools/pagewire/bench_ipc_peers.cpp)
+// The third-party peers of `pagewire bench ipc` (bench/peers/bench_ipc_peers.cpp)
 // between two real processes, as the runner uses them: prepare() in the parent,
 // fork, connect() in each child, cleanup() after both exited. Every byte and
 // the order of every message is checked, and cleanup() must leave nothing of
@@ -27,7 +27,7 @@
 #include <thread>
 #include <vector>
 
-namespace ipc = pagewire::cli::bench::ipc;
+namespace ipc = pagewire::bench::ipc;
 namespace fs = std::filesystem;
 
 namespace {

@@ -1,166 +1,61 @@
-// pagewire bench [--quick] [--json FILE] [--dir DIR] [--section NAME]... [--only REGEX] —
-// the seeds' performance claims measured on this machine (S19). Runs every
-// section (or the named ones), prints one table per section and optionally
-// writes all results as one JSON document.
-#include "bench_common.hpp"
-#include "commands.hpp"
-
-#include <pagewire/error.hpp>
-
-#include <fmt/core.h>
-
+// pagewire bench ... — runs the benchmark program, pagewire-bench (built from
+// bench/, installed beside the command), with the same arguments. The
+// benchmarks and their peers live apart from the command, so the command
+// builds and installs without Boost, ZeroMQ, iceoryx, nginx or wrk.
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <memory>
+#include <pagewire/error.hpp>
 #include <string>
+#include <system_error>
 #include <vector>
 
+#include "commands.hpp"
+
 namespace pagewire::cli {
-namespace bench {
-
-// The sections, one per bench_<name>.cpp, in the order they run.
-Section mapping_section();
-Section transfer_section();
-Section cache_section();
-Section ipc_section();
-Section serve_section();
-
-}  // namespace bench
-
 namespace {
 
-std::vector<bench::Section> all_sections() {
-    std::vector<bench::Section> sections;
-    sections.push_back(bench::mapping_section());
-    sections.push_back(bench::transfer_section());
-    sections.push_back(bench::cache_section());
-    sections.push_back(bench::ipc_section());
-    sections.push_back(bench::serve_section());
-    return sections;
+constexpr const char* kBenchProgram = "pagewire-bench";
+
+// pagewire-bench in the directory of the running pagewire (the build tree's
+// bin/ and an installation alike); empty when it is not there.
+std::string bench_program_path() {
+    std::error_code ec;
+    const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (ec) return {};
+    std::filesystem::path candidate = self.parent_path() / kBenchProgram;
+    if (::access(candidate.c_str(), X_OK) != 0) return {};
+    return candidate.string();
 }
 
-struct BenchArgs {
-    bool quick = false;
-    std::string json_path;
-    std::string dir;
-    std::vector<std::string> sections;
-    int repetitions = 0;
-    std::string only;
-};
-
-void write_json(const std::string& path, const bench::Json& document) {
-    // Written to a temporary name and renamed, so an interrupted run never
-    // leaves a truncated document where the last good one was.
-    const std::string temporary = path + ".tmp";
-    {
-        std::ofstream out(temporary, std::ios::trunc);
-        if (!out) throw_error("open", temporary);
-        out << document.dump(2) << '\n';
-        out.flush();
-        if (!out) throw_error("write", temporary, EIO);
-    }
-    if (std::rename(temporary.c_str(), path.c_str()) != 0) throw_error("rename", path);
-}
-
-// Fails before the run, not after minutes of measuring, when the JSON file
-// cannot be written where asked.
-void check_json_destination(const std::string& path) {
-    const std::filesystem::path parent = std::filesystem::path(path).parent_path();
-    const std::string dir = parent.empty() ? "." : parent.string();
-    if (::access(dir.c_str(), W_OK | X_OK) != 0) throw_error("open", path);
-}
-
-void run_bench(const BenchArgs& args) {
-    if (!args.json_path.empty()) check_json_destination(args.json_path);
-    std::vector<bench::Section> selected;
-    for (bench::Section& s : all_sections()) {
-        bool wanted = args.sections.empty();
-        for (const std::string& name : args.sections) wanted = wanted || name == s.name;
-        if (wanted) selected.push_back(std::move(s));
-    }
-
-    const bench::Options options{args.quick, args.repetitions, args.only};
-    bench::Json document;
-    document["machine"] = bench::machine_info();
-    document["date"] = bench::iso_date_now();
-    document["command"] = bench::command_line();
-    document["quick"] = args.quick;
-    document["sections"] = bench::Json::array();
-
-    fmt::print("{}\n", bench::machine_line(document["machine"]));
-    fmt::print("date: {}\ncommand: {}\n", document["date"].get<std::string>(),
-               document["command"].get<std::string>());
+[[noreturn]] void run_bench_program(const std::vector<std::string>& args) {
+    const std::string path = bench_program_path();
+    if (path.empty())
+        throw_error("bench", kBenchProgram, ENOENT,
+                    "the benchmark program is not installed beside pagewire (build bench/)");
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>(kBenchProgram));
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
     std::fflush(stdout);
-
-    bench::ScratchDir scratch(args.dir);
-    std::vector<std::string> failures;
-    for (const bench::Section& section : selected) {
-        bench::Context context{options, scratch, section.name};
-        const auto start = bench::Clock::now();
-        bench::SectionResult result = section.run(context);
-        const double elapsed = bench::seconds_since(start);
-        bench::print_table(stdout, result);
-
-        bench::Json entry;
-        entry["name"] = section.name;
-        entry["description"] = section.description;
-        entry["title"] = result.title;
-        entry["seconds"] = elapsed;
-        entry["rows"] = result.rows;
-        entry["notes"] = result.notes;
-        entry["summary"] = result.summary;
-        if (!result.failure.empty()) {
-            entry["failure"] = result.failure;
-            failures.push_back(result.failure);
-        }
-        document["sections"].push_back(std::move(entry));
-    }
-    if (!args.json_path.empty()) {
-        write_json(args.json_path, document);
-        fmt::print("\nresults written to {}\n", args.json_path);
-    }
-    if (!failures.empty()) {
-        std::string all;
-        for (const std::string& f : failures) all += (all.empty() ? "" : "; ") + f;
-        throw_error("bench", "", EPROTO, all);
-    }
+    ::execv(path.c_str(), argv.data());
+    throw_error("exec", path);
 }
 
 }  // namespace
 
 void register_bench(CLI::App& app) {
-    auto args = std::make_shared<BenchArgs>();
-    std::vector<std::string> names;
-    std::string list;
-    for (const bench::Section& s : all_sections()) {
-        names.push_back(s.name);
-        list += fmt::format("\n  {:<10} {}", s.name, s.description);
-    }
-
     CLI::App* cmd = app.add_subcommand(
-        "bench", "Measure the seeds' performance claims on this machine; sections:" + list);
-    cmd->add_flag("--quick", args->quick, "Smaller files and fewer repetitions (under 2 minutes)");
-    cmd->add_option("--json", args->json_path, "Also write every result as one JSON document to FILE")
-        ->type_name("FILE");
-    cmd->add_option("--dir", args->dir,
-                    "Directory for scratch files (default: a new one under /var/tmp, removed at the end)")
-        ->check(CLI::ExistingDirectory)
-        ->type_name("DIR");
-    cmd->add_option("--section,SECTION", args->sections,
-                    "Run only these sections (`pagewire bench cache` or --section cache; repeatable)")
-        ->check(CLI::IsMember(names))
-        ->type_name("NAME");
-    cmd->add_option("--repetitions", args->repetitions,
-                    "Measured repetitions per method (default: the section's own)")
-        ->check(CLI::PositiveNumber)
-        ->type_name("N");
-    cmd->add_option("--only", args->only,
-                    "Run only the methods whose names match this extended regex "
-                    "(section ipc), e.g. 'pipe|pagewire'")
-        ->type_name("REGEX");
-    cmd->callback([args] { run_bench(*args); });
+        "bench",
+        "Measure the seeds' performance claims on this machine against their peers "
+        "(runs pagewire-bench; `pagewire bench --help` lists the sections)");
+    // Every argument, --help included, is pagewire-bench's.
+    cmd->set_help_flag();
+    cmd->prefix_command();
+    cmd->allow_extras();
+    cmd->callback([cmd] { run_bench_program(cmd->remaining()); });
 }
 
 }  // namespace pagewire::cli

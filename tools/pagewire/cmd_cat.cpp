@@ -8,7 +8,7 @@
 #include <pagewire/error.hpp>
 #include <pagewire/mapping.hpp>
 
-#include "sys.hpp"
+#include <pagewire/io.hpp>
 
 #include <unistd.h>
 
@@ -43,7 +43,7 @@ void run_cat(const CatArgs& args) {
     // Whole files may be larger than RAM: read ahead aggressively and let the
     // kernel drop pages behind us.
     view.advise(Advice::Sequential);
-    if (sys::write_full(STDOUT_FILENO, view.data(), view.size()) < 0) {
+    if (write_full(STDOUT_FILENO, view.data(), view.size()) < 0) {
         if (errno == EFAULT) {
             // The kernel reports a mapped page past end of file as EFAULT to
             // write(2) instead of raising SIGBUS.

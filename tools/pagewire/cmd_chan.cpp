@@ -20,7 +20,7 @@
 
 #include "cli_util.hpp"
 #include "commands.hpp"
-#include "sys.hpp"
+#include <pagewire/io.hpp>
 
 namespace pagewire::cli {
 namespace {
@@ -79,7 +79,7 @@ WaitMode wait_mode_of(const ChanArgs& a) {
 }
 
 void write_out(const std::string& text) {
-    if (sys::write_full(STDOUT_FILENO, text.data(), text.size()) < 0)
+    if (write_full(STDOUT_FILENO, text.data(), text.size()) < 0)
         throw_error("write", "stdout");
 }
 

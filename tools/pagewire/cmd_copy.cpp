@@ -6,8 +6,8 @@
 // replaced only with --force.
 #include "cli_util.hpp"
 #include "commands.hpp"
-#include "output_file.hpp"
 
+#include <pagewire/output_file.hpp>
 #include <pagewire/error.hpp>
 #include <pagewire/file.hpp>
 #include <pagewire/transfer.hpp>

@@ -8,14 +8,14 @@
 // them, so the sender knows the file arrived whole. Integers are little-endian.
 #include "cli_util.hpp"
 #include "commands.hpp"
-#include "output_file.hpp"
 
+#include <pagewire/output_file.hpp>
 #include <pagewire/error.hpp>
 #include <pagewire/file.hpp>
 #include <pagewire/mapping.hpp>
 #include <pagewire/transfer.hpp>
 
-#include "sys.hpp"
+#include <pagewire/io.hpp>
 
 #include <fmt/core.h>
 
@@ -98,7 +98,7 @@ bool read_exact(int fd, void* buf, std::size_t n, const std::string& peer) {
     auto* p = static_cast<char*>(buf);
     std::size_t done = 0;
     while (done < n) {
-        ssize_t r = sys::retry_eintr([&] { return ::read(fd, p + done, n - done); });
+        ssize_t r = retry_eintr([&] { return ::read(fd, p + done, n - done); });
         if (r < 0) throw_error("read", peer);
         if (r == 0) return false;
         done += static_cast<std::size_t>(r);
@@ -107,7 +107,7 @@ bool read_exact(int fd, void* buf, std::size_t n, const std::string& peer) {
 }
 
 void send_all(int fd, const void* buf, std::size_t n, const std::string& peer) {
-    if (sys::write_full(fd, buf, n) < 0) throw_error("write", peer);
+    if (write_full(fd, buf, n) < 0) throw_error("write", peer);
 }
 
 std::vector<std::string> method_names() {
@@ -162,7 +162,7 @@ UniqueFd connect_to(const std::string& address) {
             last_error = errno;
             continue;
         }
-        if (sys::retry_eintr([&] { return ::connect(s.get(), a->ai_addr, a->ai_addrlen); }) == 0) {
+        if (retry_eintr([&] { return ::connect(s.get(), a->ai_addr, a->ai_addrlen); }) == 0) {
             return s;
         }
         last_error = errno;
@@ -295,7 +295,7 @@ std::uint64_t receive_to_stdout(int sock, const Header& header, const std::strin
             throw_error("recv", peer, EIO, "the sender closed the connection early");
         }
         sum.update(buf.data(), n);
-        if (sys::write_full(STDOUT_FILENO, buf.data(), n) < 0) throw_error("write", "stdout");
+        if (write_full(STDOUT_FILENO, buf.data(), n) < 0) throw_error("write", "stdout");
         left -= n;
     }
     return sum.value();
@@ -311,7 +311,7 @@ void run_recv(const RecvArgs& args) {
 
     sockaddr_in addr{};
     socklen_t len = sizeof addr;
-    UniqueFd sock(sys::retry_eintr([&] {
+    UniqueFd sock(retry_eintr([&] {
         return ::accept4(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len, SOCK_CLOEXEC);
     }));
     if (!sock) throw_error("accept", where);

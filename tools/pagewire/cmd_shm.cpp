@@ -10,7 +10,7 @@
 #include <pagewire/error.hpp>
 #include <pagewire/segment.hpp>
 
-#include "sys.hpp"
+#include <pagewire/io.hpp>
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
@@ -110,7 +110,7 @@ nlohmann::json to_json(const SegmentInfo& i) {
 }
 
 void print(const std::string& text) {
-    if (sys::write_full(STDOUT_FILENO, text.data(), text.size()) < 0) throw_error("write", "stdout");
+    if (write_full(STDOUT_FILENO, text.data(), text.size()) < 0) throw_error("write", "stdout");
 }
 
 // ------------------------------------------------------------------ subcommands
@@ -211,7 +211,7 @@ void run_write(const ShmArgs& a) {
     std::string input;
     char buf[65536];
     for (;;) {
-        ssize_t n = sys::retry_eintr([&] { return ::read(STDIN_FILENO, buf, sizeof buf); });
+        ssize_t n = retry_eintr([&] { return ::read(STDIN_FILENO, buf, sizeof buf); });
         if (n < 0) throw_error("read", "stdin");
         if (n == 0) break;
         input.append(buf, static_cast<std::size_t>(n));
@@ -236,7 +236,7 @@ void run_read(const ShmArgs& a) {
                     fmt::format("offset {} is past the end of the segment ({} data bytes)", offset, s.size()));
     std::uint64_t length = s.size() - offset;
     if (!a.length.empty()) length = std::min(length, size_argument(a.length, "LENGTH"));
-    if (sys::write_full(STDOUT_FILENO, s.data() + offset, static_cast<std::size_t>(length)) < 0)
+    if (write_full(STDOUT_FILENO, s.data() + offset, static_cast<std::size_t>(length)) < 0)
         throw_error("write", "stdout");
 }
 

@@ -19,7 +19,7 @@
 #include <fstream>
 #include <sstream>
 
-namespace pagewire::cli::bench {
+namespace pagewire::bench {
 
 // ---- timing and statistics -------------------------------------------------
 
@@ -329,4 +329,4 @@ std::string format_bytes(std::uint64_t bytes) {
     return fmt::format("{} {}", bytes, units[u]);
 }
 
-}  // namespace pagewire::cli::bench
+}  // namespace pagewire::bench

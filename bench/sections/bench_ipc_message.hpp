@@ -17,7 +17,7 @@
 #include <ctime>
 #include <span>
 
-namespace pagewire::cli::bench::ipc {
+namespace pagewire::bench::ipc {
 
 static_assert(std::endian::native == std::endian::little,
               "the payload's zero-padded last word assumes little-endian");
@@ -185,4 +185,4 @@ class SequenceChecker {
     std::uint64_t corrupt_ = 0;     // wrong size or checksum
 };
 
-}  // namespace pagewire::cli::bench::ipc
+}  // namespace pagewire::bench::ipc

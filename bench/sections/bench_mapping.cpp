@@ -27,7 +27,7 @@
 #include <pagewire/page_cache.hpp>
 #include <pagewire/proc_maps.hpp>
 
-#include "sys.hpp"
+#include <pagewire/io.hpp>
 
 #include <unistd.h>
 
@@ -42,7 +42,7 @@
 #include <string>
 #include <vector>
 
-namespace pagewire::cli::bench {
+namespace pagewire::bench {
 namespace {
 
 constexpr std::uint64_t kFullFileBytes = std::uint64_t{1} << 30;   // 1 GiB
@@ -97,7 +97,7 @@ std::uint64_t create_data_file(File& file, std::uint64_t size) {
 std::size_t read_full(int fd, std::byte* buf, std::size_t n, const std::string& path) {
     std::size_t done = 0;
     while (done < n) {
-        ssize_t r = sys::retry_eintr([&] { return ::read(fd, buf + done, n - done); });
+        ssize_t r = retry_eintr([&] { return ::read(fd, buf + done, n - done); });
         if (r < 0) throw_error("read", path);
         if (r == 0) break;
         done += static_cast<std::size_t>(r);
@@ -513,4 +513,4 @@ Section mapping_section() {
             run_mapping};
 }
 
-}  // namespace pagewire::cli::bench
+}  // namespace pagewire::bench

@@ -1,6 +1,5 @@
-#include "output_file.hpp"
-
 #include <pagewire/error.hpp>
+#include <pagewire/output_file.hpp>
 
 #include <fcntl.h>
 #include <signal.h>
@@ -11,7 +10,7 @@
 #include <cstring>
 #include <filesystem>
 
-namespace pagewire::cli {
+namespace pagewire {
 namespace {
 
 // The temporary path the signal handler removes: a fixed array, since the
@@ -44,11 +43,18 @@ OutputFile::OutputFile(std::string path, mode_t mode, bool overwrite)
     g_has_pending = 1;
     for (int sig : kCleanupSignals) ::signal(sig, remove_and_reraise);
     file_.emplace(File::adopt(UniqueFd(fd), path_, true));
-    if (::fchmod(fd, mode & 07777) != 0) throw_error("chmod", path_);
+    if (::fchmod(fd, mode & 07777) != 0) {
+        const int err = errno;
+        discard();  // the destructor does not run for a constructor that throws
+        throw_error("chmod", path_, err);
+    }
 }
 
-OutputFile::~OutputFile() {
+OutputFile::~OutputFile() { discard(); }
+
+void OutputFile::discard() noexcept {
     if (!temporary_.empty()) ::unlink(temporary_.c_str());
+    temporary_.clear();
     g_has_pending = 0;
 }
 
@@ -61,4 +67,4 @@ void OutputFile::commit() {
     g_has_pending = 0;
 }
 
-}  // namespace pagewire::cli
+}  // namespace pagewire

@@ -21,7 +21,7 @@
 #include <string_view>
 #include <vector>
 
-namespace pagewire::cli::bench {
+namespace pagewire::bench {
 
 using Json = nlohmann::ordered_json;  // keeps keys in the order they were written
 
@@ -173,4 +173,4 @@ std::string draw_chart(ScratchDir& scratch, std::string_view section, std::strin
 // "256 MiB", "1 GiB", "4 KiB", "100 B": exact binary units when they fit.
 std::string format_bytes(std::uint64_t bytes);
 
-}  // namespace pagewire::cli::bench
+}  // namespace pagewire::bench

@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-namespace pagewire::cli::bench {
+namespace pagewire::bench {
 
 namespace {
 
@@ -91,4 +91,4 @@ std::uint64_t sum_words(const void* data, std::size_t size) noexcept {
 
 const char* sum_words_kernel() noexcept { return sum_choice().name; }
 
-}  // namespace pagewire::cli::bench
+}  // namespace pagewire::bench

@@ -24,7 +24,7 @@
 
 #include "bench_ipc.hpp"
 
-namespace pagewire::cli::bench::ipc {
+namespace pagewire::bench::ipc {
 namespace {
 
 // A waiting call gives up after this long: the peer is taken for dead (the
@@ -164,4 +164,4 @@ std::vector<std::unique_ptr<Method>> pagewire_methods() {
     return methods;
 }
 
-}  // namespace pagewire::cli::bench::ipc
+}  // namespace pagewire::bench::ipc

@@ -46,9 +46,9 @@
 #include <thread>
 
 #include "bench_common.hpp"
-#include "sys.hpp"
+#include <pagewire/io.hpp>
 
-namespace pagewire::cli::bench {
+namespace pagewire::bench {
 namespace {
 
 constexpr std::uint64_t kKiB = 1024;
@@ -214,7 +214,7 @@ int probe(int port, const std::string& path) {
     std::string head;
     char buf[4096];
     while (head.find("\r\n") == std::string::npos) {
-        const ssize_t n = sys::retry_eintr([&] { return ::recv(s.get(), buf, sizeof buf, 0); });
+        const ssize_t n = retry_eintr([&] { return ::recv(s.get(), buf, sizeof buf, 0); });
         if (n <= 0) return -1;
         head.append(buf, static_cast<std::size_t>(n));
     }
@@ -981,4 +981,4 @@ Section serve_section() {
             run_serve};
 }
 
-}  // namespace pagewire::cli::bench
+}  // namespace pagewire::bench

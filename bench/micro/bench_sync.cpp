@@ -8,8 +8,7 @@
 #include <pagewire/robust_mutex.hpp>
 #include <pagewire/semaphore.hpp>
 
-#include "sys.hpp"
-#include "sys_ipc.hpp"
+#include "raw_futex.hpp"
 
 #include <benchmark/benchmark.h>
 #include <sys/wait.h>
@@ -134,13 +133,13 @@ BENCHMARK(BM_PingPongEvent)
 // The same protocol on bare futex words: no spin, FUTEX_WAKE on every post.
 void futex_post(std::atomic<std::uint32_t>& w) {
     w.store(1);
-    sys::futex_wake(reinterpret_cast<std::uint32_t*>(&w), 1);
+    pagewire::bench::raw_futex_wake(reinterpret_cast<std::uint32_t*>(&w), 1);
 }
 void futex_take(std::atomic<std::uint32_t>& w) {
     for (;;) {
         std::uint32_t one = 1;
         if (w.compare_exchange_strong(one, 0)) return;
-        sys::futex_wait(reinterpret_cast<std::uint32_t*>(&w), 0, nullptr);
+        pagewire::bench::raw_futex_wait(reinterpret_cast<std::uint32_t*>(&w), 0, nullptr);
     }
 }
 

@@ -8,7 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace pagewire::cli::bench {
+namespace pagewire::bench {
 
 // Sum (mod 2^64) of the buffer read as little-endian 64-bit words, the last
 // partial word zero-padded. Reads every byte exactly once. Because the sum is
@@ -23,4 +23,4 @@ const char* sum_words_kernel() noexcept;
 // Makes the compiler believe `value` is used, so the work producing it stays.
 inline void keep(std::uint64_t value) noexcept { asm volatile("" : : "r"(value) : "memory"); }
 
-}  // namespace pagewire::cli::bench
+}  // namespace pagewire::bench

@@ -31,7 +31,7 @@
 #include <pagewire/page_cache.hpp>
 #include <pagewire/unique_fd.hpp>
 
-#include "sys.hpp"
+#include <pagewire/io.hpp>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -59,7 +59,7 @@
 
 extern char** environ;
 
-namespace pagewire::cli::bench {
+namespace pagewire::bench {
 namespace {
 
 constexpr std::uint64_t kGiB = std::uint64_t{1} << 30;
@@ -192,7 +192,7 @@ ProgramRun run_program(const std::vector<std::string>& argv, bool capture,
         for (nfds_t i = 0; i < n; ++i) {
             if (pfd[i].revents == 0) continue;
             const int k = pfd[i].fd == fds[0] ? 0 : 1;
-            const ssize_t got = sys::retry_eintr([&] { return ::read(fds[k], buf, sizeof buf); });
+            const ssize_t got = retry_eintr([&] { return ::read(fds[k], buf, sizeof buf); });
             if (got <= 0) {
                 ::close(fds[k]);
                 fds[k] = -1;
@@ -715,4 +715,4 @@ Section cache_section() {
             run_cache};
 }
 
-}  // namespace pagewire::cli::bench
+}  // namespace pagewire::bench

@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-namespace pagewire::cli::bench::ipc {
+namespace pagewire::bench::ipc {
 
 struct LinkLimits {
     std::size_t max_message = 0;  // largest message the run sends, bytes
@@ -71,4 +71,4 @@ std::vector<std::unique_ptr<Method>> pagewire_methods();
 // iceoryx 2.0 with a RouDi the harness starts and stops (bench_ipc_peers.cpp).
 std::vector<std::unique_ptr<Method>> peer_methods();
 
-}  // namespace pagewire::cli::bench::ipc
+}  // namespace pagewire::bench::ipc

@@ -207,12 +207,12 @@ void BM_SumWords(benchmark::State& state) {
     const Mapping& view = HotFile::get().view();
     const auto length = static_cast<std::size_t>(state.range(0));
     for (auto _ : state) {
-        std::uint64_t sum = pagewire::cli::bench::sum_words(view.data(), length);
+        std::uint64_t sum = pagewire::bench::sum_words(view.data(), length);
         benchmark::DoNotOptimize(sum);
     }
     state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
                             static_cast<std::int64_t>(length));
-    state.SetLabel(pagewire::cli::bench::sum_words_kernel());
+    state.SetLabel(pagewire::bench::sum_words_kernel());
 }
 BENCHMARK(BM_SumWords)->Arg(128 * kKiB)->Arg(64 * kMiB);
 

@@ -27,7 +27,7 @@
 #include <pagewire/page_cache.hpp>
 #include <pagewire/transfer.hpp>
 
-#include "sys.hpp"
+#include <pagewire/io.hpp>
 
 #include <fmt/core.h>
 
@@ -51,7 +51,7 @@
 
 extern char** environ;
 
-namespace pagewire::cli::bench {
+namespace pagewire::bench {
 namespace {
 
 constexpr std::uint64_t kKiB = 1024;
@@ -612,4 +612,4 @@ Section transfer_section() {
             run_transfer};
 }
 
-}  // namespace pagewire::cli::bench
+}  // namespace pagewire::bench

@@ -17,7 +17,10 @@
 
 #include <pagewire/error.hpp>
 
+#if PAGEWIRE_BENCH_HAVE_BOOST
 #include <boost/interprocess/ipc/message_queue.hpp>
+#endif
+#if PAGEWIRE_BENCH_HAVE_ICEORYX
 #include <iceoryx_hoofs/log/logmanager.hpp>
 #include <iceoryx_hoofs/platform/platform_settings.hpp>
 #include <iceoryx_posh/internal/runtime/ipc_interface_base.hpp>
@@ -27,7 +30,10 @@
 #include <iceoryx_posh/popo/untyped_subscriber.hpp>
 #include <iceoryx_posh/popo/wait_set.hpp>
 #include <iceoryx_posh/runtime/posh_runtime.hpp>
+#endif
+#if PAGEWIRE_BENCH_HAVE_ZMQ
 #include <zmq.h>
+#endif
 
 #include <fcntl.h>
 #include <pwd.h>
@@ -51,48 +57,69 @@
 #include <limits>
 #include <thread>
 
-namespace pagewire::cli::bench::ipc {
+namespace pagewire::bench::ipc {
 namespace {
 
 namespace fs = std::filesystem;
+#if PAGEWIRE_BENCH_HAVE_BOOST
 namespace bip = boost::interprocess;
+#endif
 using Clock = std::chrono::steady_clock;
 
 // Memory one direction of a link may hold in queued messages: the depth a
 // run asks for is cut to what fits (64 × 1 MiB), never below kMinDepth.
-constexpr std::size_t kLinkBudgetBytes = 64 * 1024 * 1024;
-constexpr std::size_t kMinDepth = 2;
+[[maybe_unused]] constexpr std::size_t kLinkBudgetBytes = 64 * 1024 * 1024;
+[[maybe_unused]] constexpr std::size_t kMinDepth = 2;
 // How long a receive or a blocked send waits for the peer before it reports
 // the peer as gone (the runner's messages follow each other within ms).
-constexpr auto kStallTimeout = std::chrono::seconds(30);
+[[maybe_unused]] constexpr auto kStallTimeout = std::chrono::seconds(30);
 // How long both ends of a link wait for each other to connect.
-constexpr auto kConnectTimeout = std::chrono::seconds(10);
+[[maybe_unused]] constexpr auto kConnectTimeout = std::chrono::seconds(10);
 
 // Messages a link holds per direction for `limits`.
-std::size_t link_depth(const LinkLimits& limits) {
+[[maybe_unused]] std::size_t link_depth(const LinkLimits& limits) {
     const std::size_t fit = kLinkBudgetBytes / std::max<std::size_t>(limits.max_message, 1);
     return std::max(kMinDepth, std::min(limits.depth, fit));
 }
 
 // "pagewire-peers-<pid>-<n>": unique among the links this process prepares
 // and among processes running at once.
-std::string unique_tag() {
+[[maybe_unused]] std::string unique_tag() {
     static std::atomic<unsigned> counter{0};
     return "pagewire-peers-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
 }
 
 // A fresh private directory /tmp/<tag>-XXXXXX.
-fs::path make_scratch_dir(const std::string& tag) {
+[[maybe_unused]] fs::path make_scratch_dir(const std::string& tag) {
     std::string path = (fs::temp_directory_path() / (tag + "-XXXXXX")).string();
     if (::mkdtemp(path.data()) == nullptr) throw_error("mkdtemp", path);
     return path;
 }
 
-void remove_scratch_dir(const fs::path& dir) noexcept {
+[[maybe_unused]] void remove_scratch_dir(const fs::path& dir) noexcept {
     std::error_code ignored;
     if (!dir.empty()) fs::remove_all(dir, ignored);
 }
 
+// A peer this build was configured without: its rows say which package to
+// install, and nothing else of it runs.
+class MissingPeer final : public Method {
+  public:
+    MissingPeer(std::string name, std::string package) : name_(std::move(name)), package_(std::move(package)) {}
+    std::string name() const override { return name_; }
+    std::optional<std::string> unavailable(const LinkLimits& /*limits*/) const override {
+        return "not built in: install the Debian package " + package_ + " and reconfigure";
+    }
+    void prepare(const LinkLimits& /*limits*/) override {}
+    std::unique_ptr<Endpoint> connect(int /*side*/) override { return nullptr; }
+    void cleanup() noexcept override {}
+
+  private:
+    std::string name_;
+    std::string package_;
+};
+
+#if PAGEWIRE_BENCH_HAVE_BOOST
 // ---------------------------------------------------------------------------
 // Boost.Interprocess message_queue
 
@@ -201,6 +228,9 @@ class BoostQueueMethod final : public Method {
     pid_t owner_ = -1;  // the process that called prepare()
 };
 
+#endif  // PAGEWIRE_BENCH_HAVE_BOOST
+
+#if PAGEWIRE_BENCH_HAVE_ZMQ
 // ---------------------------------------------------------------------------
 // ZeroMQ
 
@@ -336,6 +366,9 @@ class ZmqMethod final : public Method {
     pid_t owner_ = -1;  // the process that called prepare()
 };
 
+#endif  // PAGEWIRE_BENCH_HAVE_ZMQ
+
+#if PAGEWIRE_BENCH_HAVE_ICEORYX
 // ---------------------------------------------------------------------------
 // iceoryx: the RouDi daemon
 
@@ -783,15 +816,30 @@ class IceoryxMethod final : public Method {
     std::string instance_;
 };
 
+#endif  // PAGEWIRE_BENCH_HAVE_ICEORYX
+
 }  // namespace
 
 std::vector<std::unique_ptr<Method>> peer_methods() {
     std::vector<std::unique_ptr<Method>> methods;
+#if PAGEWIRE_BENCH_HAVE_BOOST
     methods.push_back(std::make_unique<BoostQueueMethod>());
+#else
+    methods.push_back(std::make_unique<MissingPeer>("boost message_queue", "libboost-dev"));
+#endif
+#if PAGEWIRE_BENCH_HAVE_ZMQ
     methods.push_back(std::make_unique<ZmqMethod>());
+#else
+    methods.push_back(std::make_unique<MissingPeer>("zeromq ipc", "libzmq3-dev"));
+#endif
+#if PAGEWIRE_BENCH_HAVE_ICEORYX
     methods.push_back(std::make_unique<IceoryxMethod>(IceoryxWait::kBusyPoll));
     methods.push_back(std::make_unique<IceoryxMethod>(IceoryxWait::kWaitSet));
+#else
+    methods.push_back(std::make_unique<MissingPeer>("iceoryx", "libiceoryx-posh-dev iceoryx"));
+    methods.push_back(std::make_unique<MissingPeer>("iceoryx wait", "libiceoryx-posh-dev iceoryx"));
+#endif
     return methods;
 }
 
-}  // namespace pagewire::cli::bench::ipc
+}  // namespace pagewire::bench::ipc

@@ -48,7 +48,7 @@
 #include "bench_common.hpp"
 #include "bench_ipc_message.hpp"
 
-namespace pagewire::cli::bench {
+namespace pagewire::bench {
 namespace {
 
 using ipc::Endpoint;
@@ -740,4 +740,4 @@ Section ipc_section() {
             run_ipc};
 }
 
-}  // namespace pagewire::cli::bench
+}  // namespace pagewire::bench

@@ -24,14 +24,15 @@
 #include <cstring>
 #include <fstream>
 #include <pagewire/error.hpp>
+#include <pagewire/io.hpp>
 #include <pagewire/unique_fd.hpp>
 #include <vector>
 
 #include "bench_ipc.hpp"
-#include "sys.hpp"
-#include "sys_ipc.hpp"
+#include "bench_ipc_message.hpp"
+#include "raw_futex.hpp"
 
-namespace pagewire::cli::bench::ipc {
+namespace pagewire::bench::ipc {
 namespace {
 
 // A blocked call gives up after this long: the peer is taken for dead (the
@@ -68,7 +69,7 @@ class StreamEndpoint final : public Endpoint {
         const std::uint64_t length = size;
         std::memcpy(send_buffer_.data(), &length, sizeof length);
         fill(std::span(send_buffer_).subspan(kLengthPrefixBytes, size));
-        if (sys::write_full(out_, send_buffer_.data(), kLengthPrefixBytes + size) < 0)
+        if (write_full(out_, send_buffer_.data(), kLengthPrefixBytes + size) < 0)
             throw_error("write", what_);
     }
 
@@ -98,7 +99,7 @@ class StreamEndpoint final : public Endpoint {
                 begin_ = 0;
                 end_ = available;
             }
-            const ssize_t n = sys::retry_eintr([&] {
+            const ssize_t n = retry_eintr([&] {
                 return ::read(in_, receive_buffer_.data() + end_, receive_buffer_.size() - end_);
             });
             if (n < 0) throw_error("read", what_);
@@ -245,7 +246,7 @@ class MqEndpoint final : public Endpoint {
     void send(std::size_t size, const std::function<void(std::span<std::byte>)>& fill) override {
         fill(std::span(send_buffer_).first(size));
         const timespec when = realtime_deadline();
-        if (sys::retry_eintr([&] {
+        if (retry_eintr([&] {
                 return ::mq_timedsend(out_, reinterpret_cast<const char*>(send_buffer_.data()),
                                       size, 0, &when);
             }) != 0)
@@ -254,7 +255,7 @@ class MqEndpoint final : public Endpoint {
 
     void receive(const std::function<void(std::span<const std::byte>)>& on_message) override {
         const timespec when = realtime_deadline();
-        const ssize_t n = sys::retry_eintr([&] {
+        const ssize_t n = retry_eintr([&] {
             return ::mq_timedreceive(in_, reinterpret_cast<char*>(receive_buffer_.data()),
                                      receive_buffer_.size(), nullptr, &when);
         });
@@ -398,12 +399,13 @@ void futex_wait_while(const std::atomic<std::uint32_t>& word, std::uint32_t busy
                       const char* what) {
     std::int64_t deadline = 0;
     while (word.load(std::memory_order_acquire) == busy) {
-        const std::int64_t now = sys::monotonic_ns();
+        const std::int64_t now = monotonic_now_ns();
         if (deadline == 0) deadline = now + std::int64_t{kPeerTimeoutSeconds} * 1'000'000'000;
         const std::int64_t left = deadline - now;
         if (left <= 0) throw_error("futex wait", what, ETIMEDOUT, "the peer did not answer");
-        const timespec timeout = sys::to_timespec(left);
-        if (sys::futex_wait(word_of(word), busy, &timeout) != 0 && errno != EAGAIN &&
+        const timespec timeout{static_cast<std::time_t>(left / 1'000'000'000),
+                               static_cast<long>(left % 1'000'000'000)};
+        if (raw_futex_wait(word_of(word), busy, &timeout) != 0 && errno != EAGAIN &&
             errno != EINTR && errno != ETIMEDOUT)
             throw_error("futex wait", what);
     }
@@ -418,14 +420,14 @@ class FutexEndpoint final : public Endpoint {
         fill(std::span<std::byte>(out_->bytes(), size));
         out_->size = static_cast<std::uint32_t>(size);
         out_->full.store(1, std::memory_order_release);
-        sys::futex_wake(word_of(out_->full), 1);
+        raw_futex_wake(word_of(out_->full), 1);
     }
 
     void receive(const std::function<void(std::span<const std::byte>)>& on_message) override {
         futex_wait_while(in_->full, 0, "raw futex mailbox");
         on_message(std::span<const std::byte>(in_->bytes(), in_->size));
         in_->full.store(0, std::memory_order_release);
-        sys::futex_wake(word_of(in_->full), 1);
+        raw_futex_wake(word_of(in_->full), 1);
     }
 
   private:
@@ -479,4 +481,4 @@ std::vector<std::unique_ptr<Method>> kernel_methods() {
     return methods;
 }
 
-}  // namespace pagewire::cli::bench::ipc
+}  // namespace pagewire::bench::ipc
