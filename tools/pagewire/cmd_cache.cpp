@@ -2,33 +2,28 @@
 // for files and directory trees (what vmtouch and fincore do), built on
 // pagewire/page_cache.hpp.
 //
-// Trees are walked with openat/fdopendir relative to each directory's
-// descriptor (no path lookups from the root per file), one open directory per
-// level of depth, and hard-linked files are counted once. Errors on single
-// files are reported and skipped; the exit status is 1 if any occurred, like du.
-#include "commands.hpp"
-
-#include <pagewire/error.hpp>
-#include <pagewire/page_cache.hpp>
-
-#include "sys.hpp"
-
-#include <dirent.h>
+// Trees are walked by pagewire::walk_files (pagewire/file_tree.hpp); errors on
+// single files are reported and skipped; the exit status is 1 if any
+// occurred, like du.
 #include <fcntl.h>
+#include <fmt/core.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <fmt/core.h>
-#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <csignal>
 #include <cstring>
 #include <memory>
-#include <set>
+#include <nlohmann/json.hpp>
+#include <pagewire/error.hpp>
+#include <pagewire/file_tree.hpp>
+#include <pagewire/io.hpp>
+#include <pagewire/page_cache.hpp>
 #include <utility>
 #include <vector>
+
+#include "commands.hpp"
 
 namespace pagewire::cli {
 namespace {
@@ -49,6 +44,7 @@ struct CacheArgs {
     bool json = false;
     bool write_dirty = false;
     bool daemon = false;
+    bool one_file_system = false;
 };
 
 std::string human(std::uint64_t bytes) {
@@ -63,7 +59,9 @@ std::string human(std::uint64_t bytes) {
 }
 
 std::string percent(std::uint64_t part, std::uint64_t whole) {
-    return whole == 0 ? "-" : fmt::format("{:.1f}%", 100.0 * static_cast<double>(part) / static_cast<double>(whole));
+    return whole == 0 ? "-"
+                      : fmt::format("{:.1f}%",
+                                    100.0 * static_cast<double>(part) / static_cast<double>(whole));
 }
 
 // vmtouch -v style: each column stands for a bucket of pages; 'O' all
@@ -97,14 +95,16 @@ Json stat_json(const CacheStat& s, std::uint64_t bytes) {
 }
 
 // Walks the paths and applies the action to every regular file.
-class Walker {
-public:
+class Walker final : public WalkVisitor {
+  public:
     explicit Walker(const CacheArgs& args) : args_(args), start_(Clock::now()) {
         show_progress_ = !args.json && ::isatty(STDERR_FILENO);
     }
 
     void run() {
-        for (const auto& path : args_.paths) top(path);
+        WalkOptions options;
+        options.one_file_system = args_.one_file_system;
+        counts_ = walk_files(args_.paths, options, *this);
         if (show_progress_ && progress_shown_) fmt::print(stderr, "\r\033[K");
     }
 
@@ -117,8 +117,11 @@ public:
         if (args_.json) {
             Json j{{"action", action_name()},
                    {"files", files_},
-                   {"directories", directories_},
-                   {"skipped", skipped_},
+                   {"directories", counts_.directories},
+                   {"skipped", counts_.skipped},
+                   {"not_entered",
+                    {{"pseudo_filesystems", counts_.pseudo_filesystems},
+                     {"other_filesystems", counts_.other_filesystems}}},
                    {"hidden", hidden_},
                    {"errors", errors_},
                    {"totals", stat_json(total_, bytes_)},
@@ -129,8 +132,15 @@ public:
             return;
         }
         fmt::print("{:>16}: {}\n", "Files", files_);
-        fmt::print("{:>16}: {}\n", "Directories", directories_);
-        if (skipped_ != 0) fmt::print("{:>16}: {}\n", "Skipped", skipped_);
+        fmt::print("{:>16}: {}\n", "Directories", counts_.directories);
+        // Entries of the trees that are not regular files or directories.
+        if (counts_.skipped != 0) fmt::print("{:>16}: {}\n", "Skipped", counts_.skipped);
+        if (counts_.pseudo_filesystems + counts_.other_filesystems != 0) {
+            fmt::print(
+                "{:>16}: {} directories ({} on pseudo filesystems, {} on other filesystems)\n",
+                "Not entered", counts_.pseudo_filesystems + counts_.other_filesystems,
+                counts_.pseudo_filesystems, counts_.other_filesystems);
+        }
         if (hidden_ != 0) {
             fmt::print(
                 "{:>16}: {} (the kernel shows page-cache residency only to a file's owner or "
@@ -148,13 +158,17 @@ public:
         fmt::print("{:>16}: {:.4f} seconds\n", "Elapsed", elapsed);
     }
 
-private:
+  private:
     const char* action_name() const {
         switch (args_.action) {
-            case Action::Stat: return "stat";
-            case Action::Evict: return "evict";
-            case Action::Warm: return "warm";
-            case Action::Lock: return "lock";
+            case Action::Stat:
+                return "stat";
+            case Action::Evict:
+                return "evict";
+            case Action::Warm:
+                return "warm";
+            case Action::Lock:
+                return "lock";
         }
         return "stat";
     }
@@ -165,106 +179,27 @@ private:
         fmt::print(stderr, "pagewire: cache {} {}: {}\n", action_name(), path, what);
     }
 
-    // A path named on the command line: symlinks are followed here (not in trees).
-    void top(const std::string& path) {
-        struct stat st {};
-        if (::stat(path.c_str(), &st) != 0) {
-            report(path, std::strerror(errno));
-            return;
-        }
-        if (S_ISDIR(st.st_mode)) {
-            int fd = sys::retry_eintr([&] { return ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); });
-            if (fd < 0) {
-                report(path, std::strerror(errno));
-                return;
-            }
-            directory(fd, path);
-        } else if (S_ISREG(st.st_mode)) {
-            file(AT_FDCWD, path.c_str(), path);
-        } else {
-            report(path, "not a regular file or directory");
-        }
+    void error(const std::string& path, std::string_view reason) override {
+        report(path, std::string(reason));
     }
 
-    // Takes ownership of dir_fd.
-    void directory(int dir_fd, const std::string& path) {
-        DIR* dir = ::fdopendir(dir_fd);
-        if (dir == nullptr) {
-            ::close(dir_fd);
-            report(path, std::strerror(errno));
-            return;
-        }
-        ++directories_;
-        std::unique_ptr<DIR, int (*)(DIR*)> closer(dir, ::closedir);
-        while (true) {
-            errno = 0;
-            const dirent* e = ::readdir(dir);
-            if (e == nullptr) {
-                if (errno != 0) report(path, std::strerror(errno));
-                break;
-            }
-            const char* name = e->d_name;
-            if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))) continue;
-            unsigned char type = e->d_type;
-            if (type == DT_UNKNOWN) {
-                struct stat st {};
-                if (::fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-                    report(path + "/" + name, std::strerror(errno));
-                    continue;
-                }
-                type = S_ISDIR(st.st_mode) ? DT_DIR : S_ISREG(st.st_mode) ? DT_REG : DT_LNK;
-            }
-            if (type == DT_DIR) {
-                int fd = sys::retry_eintr([&] {
-                    return ::openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                });
-                if (fd < 0) {
-                    report(path + "/" + name, std::strerror(errno));
-                    continue;
-                }
-                directory(fd, path + "/" + name);
-            } else if (type == DT_REG) {
-                file(dir_fd, name, path);
-            } else {
-                ++skipped_;  // symlinks, FIFOs, sockets, devices inside a tree
-            }
-        }
-    }
-
-    void file(int dir_fd, const char* name, const std::string& parent) {
-        auto full = [&] { return dir_fd == AT_FDCWD ? parent : parent + "/" + name; };
-        // O_NONBLOCK: a FIFO swapped in after readdir must not block the walk.
-        // Symlinks are followed only when named on the command line (dir_fd == AT_FDCWD).
-        int flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
-        if (dir_fd != AT_FDCWD) flags |= O_NOFOLLOW;
-        int fd = sys::retry_eintr([&] { return ::openat(dir_fd, name, flags | O_NOATIME); });
-        if (fd < 0 && errno == EPERM) fd = sys::retry_eintr([&] { return ::openat(dir_fd, name, flags); });
-        if (fd < 0) {
-            report(full(), std::strerror(errno));
-            return;
-        }
-        struct stat st {};
-        if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-            ::close(fd);
-            report(full(), "not a regular file");
-            return;
-        }
-        if (st.st_nlink > 1 && !seen_.insert({st.st_dev, st.st_ino}).second) {
-            ::close(fd);
-            return;  // another name of a file already counted
-        }
-        const std::string path = full();
+    void file(File& f, const std::string& path, const struct stat& st) override {
         const auto size = static_cast<std::uint64_t>(st.st_size);
         // EPERM while counting is the kernel hiding another user's file's
         // residency (see page_cache.cpp); the action itself was done.
         bool counting = args_.action != Action::Lock;
         try {
-            File f = File::adopt(UniqueFd(fd), path, false);
             CacheStat s;
             switch (args_.action) {
-                case Action::Stat: s = cache_stat(f); break;
-                case Action::Evict: s = evict(f, args_.write_dirty); break;
-                case Action::Warm: s = warm(f); break;
+                case Action::Stat:
+                    s = cache_stat(f);
+                    break;
+                case Action::Evict:
+                    s = evict(f, args_.write_dirty);
+                    break;
+                case Action::Warm:
+                    s = warm(f);
+                    break;
                 case Action::Lock:
                     locks_.emplace_back(f);
                     counting = true;
@@ -321,11 +256,13 @@ private:
     void progress() {
         if (!show_progress_) return;
         const auto now = Clock::now();
-        if (now - start_ < std::chrono::seconds(1) || now - last_progress_ < kProgressInterval) return;
+        if (now - start_ < std::chrono::seconds(1) || now - last_progress_ < kProgressInterval)
+            return;
         last_progress_ = now;
         progress_shown_ = true;
-        fmt::print(stderr, "\r\033[K{} files, {} directories, {} resident of {} ...", files_, directories_,
-                   human(total_.cached * Mapping::page_size()), human(total_.pages * Mapping::page_size()));
+        fmt::print(stderr, "\r\033[K{} files, {} resident of {} ...", files_,
+                   human(total_.cached * Mapping::page_size()),
+                   human(total_.pages * Mapping::page_size()));
     }
 
     const CacheArgs& args_;
@@ -334,13 +271,11 @@ private:
     bool show_progress_ = false;
     bool progress_shown_ = false;
     std::uint64_t files_ = 0;
-    std::uint64_t directories_ = 0;
-    std::uint64_t skipped_ = 0;
+    WalkCounts counts_;         // of the walk, once run() returns
     std::uint64_t hidden_ = 0;  // files whose residency the kernel hides from this user
     std::uint64_t errors_ = 0;
     std::uint64_t bytes_ = 0;
     CacheStat total_{.dirty = 0, .writeback = 0, .evicted = 0, .recently_evicted = 0};
-    std::set<std::pair<dev_t, ino_t>> seen_;  // multiply-linked files already counted
     Json detail_ = Json::array();
     std::vector<CacheLock> locks_;
 };
@@ -382,9 +317,12 @@ void run_cache(const CacheArgs& args) {
         if (pid > 0) {
             ::close(fds[1]);
             char status = 0;
-            const ssize_t n = sys::retry_eintr([&] { return ::read(fds[0], &status, 1); });
-            if (n != 1 || status != 'Y') throw_error("cache lock", args.paths.front(), EIO, "the locking daemon failed (see above)");
-            fmt::print("pagewire: cache lock daemon {} holds the pages; stop it with kill {}\n", pid, pid);
+            const ssize_t n = retry_eintr([&] { return ::read(fds[0], &status, 1); });
+            if (n != 1 || status != 'Y')
+                throw_error("cache lock", args.paths.front(), EIO,
+                            "the locking daemon failed (see above)");
+            fmt::print("pagewire: cache lock daemon {} holds the pages; stop it with kill {}\n",
+                       pid, pid);
             return;
         }
         ::close(fds[0]);
@@ -395,7 +333,7 @@ void run_cache(const CacheArgs& args) {
         walker.print_summary();
         std::fflush(stdout);
         const char status = walker.had_errors() && walker.locks().empty() ? 'N' : 'Y';
-        sys::write_full(fds[1], &status, 1);
+        write_full(fds[1], &status, 1);
         ::close(fds[1]);
         const int null = ::open("/dev/null", O_RDWR);
         for (int fd : {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO}) ::dup2(null, fd);
@@ -424,12 +362,17 @@ void add_action(CLI::App& cache, const char* name, const char* help, Action acti
     cmd->add_option("PATH", args->paths, "Files and directories (walked recursively)")->required();
     cmd->add_flag("-v,--verbose", args->verbose, "One line per file");
     cmd->add_flag("--json", args->json, "Print JSON instead of text");
+    cmd->add_flag("-x,--one-file-system", args->one_file_system,
+                  "Do not enter directories on other filesystems (pseudo filesystems such as "
+                  "/proc and /sys are never entered inside a tree)");
     if (action == Action::Stat) {
-        cmd->add_flag("--map", args->map, "Page map per file, like vmtouch -v ('O' resident, 'o' partly, ' ' not)");
+        cmd->add_flag("--map", args->map,
+                      "Page map per file, like vmtouch -v ('O' resident, 'o' partly, ' ' not)");
     }
     if (action == Action::Evict) {
-        cmd->add_flag("--write-dirty", args->write_dirty,
-                      "Write dirty pages back first so they can be evicted too (else they stay cached)");
+        cmd->add_flag(
+            "--write-dirty", args->write_dirty,
+            "Write dirty pages back first so they can be evicted too (else they stay cached)");
     }
     if (action == Action::Lock) {
         cmd->add_flag("--daemon", args->daemon, "Hold the locks in a background process");
@@ -440,7 +383,8 @@ void add_action(CLI::App& cache, const char* name, const char* help, Action acti
 }  // namespace
 
 void register_cache(CLI::App& app) {
-    CLI::App* cache = app.add_subcommand("cache", "See and steer the page cache for files and trees");
+    CLI::App* cache =
+        app.add_subcommand("cache", "See and steer the page cache for files and trees");
     cache->require_subcommand(1);
     add_action(*cache, "stat", "How much of each file is in the page cache", Action::Stat);
     add_action(*cache, "evict", "Drop the files' pages from the page cache", Action::Evict);

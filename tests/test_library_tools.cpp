@@ -1,0 +1,292 @@
+// The seeds' logic the command is built on, tested through the library alone:
+// in-place replace (pagewire/replace.hpp), the atomic output file
+// (pagewire/output_file.hpp) and the tree walker (pagewire/file_tree.hpp).
+// The umbrella header comes first: it must compile on its own.
+#include <gtest/gtest.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <pagewire/pagewire.hpp>
+#include <regex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "test_util.hpp"
+
+namespace {
+
+using testutil::read_file;
+using testutil::TempDir;
+using testutil::write_file;
+
+// ---------------------------------------------------------------- umbrella header
+
+TEST(Umbrella, IncludesEveryPublicHeader) {
+    const std::filesystem::path dir = PAGEWIRE_INCLUDE_DIR "/pagewire";
+    const std::string umbrella = read_file((dir / "pagewire.hpp").string());
+    std::set<std::string> included;
+    const std::regex include_line(R"(#include <pagewire/([a-z_0-9]+\.hpp)>)");
+    for (std::sregex_iterator it(umbrella.begin(), umbrella.end(), include_line), end; it != end;
+         ++it)
+        included.insert((*it)[1].str());
+    std::size_t headers = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+        const std::string name = entry.path().filename().string();
+        if (entry.path().extension() != ".hpp" || name == "pagewire.hpp") continue;
+        ++headers;
+        EXPECT_TRUE(included.count(name)) << "pagewire/pagewire.hpp does not include " << name;
+    }
+    EXPECT_GT(headers, 10u);
+}
+
+// ---------------------------------------------------------------- replace_in_place
+
+struct ReplaceCase {
+    std::string before, from, to, after;
+    std::uint64_t count;
+};
+
+TEST(ReplaceInPlace, EveryLengthCaseMatchesStringReplace) {
+    TempDir dir;
+    const std::vector<ReplaceCase> cases = {
+        {"this is a test, a test", "test", "map!", "this is a map!, a map!", 2},  // seed 000
+        {"test", "test", "map", "map", 1},
+        {"aaaa", "aa", "b", "bb", 2},  // non-overlapping, left to right
+        {"xtestxtestx", "test", "", "xxx", 2},
+        {"ab", "b", "bbbb", "abbbb", 1},
+        {"no match here", "zzz", "y", "no match here", 0},
+        {"", "a", "b", "", 0},
+    };
+    for (const ReplaceCase& c : cases) {
+        const std::string path = dir.file("f");
+        write_file(path, c.before);
+        EXPECT_EQ(pagewire::replace_in_place(path, c.from, c.to), c.count) << c.before;
+        EXPECT_EQ(read_file(path), c.after) << c.before << ": " << c.from << " -> " << c.to;
+    }
+}
+
+TEST(ReplaceInPlace, GrowingPastOneChunkOfMatches) {
+    // More matches than the growing pass holds positions for at once (2^20).
+    TempDir dir;
+    const std::string path = dir.file("many");
+    const std::size_t n = (1u << 20) + 1000;
+    write_file(path, std::string(n, 'a'));
+    EXPECT_EQ(pagewire::replace_in_place(path, "a", "bc"), n);
+    const std::string out = read_file(path);
+    ASSERT_EQ(out.size(), 2 * n);
+    EXPECT_EQ(out.find_first_not_of("bc"), std::string::npos);
+    EXPECT_EQ(out.substr(0, 4), "bcbc");
+}
+
+TEST(ReplaceInPlace, EmptyFromAndMissingFileAreErrors) {
+    TempDir dir;
+    const std::string path = dir.file("f");
+    write_file(path, "abc");
+    try {
+        pagewire::replace_in_place(path, "", "x");
+        FAIL() << "empty FROM accepted";
+    } catch (const pagewire::Error& e) {
+        EXPECT_EQ(e.error_number(), EINVAL);
+    }
+    EXPECT_THROW(pagewire::replace_in_place(dir.file("missing"), "a", "b"), pagewire::Error);
+    EXPECT_EQ(read_file(path), "abc");
+}
+
+TEST(ReplaceInPlace, GrowthPastFileSizeLimitLeavesTheFileAsItWas) {
+    // RLIMIT_FSIZE below the grown size: an Error (EFBIG), not SIGXFSZ, and the
+    // file keeps its size and contents. In a child: the limit is per process.
+    TempDir dir;
+    const std::string path = dir.file("f");
+    const std::string before(8192, 'a');
+    write_file(path, before);
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        ::signal(SIGXFSZ, SIG_IGN);
+        rlimit rl{12000, 12000};
+        ::setrlimit(RLIMIT_FSIZE, &rl);
+        try {
+            pagewire::replace_in_place(path, "a", "bb");
+        } catch (const pagewire::Error& e) {
+            std::_Exit(e.error_number() == EFBIG ? 0 : 3);
+        }
+        std::_Exit(4);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status)) << "signal " << WTERMSIG(status);
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+    EXPECT_EQ(read_file(path), before);
+}
+
+// ---------------------------------------------------------------- OutputFile
+
+TEST(OutputFile, AppearsOnlyOnCommitWithTheMode) {
+    TempDir dir;
+    const std::string path = dir.file("out");
+    {
+        pagewire::OutputFile out(path, 0640, false);
+        const std::string data = "hello";
+        out.file().write_at(0, std::as_bytes(std::span(data)));
+        EXPECT_FALSE(std::filesystem::exists(path));
+        out.commit();
+    }
+    EXPECT_EQ(read_file(path), "hello");
+    EXPECT_EQ(testutil::stat_of(path).st_mode & 07777, 0640u);
+    EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path()),
+                            std::filesystem::directory_iterator()),
+              1);
+}
+
+TEST(OutputFile, UncommittedLeavesNothingAndExistingIsRefused) {
+    TempDir dir;
+    const std::string path = dir.file("out");
+    { pagewire::OutputFile out(path, 0644, false); }
+    EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+    write_file(path, "old");
+    try {
+        pagewire::OutputFile out(path, 0644, false);
+        FAIL() << "an existing destination was accepted without overwrite";
+    } catch (const pagewire::Error& e) {
+        EXPECT_EQ(e.error_number(), EEXIST);
+    }
+    {
+        pagewire::OutputFile out(path, 0644, true);
+        out.commit();
+    }
+    EXPECT_EQ(read_file(path), "");
+}
+
+TEST(OutputFile, CreatedMeanwhileIsNotClobbered) {
+    TempDir dir;
+    const std::string path = dir.file("out");
+    pagewire::OutputFile out(path, 0644, false);
+    write_file(path, "someone else's");
+    EXPECT_THROW(out.commit(), pagewire::Error);
+    EXPECT_EQ(read_file(path), "someone else's");
+}
+
+TEST(OutputFile, KilledBySigtermRemovesTheTemporaryFile) {
+    TempDir dir;
+    const std::string path = dir.file("out");
+    int ready[2];
+    ASSERT_EQ(::pipe(ready), 0);
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        pagewire::OutputFile out(path, 0644, false);
+        (void)!::write(ready[1], "r", 1);
+        ::pause();
+        std::_Exit(1);
+    }
+    char c = 0;
+    ASSERT_EQ(::read(ready[0], &c, 1), 1);
+    ::kill(pid, SIGTERM);
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
+    EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+    ::close(ready[0]);
+    ::close(ready[1]);
+}
+
+// ---------------------------------------------------------------- walk_files
+
+// Records what the walk hands over.
+class Recorder final : public pagewire::WalkVisitor {
+  public:
+    void file(pagewire::File& f, const std::string& path, const struct stat& st) override {
+        files[path] = static_cast<std::uint64_t>(st.st_size);
+        EXPECT_EQ(f.size(), static_cast<std::uint64_t>(st.st_size));
+    }
+    void error(const std::string& path, std::string_view reason) override {
+        errors[path] = std::string(reason);
+    }
+    std::map<std::string, std::uint64_t> files;
+    std::map<std::string, std::string> errors;
+};
+
+TEST(WalkFiles, VisitsRegularFilesOnceAndCountsTheRest) {
+    TempDir dir;
+    const std::string root = dir.file("t");
+    std::filesystem::create_directories(root + "/a/b");
+    write_file(root + "/one", "1");
+    write_file(root + "/a/two", "22");
+    write_file(root + "/a/b/three", "333");
+    ASSERT_EQ(::link((root + "/one").c_str(), (root + "/a/one-again").c_str()), 0);
+    std::filesystem::create_symlink(root + "/one", root + "/a/link");
+    ASSERT_EQ(::mkfifo((root + "/fifo").c_str(), 0600), 0);
+
+    Recorder r;
+    const pagewire::WalkCounts c = pagewire::walk_files({root + "/"}, {}, r);
+    EXPECT_EQ(c.files, 3u);
+    EXPECT_EQ(c.directories, 3u);
+    EXPECT_EQ(c.skipped, 2u);  // the symlink and the FIFO
+    EXPECT_EQ(c.errors, 0u);
+    EXPECT_EQ(r.files.size(), 3u);
+    EXPECT_EQ(r.files.count(root + "/a/b/three"), 1u) << "no doubled slash after " << root << "/";
+    EXPECT_EQ(r.files[root + "/a/b/three"], 3u);
+}
+
+TEST(WalkFiles, MissingPathIsReportedAndTheWalkGoesOn) {
+    TempDir dir;
+    write_file(dir.file("f"), "x");
+    Recorder r;
+    const pagewire::WalkCounts c =
+        pagewire::walk_files({dir.file("missing"), dir.file("f")}, {}, r);
+    EXPECT_EQ(c.errors, 1u);
+    EXPECT_EQ(c.files, 1u);
+    ASSERT_EQ(r.errors.count(dir.file("missing")), 1u);
+    EXPECT_EQ(r.errors[dir.file("missing")], std::strerror(ENOENT));
+}
+
+TEST(WalkFiles, PseudoAndOtherFilesystemsAreNotEnteredInsideATree) {
+    // A tmpfs (another filesystem) and a proc mount (a pseudo one) below a
+    // directory of ours. Needs mount(2): root in a mount namespace of its own.
+    TempDir dir;
+    const std::string root = dir.file("t");
+    std::filesystem::create_directories(root + "/tmp");
+    std::filesystem::create_directories(root + "/proc");
+    write_file(root + "/f", "x");
+    if (::mount("none", (root + "/tmp").c_str(), "tmpfs", 0, "size=1m") != 0)
+        GTEST_SKIP() << "mount tmpfs: " << std::strerror(errno) << " (needs root)";
+    write_file(root + "/tmp/g", "y");
+    const bool proc = ::mount("proc", (root + "/proc").c_str(), "proc", 0, nullptr) == 0;
+    struct Unmount {
+        std::string a, b;
+        bool proc;
+        ~Unmount() {
+            if (proc) ::umount2(b.c_str(), MNT_DETACH);
+            ::umount2(a.c_str(), MNT_DETACH);
+        }
+    } unmount{root + "/tmp", root + "/proc", proc};
+
+    Recorder all;
+    pagewire::WalkCounts c = pagewire::walk_files({root}, {}, all);
+    EXPECT_EQ(c.files, 2u);  // f and tmp/g; nothing of proc
+    EXPECT_EQ(c.pseudo_filesystems, proc ? 1u : 0u);
+
+    Recorder one;
+    pagewire::WalkOptions x;
+    x.one_file_system = true;
+    c = pagewire::walk_files({root}, x, one);
+    EXPECT_EQ(c.files, 1u);
+    EXPECT_EQ(c.other_filesystems, proc ? 2u : 1u);
+    EXPECT_EQ(one.files.count(root + "/f"), 1u);
+
+    if (proc) {
+        Recorder named;  // a pseudo filesystem named at the top is walked
+        c = pagewire::walk_files({root + "/proc/self/status"}, {}, named);
+        EXPECT_EQ(c.files, 1u);
+    }
+}
+
+}  // namespace
