@@ -4,14 +4,14 @@
 // sendfile's per-call limit on a sparse file over 2 GiB; fallbacks forced
 // (EXDEV, O_APPEND, tmpfs without DIOALIGN, non-sockets); errors (file-size
 // limit mid-copy, a receiver that leaves early); statistics and the page cache.
-#include "transfer_test_util.hpp"
+#include <sys/resource.h>
 
 #include <pagewire/error.hpp>
 #include <pagewire/file.hpp>
 #include <pagewire/page_cache.hpp>
 #include <pagewire/transfer.hpp>
 
-#include <sys/resource.h>
+#include "transfer_test_util.hpp"
 
 using pagewire::EndpointKind;
 using pagewire::File;
@@ -27,16 +27,18 @@ const std::vector<std::size_t> kSizes = {0, 1, 4095, 4096, 4097, (1u << 20) + 3}
 
 // Methods that work natively file -> file on a disk filesystem.
 const std::vector<TransferMethod> kFileToFile = {
-    TransferMethod::ReadWrite,     TransferMethod::MmapWrite, TransferMethod::Sendfile,
-    TransferMethod::Splice,        TransferMethod::CopyFileRange, TransferMethod::IoUring,
+    TransferMethod::ReadWrite, TransferMethod::MmapWrite,     TransferMethod::Sendfile,
+    TransferMethod::Splice,    TransferMethod::CopyFileRange, TransferMethod::IoUring,
     TransferMethod::Direct};
 // ... and file -> TCP socket.
 const std::vector<TransferMethod> kFileToSocket = {
-    TransferMethod::ReadWrite, TransferMethod::MmapWrite, TransferMethod::Sendfile,
-    TransferMethod::Splice,    TransferMethod::IoUring,   TransferMethod::Direct,
+    TransferMethod::ReadWrite,  TransferMethod::MmapWrite, TransferMethod::Sendfile,
+    TransferMethod::Splice,     TransferMethod::IoUring,   TransferMethod::Direct,
     TransferMethod::MsgZerocopy};
 
-std::string name_of(TransferMethod m) { return std::string(pagewire::method_name(m)); }
+std::string name_of(TransferMethod m) {
+    return std::string(pagewire::method_name(m));
+}
 
 TransferOptions strict(TransferMethod m) {
     TransferOptions o;
@@ -98,13 +100,16 @@ TEST(Policy, FollowsNginx) {
     TransferOptions o;
     o.direct_threshold = 1 << 20;
     using K = EndpointKind;
-    EXPECT_EQ(pagewire::choose_method(K::RegularFile, K::Socket, 4096, o), TransferMethod::Sendfile);
+    EXPECT_EQ(pagewire::choose_method(K::RegularFile, K::Socket, 4096, o),
+              TransferMethod::Sendfile);
     EXPECT_EQ(pagewire::choose_method(K::RegularFile, K::RegularFile, 4096, o),
               TransferMethod::CopyFileRange);
     EXPECT_EQ(pagewire::choose_method(K::RegularFile, K::Pipe, 4096, o), TransferMethod::Splice);
     EXPECT_EQ(pagewire::choose_method(K::RegularFile, K::Other, 4096, o), TransferMethod::Sendfile);
-    EXPECT_EQ(pagewire::choose_method(K::RegularFile, K::Socket, 1 << 20, o), TransferMethod::Direct);
-    EXPECT_EQ(pagewire::choose_method(K::Socket, K::RegularFile, 1 << 30, o), TransferMethod::Splice);
+    EXPECT_EQ(pagewire::choose_method(K::RegularFile, K::Socket, 1 << 20, o),
+              TransferMethod::Direct);
+    EXPECT_EQ(pagewire::choose_method(K::Socket, K::RegularFile, 1 << 30, o),
+              TransferMethod::Splice);
     o.direct_threshold = 0;  // `directio off`
     EXPECT_EQ(pagewire::choose_method(K::RegularFile, K::Socket, 1ull << 40, o),
               TransferMethod::Sendfile);
@@ -120,7 +125,7 @@ TEST(FileToFile, EveryMethodEverySize) {
         const std::string data = testutil::random_bytes(size, static_cast<std::uint32_t>(size + 1));
         const std::string src = dir.file("src-" + std::to_string(size));
         testutil::write_file(src, data);
-        for (TransferMethod m : kFileToFile) {
+        for (TransferMethod m : transfer_test::runnable(kFileToFile, dir.path)) {
             SCOPED_TRACE(name_of(m) + " size " + std::to_string(size));
             const std::string dst = dir.file("dst");
             TransferStats s = copy_file(src, dst, strict(m));
@@ -144,8 +149,8 @@ TEST(FileToFile, OffsetsAndRanges) {
         std::uint64_t offset, length, dst_offset;
     };
     for (Range r : {Range{4097, 10000, 3}, Range{1, 4095, 4096}, Range{511, 600000, 0},
-                     Range{(1u << 20), 100, 7}, Range{4096, pagewire::kTransferToEnd, 1}}) {
-        for (TransferMethod m : kFileToFile) {
+                    Range{(1u << 20), 100, 7}, Range{4096, pagewire::kTransferToEnd, 1}}) {
+        for (TransferMethod m : transfer_test::runnable(kFileToFile, dir.path)) {
             SCOPED_TRACE(name_of(m) + " offset " + std::to_string(r.offset));
             const std::string dst = dir.file("dst");
             testutil::write_file(dst, "");
@@ -188,7 +193,7 @@ TEST(FileToSocket, EveryMethodEverySize) {
         const std::string data = testutil::random_bytes(size, static_cast<std::uint32_t>(size + 9));
         const std::string src = dir.file("src");
         testutil::write_file(src, data);
-        for (TransferMethod m : kFileToSocket) {
+        for (TransferMethod m : transfer_test::runnable(kFileToSocket, dir.path)) {
             SCOPED_TRACE(name_of(m) + " size " + std::to_string(size));
             Receiver receiver = Receiver::tcp(dir.file("received"));
             int sock = receiver.connect();
@@ -212,9 +217,10 @@ TEST(FileToSocket, NonBlockingSocketAndSlowReceiver) {
     DiskDir dir;
     const std::string data = testutil::random_bytes(6u << 20, 3);
     testutil::write_file(dir.file("src"), data);
-    for (TransferMethod m : {TransferMethod::ReadWrite, TransferMethod::Sendfile,
-                             TransferMethod::Splice, TransferMethod::IoUring,
-                             TransferMethod::MsgZerocopy}) {
+    for (TransferMethod m : transfer_test::runnable(
+             {TransferMethod::ReadWrite, TransferMethod::Sendfile, TransferMethod::Splice,
+              TransferMethod::IoUring, TransferMethod::MsgZerocopy},
+             dir.path)) {
         SCOPED_TRACE(name_of(m));
         Receiver receiver = Receiver::tcp(dir.file("received"), SIZE_MAX, /*slow=*/true);
         int sock = receiver.connect();
@@ -232,8 +238,10 @@ TEST(FileToPipe, SpliceAndOthers) {
     DiskDir dir;
     const std::string data = testutil::random_bytes((1u << 20) + 3, 5);
     testutil::write_file(dir.file("src"), data);
-    for (TransferMethod m : {TransferMethod::Auto, TransferMethod::Splice, TransferMethod::Sendfile,
-                             TransferMethod::ReadWrite, TransferMethod::IoUring}) {
+    for (TransferMethod m : transfer_test::runnable(
+             {TransferMethod::Auto, TransferMethod::Splice, TransferMethod::Sendfile,
+              TransferMethod::ReadWrite, TransferMethod::IoUring},
+             dir.path)) {
         SCOPED_TRACE(name_of(m));
         Receiver receiver = Receiver::pipe(dir.file("received"));
         File in = File::open(dir.file("src"));
@@ -250,8 +258,8 @@ TEST(SocketToFile, SpliceReceivesExactLengthAndUntilEnd) {
     DiskDir dir;
     const std::string data = testutil::random_bytes((3u << 20) + 5, 11);
     for (bool until_end : {false, true}) {
-        for (TransferMethod m : {TransferMethod::Auto, TransferMethod::Splice,
-                                 TransferMethod::ReadWrite}) {
+        for (TransferMethod m :
+             {TransferMethod::Auto, TransferMethod::Splice, TransferMethod::ReadWrite}) {
             SCOPED_TRACE(name_of(m) + (until_end ? " until end" : " exact length"));
             int sv[2];
             ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
@@ -292,8 +300,9 @@ TEST(SocketToFile, StreamEndingEarlyIsAnError) {
     File out = File::create(dir.file("out"));
     TransferOptions o;
     o.length = 10;
-    auto e = testutil::catch_as<pagewire::Error>(
-        [&] { pagewire::transfer({sv[0], "peer"}, {out.fd(), out.path()}, o); });
+    auto e = testutil::catch_as<pagewire::Error>([&] {
+        pagewire::transfer({sv[0], "peer"}, {out.fd(), out.path()}, o);
+    });
     ::close(sv[0]);
     ASSERT_TRUE(e.has_value());
     EXPECT_EQ(e->error_number(), EIO);
@@ -346,8 +355,9 @@ TEST(Fallback, CopyFileRangeAcrossFilesystemsIsExdev) {
     EXPECT_TRUE(testutil::contains(pagewire::summary(s), "copy-file-range -> sendfile"));
 
     // Without fallbacks the same copy is an error saying why.
-    auto e = testutil::catch_as<pagewire::Error>(
-        [&] { copy_file(shm.file("src"), dir.file("dst2"), strict(TransferMethod::CopyFileRange)); });
+    auto e = testutil::catch_as<pagewire::Error>([&] {
+        copy_file(shm.file("src"), dir.file("dst2"), strict(TransferMethod::CopyFileRange));
+    });
     ASSERT_TRUE(e.has_value());
     EXPECT_EQ(e->error_number(), EXDEV);
     EXPECT_TRUE(testutil::contains(e->what(), "copy-file-range")) << e->what();
@@ -357,8 +367,8 @@ TEST(Fallback, AppendOnlyDestinationRefusesSpliceSendfileAndCopyFileRange) {
     DiskDir dir;
     const std::string data = testutil::random_bytes((1u << 20) + 3, 23);
     testutil::write_file(dir.file("src"), data);
-    for (TransferMethod m : {TransferMethod::Splice, TransferMethod::Sendfile,
-                             TransferMethod::CopyFileRange}) {
+    for (TransferMethod m :
+         {TransferMethod::Splice, TransferMethod::Sendfile, TransferMethod::CopyFileRange}) {
         SCOPED_TRACE(name_of(m));
         const std::string dst = dir.file("dst");
         testutil::write_file(dst, "");
@@ -378,6 +388,7 @@ TEST(Fallback, AppendOnlyDestinationRefusesSpliceSendfileAndCopyFileRange) {
 }
 
 TEST(Fallback, DirectOnTmpfsRunsBufferedIoUring) {
+    if (auto why = transfer_test::io_uring_missing()) GTEST_SKIP() << *why;
     ShmDir shm;
     const std::string data = testutil::random_bytes((2u << 20) + 3, 29);
     testutil::write_file(shm.file("src"), data);
@@ -430,7 +441,7 @@ TEST(Errors, FileSizeLimitMidCopy) {
     DiskDir dir;
     const std::string data = testutil::random_bytes(1u << 20, 37);
     testutil::write_file(dir.file("src"), data);
-    for (TransferMethod m : kFileToFile) {
+    for (TransferMethod m : transfer_test::runnable(kFileToFile, dir.path)) {
         SCOPED_TRACE(name_of(m));
         const std::string dst = dir.file("dst-" + name_of(m));
         int status = testutil::run_in_child([&] {
@@ -459,18 +470,18 @@ TEST(Errors, ReceiverLeavesEarly) {
     const std::string data = testutil::random_bytes(32u << 20, 41);
     testutil::write_file(dir.file("src"), data);
     ::signal(SIGPIPE, SIG_IGN);  // EPIPE instead of death, as the CLI does
-    for (TransferMethod m : kFileToSocket) {
+    for (TransferMethod m : transfer_test::runnable(kFileToSocket, dir.path)) {
         SCOPED_TRACE(name_of(m));
         Receiver receiver = Receiver::tcp(dir.file("received"), 64 * 1024);
         int sock = receiver.connect();
         File in = File::open(dir.file("src"));
-        auto e = testutil::catch_as<pagewire::Error>(
-            [&] { pagewire::transfer({in.fd(), "src"}, {sock, "127.0.0.1:peer"}, strict(m)); });
+        auto e = testutil::catch_as<pagewire::Error>([&] {
+            pagewire::transfer({in.fd(), "src"}, {sock, "127.0.0.1:peer"}, strict(m));
+        });
         ::close(sock);
         EXPECT_EQ(receiver.wait(), 0);
         ASSERT_TRUE(e.has_value());
-        EXPECT_TRUE(e->error_number() == EPIPE || e->error_number() == ECONNRESET)
-            << e->what();
+        EXPECT_TRUE(e->error_number() == EPIPE || e->error_number() == ECONNRESET) << e->what();
         EXPECT_TRUE(testutil::contains(e->what(), "127.0.0.1:peer")) << e->what();
     }
 }
@@ -480,8 +491,9 @@ TEST(Errors, UnwritableDestination) {
     testutil::write_file(dir.file("src"), "some bytes");
     int fd = ::open(dir.file("src").c_str(), O_RDONLY | O_CLOEXEC);  // read-only "destination"
     File in = File::open(dir.file("src"));
-    auto e = testutil::catch_as<pagewire::Error>(
-        [&] { pagewire::transfer({in.fd(), "src"}, {fd, "readonly"}, {}); });
+    auto e = testutil::catch_as<pagewire::Error>([&] {
+        pagewire::transfer({in.fd(), "src"}, {fd, "readonly"}, {});
+    });
     ::close(fd);
     ASSERT_TRUE(e.has_value());
     EXPECT_EQ(e->error_number(), EBADF);
@@ -511,7 +523,8 @@ TEST(Stats, CountsAndProgress) {
     ASSERT_TRUE(s.source_pages.has_value());
     EXPECT_EQ(*s.source_pages, (8u << 20) / testutil::page_size());
 
-    TransferStats cfr = copy_file(dir.file("src"), dir.file("dst2"), strict(TransferMethod::CopyFileRange));
+    TransferStats cfr =
+        copy_file(dir.file("src"), dir.file("dst2"), strict(TransferMethod::CopyFileRange));
     EXPECT_LT(cfr.syscalls, s.syscalls);  // one call per 256 MiB
     EXPECT_TRUE(testutil::contains(pagewire::summary(cfr), "by copy-file-range"));
 }
@@ -520,6 +533,7 @@ TEST(Stats, CountsAndProgress) {
 // the buffered one brings it in; drop_source_pages evicts afterwards.
 TEST(PageCache, DirectLeavesTheSourceOut) {
     DiskDir dir;
+    if (auto why = transfer_test::direct_io_missing(dir.path)) GTEST_SKIP() << *why;
     const std::string data = testutil::random_bytes(16u << 20, 47);
     const std::string src = dir.file("src");
     testutil::write_file(src, data);
@@ -538,7 +552,8 @@ TEST(PageCache, DirectLeavesTheSourceOut) {
     EXPECT_LT(*chosen.resident_after, *chosen.source_pages / 100);
 
     TransferStats buffered = copy_file(src, dir.file("dst3"), strict(TransferMethod::ReadWrite));
-    EXPECT_GT(*buffered.resident_after, *buffered.source_pages * 9 / 10) << pagewire::summary(buffered);
+    EXPECT_GT(*buffered.resident_after, *buffered.source_pages * 9 / 10)
+        << pagewire::summary(buffered);
 
     TransferOptions drop = strict(TransferMethod::Sendfile);
     drop.drop_source_pages = true;
@@ -567,10 +582,12 @@ TEST(Reflink, AskedOnExt4CopiesAndSaysWhy) {
 // unmapped, also when a slow receiver makes the sends short or a
 // non-blocking socket says EAGAIN; Auto leaves loopback peers to plain writes.
 TEST(FileToSocket, IoUringSendZc) {
+    if (auto why = transfer_test::io_uring_missing()) GTEST_SKIP() << *why;
     DiskDir dir;
     const std::string data = testutil::random_bytes((5u << 20) + 4097, 21);
     testutil::write_file(dir.file("src"), data);
-    for (TransferMethod m : {TransferMethod::IoUring, TransferMethod::Direct}) {
+    for (TransferMethod m :
+         transfer_test::runnable({TransferMethod::IoUring, TransferMethod::Direct}, dir.path)) {
         for (bool slow : {false, true}) {
             SCOPED_TRACE(name_of(m) + (slow ? " slow non-blocking" : ""));
             Receiver receiver = Receiver::tcp(dir.file("received"), SIZE_MAX, slow);

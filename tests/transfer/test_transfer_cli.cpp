@@ -2,11 +2,11 @@
 // contents, modes, refusals, one-line errors with exit 1 (usage: 2), nothing
 // half-written after a failure (RLIMIT_FSIZE mid-copy, a sender that stops
 // early), and a receiver that disconnects early.
-#include "transfer_test_util.hpp"
-
 #include <grp.h>
 #include <pwd.h>
 #include <sys/resource.h>
+
+#include "transfer_test_util.hpp"
 
 using testutil::RunResult;
 using testutil::TempDir;
@@ -53,7 +53,7 @@ RunResult cli_as_nobody(const std::vector<std::string>& args) {
 
 // `pagewire recv` in the background; the port comes from its "listening on" line.
 class RecvProcess {
-public:
+  public:
     explicit RecvProcess(std::vector<std::string> args) {
         int err_pipe[2];
         if (::pipe2(err_pipe, O_CLOEXEC) != 0) testutil::die("pipe2");
@@ -98,14 +98,15 @@ public:
         RunResult r;
         char buf[4096];
         ssize_t n;
-        while ((n = ::read(err_fd_, buf, sizeof buf)) > 0) r.err.append(buf, static_cast<std::size_t>(n));
+        while ((n = ::read(err_fd_, buf, sizeof buf)) > 0)
+            r.err.append(buf, static_cast<std::size_t>(n));
         r.status = testutil::wait_for(pid_);
         pid_ = -1;
         r.out = testutil::read_file(out_path_);
         return r;
     }
 
-private:
+  private:
     TempDir dir_;
     std::string out_path_;
     pid_t pid_ = -1;
@@ -119,7 +120,8 @@ int connect_to(int port) {
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     addr.sin_port = htons(static_cast<std::uint16_t>(port));
-    if (::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) testutil::die("connect");
+    if (::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+        testutil::die("connect");
     return s;
 }
 
@@ -130,11 +132,13 @@ TEST(Copy, CopiesBytesAndKeepsMode) {
     const std::string data = testutil::random_bytes((3u << 20) + 7, 1);
     testutil::write_file(dir.file("src"), data, 0640);
     ::chmod(dir.file("src").c_str(), 0640);
-    for (const char* method : {"auto", "read-write", "mmap-write", "sendfile", "splice",
-                               "copy-file-range", "io-uring", "direct"}) {
+    for (const std::string& method :
+         transfer_test::runnable({"auto", "read-write", "mmap-write", "sendfile", "splice",
+                                  "copy-file-range", "io-uring", "direct"},
+                                 dir.path())) {
         SCOPED_TRACE(method);
-        RunResult r = cli({"copy", dir.file("src"), dir.file("dst"), "--method", method, "--stats",
-                           "--force"});
+        RunResult r = cli(
+            {"copy", dir.file("src"), dir.file("dst"), "--method", method, "--stats", "--force"});
         ASSERT_EQ(r.exit_code(), 0) << r;
         EXPECT_TRUE(testutil::read_file(dir.file("dst")) == data);
         EXPECT_EQ(testutil::stat_of(dir.file("dst")).st_mode & 07777, 0640u);
@@ -205,13 +209,14 @@ TEST(Copy, PermissionsAsAnotherUser) {
 TEST(Copy, FileSizeLimitLeavesNothingHalfWritten) {
     TempDir dir;
     testutil::write_file(dir.file("src"), testutil::random_bytes(4u << 20, 2));
-    for (const char* method : {"auto", "read-write", "sendfile", "splice", "io-uring", "direct"}) {
+    for (const std::string& method : transfer_test::runnable(
+             {"auto", "read-write", "sendfile", "splice", "io-uring", "direct"}, dir.path())) {
         SCOPED_TRACE(method);
         const std::string dst = dir.file("dst");
-        RunResult r = testutil::run({"/bin/sh", "-c",
-                                     "trap '' XFSZ; ulimit -f " + std::to_string((1u << 20) / 512) +
-                                         "; exec \"$0\" \"$@\"",
-                                     kCli, "copy", dir.file("src"), dst, "--method", method});
+        RunResult r = testutil::run(
+            {"/bin/sh", "-c",
+             "trap '' XFSZ; ulimit -f " + std::to_string((1u << 20) / 512) + "; exec \"$0\" \"$@\"",
+             kCli, "copy", dir.file("src"), dst, "--method", method});
         expect_one_line_error(r, dst + ": File too large");
         EXPECT_FALSE(std::filesystem::exists(dst));
         EXPECT_TRUE(hidden_files(dir.path()).empty());
@@ -238,16 +243,20 @@ TEST(SendRecv, EndToEndEveryMethod) {
     TempDir dir;
     const std::string data = testutil::random_bytes((2u << 20) + 11, 4);
     testutil::write_file(dir.file("file"), data);
-    for (const char* method : {"auto", "read-write", "mmap-write", "sendfile", "splice", "io-uring",
-                               "direct", "msg-zerocopy"}) {
+    for (const std::string& method :
+         transfer_test::runnable({"auto", "read-write", "mmap-write", "sendfile", "splice",
+                                  "io-uring", "direct", "msg-zerocopy"},
+                                 dir.path())) {
         SCOPED_TRACE(method);
         const std::string out = dir.file(std::string("got-") + method);
         RecvProcess recv({"--output", out, "--stats"});
-        RunResult s = cli({"send", dir.file("file"), recv.address(), "--method", method, "--stats"});
+        RunResult s =
+            cli({"send", dir.file("file"), recv.address(), "--method", method, "--stats"});
         RunResult r = recv.finish();
         ASSERT_EQ(s.exit_code(), 0) << s;
         ASSERT_EQ(r.exit_code(), 0) << r;
-        EXPECT_TRUE(testutil::contains(s.out, "sent " + std::to_string(data.size()) + " bytes")) << s;
+        EXPECT_TRUE(testutil::contains(s.out, "sent " + std::to_string(data.size()) + " bytes"))
+            << s;
         EXPECT_TRUE(testutil::contains(r.out, "checksum ok")) << r;
         EXPECT_TRUE(testutil::contains(r.out, "by splice")) << r;
         EXPECT_TRUE(testutil::read_file(out) == data);
@@ -278,7 +287,8 @@ TEST(SendRecv, ToStdoutAndEmptyFile) {
 TEST(SendRecv, ReceiverDisconnectsEarly) {
     TempDir dir;
     testutil::write_file(dir.file("file"), testutil::random_bytes(64u << 20, 6));
-    for (const char* method : {"sendfile", "read-write", "splice", "msg-zerocopy", "io-uring"}) {
+    for (const std::string& method : transfer_test::runnable(
+             {"sendfile", "read-write", "splice", "msg-zerocopy", "io-uring"}, dir.path())) {
         SCOPED_TRACE(method);
         // Accepts, reads 128 KiB, then resets the connection.
         transfer_test::Receiver leaver =

@@ -2,16 +2,83 @@
 // on a pipe that stores what it got in a file, and sparse test files.
 #pragma once
 
-#include "test_util.hpp"
-
 #include <arpa/inet.h>
+#include <linux/io_uring.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 
 #include <climits>
+#include <cstring>
+#include <iostream>
+#include <optional>
+#include <pagewire/transfer.hpp>
+#include <vector>
+
+#include "test_util.hpp"
 
 namespace transfer_test {
+
+// Feature probes, liburing's way: a test of a method the running kernel (or
+// the filesystem of the test's directory) refuses skips with the reason
+// instead of failing. Each returns why the feature is missing, or nothing.
+inline std::optional<std::string> io_uring_missing() {
+    io_uring_params params{};
+    const long fd = ::syscall(__NR_io_uring_setup, 2, &params);
+    if (fd < 0) return std::string("io_uring_setup: ") + std::strerror(errno);
+    ::close(static_cast<int>(fd));
+    return std::nullopt;
+}
+
+inline std::optional<std::string> direct_io_missing(const std::string& dir) {
+    if (auto why = io_uring_missing()) return why;
+    const std::string path = dir + "/.pagewire-direct-probe";
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_DIRECT | O_CLOEXEC, 0600);
+    const int err = errno;
+    ::unlink(path.c_str());
+    if (fd < 0) return "O_DIRECT on " + dir + ": " + std::strerror(err);
+    ::close(fd);
+    return std::nullopt;
+}
+
+inline std::optional<std::string> method_missing(pagewire::TransferMethod m,
+                                                 const std::string& dir) {
+    switch (m) {
+        case pagewire::TransferMethod::IoUring:
+            return io_uring_missing();
+        case pagewire::TransferMethod::Direct:
+            return direct_io_missing(dir);
+        default:
+            return std::nullopt;
+    }
+}
+
+// `methods` less those this machine cannot run in `dir`, each dropped one
+// named on stdout with its reason (the test goes on with the others).
+inline std::vector<pagewire::TransferMethod> runnable(
+    const std::vector<pagewire::TransferMethod>& methods, const std::string& dir) {
+    std::vector<pagewire::TransferMethod> out;
+    for (pagewire::TransferMethod m : methods) {
+        if (auto why = method_missing(m, dir)) {
+            std::cout << "[  SKIPPED ] method " << pagewire::method_name(m) << ": " << *why << "\n";
+            continue;
+        }
+        out.push_back(m);
+    }
+    return out;
+}
+
+// The same for method names as the CLI takes them ("io-uring", "direct", ...).
+inline std::vector<std::string> runnable(std::initializer_list<const char*> names,
+                                         const std::string& dir) {
+    std::vector<std::string> out;
+    for (const char* name : names) {
+        const std::optional<pagewire::TransferMethod> m = pagewire::parse_method(name);
+        if (!m || !runnable({*m}, dir).empty()) out.emplace_back(name);
+    }
+    return out;
+}
 
 using testutil::die;
 
@@ -21,7 +88,7 @@ using testutil::die;
 // that leaves early); with slow, it sleeps between reads (the sender's
 // socket buffer fills up).
 class Receiver {
-public:
+  public:
     static Receiver tcp(const std::string& out_path, std::size_t stop_after = SIZE_MAX,
                         bool slow = false) {
         int ls = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -59,7 +126,9 @@ public:
     }
 
     Receiver(Receiver&& o) noexcept
-        : pid_(std::exchange(o.pid_, -1)), port_(o.port_), write_end_(std::exchange(o.write_end_, -1)) {}
+        : pid_(std::exchange(o.pid_, -1)),
+          port_(o.port_),
+          write_end_(std::exchange(o.write_end_, -1)) {}
     ~Receiver() {
         if (write_end_ >= 0) ::close(write_end_);
         if (pid_ > 0) {
@@ -92,7 +161,7 @@ public:
         return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     }
 
-private:
+  private:
     Receiver() = default;
 
     template <class F>
