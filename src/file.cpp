@@ -1,24 +1,42 @@
-#include <pagewire/error.hpp>
-#include <pagewire/file.hpp>
-
-#include "sys.hpp"
-
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
+
+#include <pagewire/error.hpp>
+#include <pagewire/file.hpp>
+#include <pagewire/file_tree.hpp>
+
+#include "sys.hpp"
 
 namespace pagewire {
 namespace {
 
-// Opens with O_CLOEXEC and refuses directories: mapping or reading one would
-// fail later with a less helpful error.
+const char* kind_name(mode_t mode) noexcept {
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISSOCK(mode)) return "a socket";
+    if (S_ISCHR(mode)) return "a character device";
+    return "not a file";
+}
+
+// Opens with O_CLOEXEC and refuses what is not a file with a size: mapping or
+// reading a directory, FIFO, socket or character device would fail later with
+// a less helpful error, or wait. O_NONBLOCK while opening: a FIFO without a
+// writer must be refused, not waited for.
 UniqueFd open_checked(const std::string& path, int flags, mode_t mode) {
-    int fd = sys::retry_eintr([&] { return ::open(path.c_str(), flags | O_CLOEXEC, mode); });
+    int fd = sys::retry_eintr(
+        [&] { return ::open(path.c_str(), flags | O_CLOEXEC | O_NONBLOCK, mode); });
     if (fd < 0) throw_error("open", path);
     UniqueFd owned(fd);
     struct stat st {};
     if (::fstat(fd, &st) != 0) throw_error("stat", path);
     if (S_ISDIR(st.st_mode)) throw_error("open", path, EISDIR);
+    if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+        throw_error("open", path, EINVAL,
+                    std::string("not a regular file (") + kind_name(st.st_mode) + ")");
+    }
+    const int status = ::fcntl(fd, F_GETFL);
+    if (status < 0 || ::fcntl(fd, F_SETFL, status & ~O_NONBLOCK) != 0) throw_error("fcntl", path);
     return owned;
 }
 
@@ -45,6 +63,14 @@ std::uint64_t File::size() const {
     struct stat st {};
     if (::fstat(fd(), &st) != 0) throw_error("stat", path_);
     return static_cast<std::uint64_t>(st.st_size);
+}
+
+bool File::size_known() const {
+    struct stat st {};
+    if (::fstat(fd(), &st) != 0) throw_error("stat", path_);
+    if (st.st_size != 0 || !S_ISREG(st.st_mode)) return true;
+    struct statfs fs {};
+    return ::fstatfs(fd(), &fs) != 0 || !is_pseudo_filesystem(static_cast<long>(fs.f_type));
 }
 
 void File::resize(std::uint64_t new_size) {

@@ -1,8 +1,3 @@
-#include <pagewire/error.hpp>
-#include <pagewire/mapping.hpp>
-
-#include "sys.hpp"
-
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -12,6 +7,10 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <pagewire/error.hpp>
+#include <pagewire/mapping.hpp>
+
+#include "sys.hpp"
 
 // Older C library headers may lack the Linux 5.14 populate advice values.
 #ifndef MADV_POPULATE_READ
@@ -48,10 +47,11 @@ std::size_t huge_page_size() {
 
 [[noreturn]] void throw_map_error(const std::string& name, int err, bool huge_reserved) {
     if (huge_reserved && (err == ENOMEM || err == EINVAL)) {
-        throw_error("map", name, err,
-                    "no free reserved huge pages (vm.nr_hugepages = " +
-                        read_proc_value("/proc/sys/vm/nr_hugepages") +
-                        "); reserve some with sysctl vm.nr_hugepages=N or use HugePages::Transparent");
+        throw_error(
+            "map", name, err,
+            "no free reserved huge pages (vm.nr_hugepages = " +
+                read_proc_value("/proc/sys/vm/nr_hugepages") +
+                "); reserve some with sysctl vm.nr_hugepages=N or use HugePages::Transparent");
     }
     if (err == ENODEV) throw_error("map", name, err, "this kind of file cannot be memory-mapped");
     throw_error("map", name, err);
@@ -64,8 +64,8 @@ std::size_t huge_page_size() {
     if (err == EPERM || err == EAGAIN || (err == ENOMEM && over_limit)) {
         throw_error("lock", name, err,
                     "cannot lock " + std::to_string(length) + " bytes in memory (" +
-                        std::strerror(err) + "; RLIMIT_MEMLOCK is " +
-                        std::to_string(rl.rlim_cur) + " bytes)");
+                        std::strerror(err) + "; RLIMIT_MEMLOCK is " + std::to_string(rl.rlim_cur) +
+                        " bytes)");
     }
     if (err == ENOMEM) {
         throw_error("lock", name, err,
@@ -77,27 +77,38 @@ std::size_t huge_page_size() {
 
 int advice_value(Advice advice) {
     switch (advice) {
-        case Advice::Normal: return MADV_NORMAL;
-        case Advice::Sequential: return MADV_SEQUENTIAL;
-        case Advice::Random: return MADV_RANDOM;
-        case Advice::WillNeed: return MADV_WILLNEED;
-        case Advice::DontNeed: return MADV_DONTNEED;
-        case Advice::HugePage: return MADV_HUGEPAGE;
-        case Advice::NoHugePage: return MADV_NOHUGEPAGE;
-        case Advice::PopulateRead: return MADV_POPULATE_READ;
-        case Advice::PopulateWrite: return MADV_POPULATE_WRITE;
+        case Advice::Normal:
+            return MADV_NORMAL;
+        case Advice::Sequential:
+            return MADV_SEQUENTIAL;
+        case Advice::Random:
+            return MADV_RANDOM;
+        case Advice::WillNeed:
+            return MADV_WILLNEED;
+        case Advice::DontNeed:
+            return MADV_DONTNEED;
+        case Advice::HugePage:
+            return MADV_HUGEPAGE;
+        case Advice::NoHugePage:
+            return MADV_NOHUGEPAGE;
+        case Advice::PopulateRead:
+            return MADV_POPULATE_READ;
+        case Advice::PopulateWrite:
+            return MADV_POPULATE_WRITE;
     }
     return MADV_NORMAL;
 }
 
 }  // namespace
 
-std::size_t Mapping::page_size() noexcept { return sys::page_size(); }
+std::size_t Mapping::page_size() noexcept {
+    return sys::page_size();
+}
 
 Mapping Mapping::open(const std::string& path, Access access, std::uint64_t offset,
                       std::size_t length, const MapOptions& options) {
-    File file = File::open(path, access == Access::ReadWrite ? OpenMode::ReadWrite
-                                                             : OpenMode::ReadOnly);
+    File file =
+        File::open(path, access == Access::ReadWrite ? OpenMode::ReadWrite : OpenMode::ReadOnly);
     return map(file, access, offset, length, options);
 }
 
@@ -113,6 +124,12 @@ Mapping Mapping::map(const File& file, Access access, std::uint64_t offset, std:
                     "HugePages::Transparent for files");
     }
     const std::uint64_t file_size = file.size();
+    if (file_size == 0 && !file.size_known()) {
+        throw_error(
+            "map", name, ENODEV,
+            "the kernel reports no size for files of this filesystem (proc, sysfs): read it "
+            "instead of mapping it");
+    }
     const bool empty_file_at_start = file_size == 0 && offset == 0;
     if (offset >= file_size && !empty_file_at_start) {
         throw_error("map", name, EINVAL,
@@ -143,8 +160,8 @@ Mapping Mapping::map(const File& file, Access access, std::uint64_t offset, std:
     if (options.populate) flags |= MAP_POPULATE;
     if (options.lock) flags |= MAP_LOCKED;
     const std::size_t map_length = m.delta_ + static_cast<std::size_t>(view);
-    void* addr = ::mmap(nullptr, map_length, prot, flags, file.fd(),
-                        static_cast<off_t>(offset - m.delta_));
+    void* addr =
+        ::mmap(nullptr, map_length, prot, flags, file.fd(), static_cast<off_t>(offset - m.delta_));
     if (addr == MAP_FAILED) throw_map_error(name, errno, false);
     m.data_ = static_cast<std::byte*>(addr) + m.delta_;
     m.size_ = static_cast<std::size_t>(view);
@@ -175,7 +192,8 @@ Mapping Mapping::anonymous(std::size_t length, Sharing sharing, const MapOptions
         if (!m.fd_) throw_error("map", m.name_);
         m.map_flags_ = MAP_SHARED;
         if (sys::retry_eintr([&] {
-                return ::ftruncate(m.fd_.get(), static_cast<off_t>(sys::round_up(length, m.granule_)));
+                return ::ftruncate(m.fd_.get(),
+                                   static_cast<off_t>(sys::round_up(length, m.granule_)));
             }) != 0) {
             throw_error("map", m.name_);
         }
@@ -197,7 +215,9 @@ Mapping Mapping::anonymous(std::size_t length, Sharing sharing, const MapOptions
     return m;
 }
 
-Mapping::Mapping(Mapping&& other) noexcept { *this = std::move(other); }
+Mapping::Mapping(Mapping&& other) noexcept {
+    *this = std::move(other);
+}
 
 Mapping& Mapping::operator=(Mapping&& other) noexcept {
     if (this == &other) return *this;
@@ -216,7 +236,9 @@ Mapping& Mapping::operator=(Mapping&& other) noexcept {
     return *this;
 }
 
-Mapping::~Mapping() { unmap(); }
+Mapping::~Mapping() {
+    unmap();
+}
 
 void Mapping::unmap() noexcept {
     if (size_ != 0) ::munmap(page_start(), mapped_length());
@@ -282,7 +304,8 @@ void Mapping::flush(Flush mode, std::size_t offset, std::size_t length) {
 void Mapping::advise(Advice advice, std::size_t offset, std::size_t length) {
     const std::size_t begin = aligned_range(offset, length, "advise");
     if (length == 0) return;
-    int r = sys::retry_eintr([&] { return ::madvise(page_start() + begin, length, advice_value(advice)); });
+    int r = sys::retry_eintr(
+        [&] { return ::madvise(page_start() + begin, length, advice_value(advice)); });
     if (r == 0) return;
     const int err = errno;
     if (err == EFAULT && (advice == Advice::PopulateRead || advice == Advice::PopulateWrite)) {
@@ -298,7 +321,8 @@ void Mapping::advise(Advice advice, std::size_t offset, std::size_t length) {
 
 void Mapping::lock() {
     if (size_ == 0) return;
-    if (::mlock(page_start(), mapped_length()) != 0) throw_lock_error(name_, mapped_length(), errno);
+    if (::mlock(page_start(), mapped_length()) != 0)
+        throw_lock_error(name_, mapped_length(), errno);
 }
 
 void Mapping::unlock() {
@@ -333,9 +357,8 @@ void Mapping::resize(std::size_t new_size) {
     const std::uint64_t new_file_size =
         anonymous_ ? sys::round_up(new_size, granule_) : offset_ + new_size;
     auto resize_file = [&] {
-        if (sys::retry_eintr([&] {
-                return ::ftruncate(fd_.get(), static_cast<off_t>(new_file_size));
-            }) != 0) {
+        if (sys::retry_eintr(
+                [&] { return ::ftruncate(fd_.get(), static_cast<off_t>(new_file_size)); }) != 0) {
             throw_error("resize", name_);
         }
     };

@@ -185,7 +185,13 @@ TransferStats transfer(const Endpoint& source, const Endpoint& destination,
                        const TransferOptions& options) {
     // One fstat of the source gives both its kind and its size.
     const struct stat source_st = stat_fd(source.fd);
-    const EndpointKind source_kind = kind_of(source_st);
+    EndpointKind source_kind = kind_of(source_st);
+    // A file of a pseudo filesystem that reports size 0 but has content
+    // (/proc/self/status) is read like a stream: until read() returns 0.
+    if (source_kind == EndpointKind::RegularFile && source_st.st_size == 0 &&
+        !borrow(source.fd, source.name).size_known()) {
+        source_kind = EndpointKind::Other;
+    }
     const EndpointKind destination_kind = endpoint_kind(destination.fd);
     std::uint64_t length = options.length;
     std::optional<File> source_file;

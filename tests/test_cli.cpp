@@ -1,6 +1,9 @@
 // The pagewire command, run as a real process: exit codes, messages, and the
 // output of `cat` compared byte for byte with seed 003's program; `replace`
 // compared with a replace-all computed here.
+#include <sys/stat.h>
+
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -382,4 +385,46 @@ TEST(CliReplace, DirectoryIsOneLineError) {
     RunResult r = pagewire_cli({"replace", dir.path(), "a", "b"});
     expect_one_line_failure(r);
     EXPECT_TRUE(contains(r.err, dir.path())) << r;
+}
+
+// ---------------------------------------------------------------- files that are not plain files
+
+// A file whose size the kernel does not report is read, not mapped as empty.
+TEST(CliSpecialFiles, ProcFilesAreReadNotPrintedEmpty) {
+    RunResult r = pagewire_cli({"cat", "/proc/self/status"});
+    EXPECT_EQ(r.exit_code(), 0) << r;
+    EXPECT_TRUE(contains(r.out, "Name:")) << r;
+    r = pagewire_cli({"cat", "/proc/cpuinfo"});
+    EXPECT_EQ(r.exit_code(), 0) << r;
+    EXPECT_TRUE(contains(r.out, "processor")) << r;
+
+    TempDir dir;
+    r = pagewire_cli({"copy", "/proc/self/status", dir.file("status")});
+    EXPECT_EQ(r.exit_code(), 0) << r;
+    EXPECT_TRUE(contains(testutil::read_file(dir.file("status")), "Name:"));
+}
+
+TEST(CliSpecialFiles, ProcFileCannotBeEditedInPlace) {
+    RunResult r = pagewire_cli({"replace", "/proc/self/status", "a", "b"});
+    expect_one_line_failure(r);
+    EXPECT_TRUE(contains(r.err, "no size")) << r;
+    EXPECT_FALSE(contains(r.out, "replaced")) << r;
+}
+
+// Devices and FIFOs are refused at once with the reason, never an empty
+// success and never a wait for a FIFO's writer.
+TEST(CliSpecialFiles, DevicesAndFifosAreRefused) {
+    TempDir dir;
+    const std::string fifo = dir.file("fifo");
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    for (std::vector<std::string> args : {std::vector<std::string>{"cat", "/dev/zero"},
+                                          {"cat", fifo},
+                                          {"copy", fifo, dir.file("out")},
+                                          {"replace", fifo, "a", "b"}}) {
+        RunResult r = pagewire_cli(args);
+        SCOPED_TRACE(args[0] + " " + args[1]);
+        expect_one_line_failure(r);
+        EXPECT_TRUE(contains(r.err, "not a regular file")) << r;
+    }
+    EXPECT_FALSE(std::filesystem::exists(dir.file("out")));
 }

@@ -47,6 +47,37 @@ TEST(Umbrella, IncludesEveryPublicHeader) {
     EXPECT_GT(headers, 10u);
 }
 
+// ---------------------------------------------------------------- File on special files
+
+TEST(FileOpen, FifoIsRefusedWithoutWaitingForAWriter) {
+    TempDir dir;
+    const std::string fifo = dir.file("fifo");
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    try {
+        pagewire::File::open(fifo);
+        FAIL() << "a FIFO was opened as a file";
+    } catch (const pagewire::Error& e) {
+        EXPECT_EQ(e.error_number(), EINVAL);
+        EXPECT_NE(std::string(e.what()).find("a FIFO"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(pagewire::File::open("/dev/null"), pagewire::Error);
+}
+
+TEST(FileOpen, ProcFilesHaveNoKnownSizeAndAreNotMapped) {
+    pagewire::File status = pagewire::File::open("/proc/self/status");
+    EXPECT_FALSE(status.size_known());
+    try {
+        (void)pagewire::Mapping::map(status, pagewire::Access::ReadOnly);
+        FAIL() << "a size-less proc file was mapped (as an empty view)";
+    } catch (const pagewire::Error& e) {
+        EXPECT_EQ(e.error_number(), ENODEV);
+    }
+    TempDir dir;
+    write_file(dir.file("empty"), "");
+    EXPECT_TRUE(pagewire::File::open(dir.file("empty")).size_known());
+    EXPECT_TRUE(pagewire::Mapping::open(dir.file("empty"), pagewire::Access::ReadOnly).empty());
+}
+
 // ---------------------------------------------------------------- replace_in_place
 
 struct ReplaceCase {

@@ -28,7 +28,9 @@ enum class CreateMode {
 // Every failure throws pagewire::Error naming the operation and the path.
 class File {
 public:
-    // Opens an existing file. Directories are refused with EISDIR.
+    // Opens an existing file: a regular file or a block device. Directories are
+    // refused with EISDIR; FIFOs, sockets and character devices with EINVAL
+    // ("not a regular file (a FIFO)"), without waiting for a FIFO's writer.
     static File open(const std::string& path, OpenMode mode = OpenMode::ReadOnly);
     // Creates (or opens, per `how`) a file for reading and writing with
     // permission bits `mode` (before umask).
@@ -42,6 +44,10 @@ public:
     bool writable() const noexcept { return writable_; }
 
     std::uint64_t size() const;                    // fstat st_size
+    // False for a file whose size the kernel does not report: size 0 on a
+    // pseudo filesystem (/proc/cpuinfo, /proc/self/status) while reads return
+    // content. Such a file cannot be mapped; read it as a stream.
+    bool size_known() const;
     void resize(std::uint64_t new_size);           // ftruncate: grows sparse or shrinks
     // Reserves disk blocks for [offset, offset+length) (posix_fallocate), growing
     // the file if needed, so later writes through a mapping cannot hit ENOSPC.
