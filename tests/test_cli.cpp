@@ -2,7 +2,9 @@
 // output of `cat` compared byte for byte with seed 003's program; `replace`
 // compared with a replace-all computed here.
 #include <sys/stat.h>
+#include <sys/wait.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -427,4 +429,42 @@ TEST(CliSpecialFiles, DevicesAndFifosAreRefused) {
         EXPECT_TRUE(contains(r.err, "not a regular file")) << r;
     }
     EXPECT_FALSE(std::filesystem::exists(dir.file("out")));
+}
+
+// ---------------------------------------------------------------- usage format and stdout
+
+TEST(CliUsage, UnknownSubcommandIsNamedWithTheList) {
+    RunResult r = pagewire_cli({"bogus"});
+    EXPECT_EQ(r.exit_code(), 2) << r;
+    EXPECT_EQ(testutil::line_count(r.err), 1u) << r;
+    EXPECT_TRUE(contains(r.err, "pagewire: unknown subcommand 'bogus'")) << r;
+    EXPECT_TRUE(contains(r.err, "cat") && contains(r.err, "serve")) << r;
+}
+
+TEST(CliUsage, UsageErrorsStartWithTheProgramName) {
+    for (std::vector<std::string> args : {std::vector<std::string>{"cat"}, {"--no-such-flag"}, {}}) {
+        RunResult r = pagewire_cli(args);
+        EXPECT_EQ(r.exit_code(), 2) << r;
+        EXPECT_EQ(r.err.rfind("pagewire: ", 0), 0u) << r;
+    }
+    RunResult help = pagewire_cli({"--help"});
+    EXPECT_TRUE(contains(help.out, "Exit status")) << help;
+}
+
+// Output that cannot be written is a failure: exit 1 and the reason.
+TEST(CliUsage, FullStdoutIsAnError) {
+    TempDir dir;
+    testutil::write_file(dir.file("f"), "some bytes\n");
+    for (std::vector<std::string> args : {std::vector<std::string>{"cache", "stat", dir.file("f")},
+                                          {"copy", dir.file("f"), dir.file("g"), "--stats"},
+                                          {"--help"}}) {
+        std::string cmd = std::string(PAGEWIRE_CLI);
+        for (const std::string& a : args) cmd += " '" + a + "'";
+        const std::string err = dir.file("err");
+        const int status = std::system((cmd + " > /dev/full 2> '" + err + "'").c_str());
+        ASSERT_TRUE(WIFEXITED(status)) << cmd;
+        EXPECT_EQ(WEXITSTATUS(status), 1) << cmd;
+        EXPECT_TRUE(contains(testutil::read_file(err), "write stdout: No space left on device")) << cmd;
+        std::filesystem::remove(dir.file("g"));
+    }
 }

@@ -1,19 +1,50 @@
 // pagewire — command-line front end. Exit codes: 0 ok, 1 failure (one line on
 // stderr: "pagewire: <operation> <path>: <reason>"), 2 usage error.
-#include "commands.hpp"
-
-#include <pagewire/error.hpp>
-
-#include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <exception>
+#include <pagewire/error.hpp>
+#include <string>
+
+#include "commands.hpp"
 
 namespace {
 
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
+
+// Usage errors in the one format: "pagewire: <what was wrong>", then a hint.
+std::string usage_failure(const CLI::App* /*app*/, const CLI::Error& e) {
+    return fmt::format(
+        "pagewire: {}\nRun 'pagewire --help' (or 'pagewire SUBCOMMAND --help') for usage.\n",
+        e.what());
+}
+
+// "bogus" where a subcommand is expected: named, with the list, instead of
+// CLI11's "A subcommand is required".
+bool unknown_subcommand(const CLI::App& app, int argc, char** argv) {
+    if (argc < 2 || argv[1][0] == '-') return false;
+    std::string names;
+    for (const CLI::App* sub : app.get_subcommands({})) {
+        if (sub->get_name() == argv[1]) return false;
+        names += (names.empty() ? "" : ", ") + sub->get_name();
+    }
+    fmt::print(stderr, "pagewire: unknown subcommand '{}' (one of: {})\n", argv[1], names);
+    return true;
+}
+
+// What was printed must have reached stdout: a full disk or a closed pipe is
+// a failure, not an exit 0 with output lost.
+int check_stdout(int status) {
+    if (std::fflush(stdout) == 0 && !std::ferror(stdout)) return status;
+    const int err = errno != 0 ? errno : EIO;
+    fmt::print(stderr, "pagewire: write stdout: {}\n", std::strerror(err));
+    return kExitFailure;
+}
 
 }  // namespace
 
@@ -21,6 +52,10 @@ int main(int argc, char** argv) {
     CLI::App app{"pagewire: memory-mapped files, shared memory and zero-copy transfer", "pagewire"};
     app.require_subcommand(1);
     app.set_version_flag("--version", "pagewire 0.1.0");
+    app.failure_message(usage_failure);
+    app.footer(
+        "Exit status: 0 success; 1 failure, said in one line on stderr "
+        "(pagewire: <operation> <path>: <reason>); 2 usage error.");
     pagewire::cli::register_cat(app);
     pagewire::cli::register_replace(app);
     pagewire::cli::register_cache(app);
@@ -31,26 +66,23 @@ int main(int argc, char** argv) {
     pagewire::cli::register_send(app);  // send and recv
     pagewire::cli::register_serve(app);
     pagewire::cli::register_bench(app);
+    if (unknown_subcommand(app, argc, argv)) return kExitUsage;
 
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
-        return app.exit(e);
+        return check_stdout(app.exit(e));
     } catch (const CLI::CallForAllHelp& e) {
-        return app.exit(e);
+        return check_stdout(app.exit(e));
     } catch (const CLI::CallForVersion& e) {
-        return app.exit(e);
+        return check_stdout(app.exit(e));
     } catch (const CLI::ParseError& e) {
         app.exit(e);
         return kExitUsage;
-    } catch (const pagewire::Error& e) {
-        std::fflush(stdout);
-        fmt::print(stderr, "pagewire: {}\n", e.what());
-        return kExitFailure;
     } catch (const std::exception& e) {
         std::fflush(stdout);
         fmt::print(stderr, "pagewire: {}\n", e.what());
         return kExitFailure;
     }
-    return 0;
+    return check_stdout(0);
 }
