@@ -8,8 +8,6 @@
 #include <pagewire/error.hpp>
 #include <pagewire/mapping.hpp>
 
-#include "sys.hpp"
-
 #include <unistd.h>
 
 #include <memory>
@@ -43,14 +41,7 @@ void run_cat(const CatArgs& args) {
     // Whole files may be larger than RAM: read ahead aggressively and let the
     // kernel drop pages behind us.
     view.advise(Advice::Sequential);
-    if (sys::write_full(STDOUT_FILENO, view.data(), view.size()) < 0) {
-        if (errno == EFAULT) {
-            // The kernel reports a mapped page past end of file as EFAULT to
-            // write(2) instead of raising SIGBUS.
-            throw_error("cat", args.path, EFAULT, "the file was truncated while it was being read");
-        }
-        throw_error("write", "stdout");
-    }
+    write_mapped(STDOUT_FILENO, view.data(), view.size(), args.path, "stdout");
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <csignal>
 #include <cstdio>
 #include <exception>
 
@@ -18,6 +19,10 @@ constexpr int kExitUsage = 2;
 }  // namespace
 
 int main(int argc, char** argv) {
+    // A file-size limit (ulimit -f, RLIMIT_FSIZE) is then EFBIG from the call
+    // that hit it, reported in one line after the command has removed what it
+    // half made, instead of SIGXFSZ killing the process on the spot.
+    std::signal(SIGXFSZ, SIG_IGN);
     CLI::App app{"pagewire: memory-mapped files, shared memory and zero-copy transfer", "pagewire"};
     app.require_subcommand(1);
     app.set_version_flag("--version", "pagewire 0.1.0");
