@@ -16,8 +16,8 @@ constexpr std::uint64_t kChecksumWindowBytes = 64ULL << 20;  // 64 MiB
 
 [[noreturn]] void truncated(const File& file, std::uint64_t at, std::uint64_t length) {
     throw_error("checksum", file.path(), EIO,
-                "the file was truncated while its checksum was computed (no byte " +
-                    std::to_string(at) + " of the " + std::to_string(length) + " expected)");
+                "the file was truncated while its checksum was computed (byte " +
+                    std::to_string(at) + " of " + std::to_string(length) + " is gone)");
 }
 
 }  // namespace
