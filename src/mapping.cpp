@@ -400,4 +400,16 @@ std::size_t Mapping::resident_page_count() const {
     return static_cast<std::size_t>(std::count(pages.begin(), pages.end(), true));
 }
 
+void write_mapped(int fd, const void* data, std::size_t n, const std::string& source,
+                  const std::string& destination) {
+    if (sys::write_full(fd, data, n) >= 0) return;
+    // EFAULT can only concern the buffer, and the buffer is the mapping: the
+    // destination's errors are never EFAULT.
+    if (errno == EFAULT) {
+        throw_error("read", source, EIO,
+                    "truncated while it was being read (a mapped page is no longer backed)");
+    }
+    throw_error("write", destination);
+}
+
 }  // namespace pagewire

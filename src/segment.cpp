@@ -87,6 +87,31 @@ void apply_header(SegmentInfo& info, const Header* h) {
     info.creator = liveness_from_header(*h);
 }
 
+// Sizes a freshly created object and, for POSIX and file segments, reserves
+// its blocks: tmpfs and most filesystems allocate on first touch, and a
+// segment that does not fit would SIGBUS whichever process first writes the
+// missing page (a full /dev/shm or disk) instead of failing here. A memfd is
+// not reserved: it lives outside any size-limited mount, and its users may
+// rely on sparse, demand-zero memory.
+void size_and_reserve(int fd, Backend backend, const std::string& name, std::size_t object_size) {
+    const std::string bytes = std::to_string(object_size) + " bytes";
+    if (::ftruncate(fd, static_cast<off_t>(object_size)) != 0) {
+        const int err = errno;
+        if (err == EFBIG)
+            throw_error("create", name, err,
+                        "File too large: " + bytes +
+                            " exceed the file-size limit (ulimit -f) or the filesystem's maximum");
+        throw_error("create", name, err);
+    }
+    if (backend == Backend::Memfd || object_size == 0) return;
+    if (const int err = ::posix_fallocate(fd, 0, static_cast<off_t>(object_size)); err != 0) {
+        if (err == EFBIG)
+            throw_error("create", name, err,
+                        "File too large: cannot reserve " + bytes + " (ulimit -f)");
+        throw_error("create", name, err, "cannot reserve " + bytes + ": " + std::strerror(err));
+    }
+}
+
 // ------------------------------------------------------------------ names
 
 std::string posix_name(const std::string& name, const char* operation) {
@@ -447,20 +472,21 @@ Segment Segment::make_fd_backed(Backend backend, const std::string& name, std::s
         s.fd_.reset(fd);
     }
     if (s.created_) {
-        // Exactly the mode asked for: the umask is for files users make, and
-        // shmget does not apply it either.
-        if (backend != Backend::Memfd && ::fchmod(s.fd_.get(), options.mode) != 0) {
-            int err = errno;
-            ::unlink(proc_path(backend, s.name_).c_str());
-            throw_error("create", s.name_, err);
-        }
-        if (::ftruncate(s.fd_.get(), static_cast<off_t>(object_size)) != 0) {
-            int err = errno;
+        // Whatever fails from here on (a size limit, a full filesystem, no
+        // address space), the half-made object must not stay behind.
+        try {
+            // Exactly the mode asked for: the umask is for files users make, and
+            // shmget does not apply it either.
+            if (backend != Backend::Memfd && ::fchmod(s.fd_.get(), options.mode) != 0) {
+                throw_error("create", s.name_);
+            }
+            size_and_reserve(s.fd_.get(), backend, s.name_, object_size);
+            s.map_fd(object_size);
+            s.finish(true, size);
+        } catch (...) {
             if (backend != Backend::Memfd) ::unlink(proc_path(backend, s.name_).c_str());
-            throw_error("create", s.name_, err);
+            throw;
         }
-        s.map_fd(object_size);
-        s.finish(true, size);
     } else {
         struct stat st {};
         if (!options.raw) {
@@ -530,9 +556,14 @@ Segment Segment::make_sysv(const std::string& name, std::size_t size, How how,
         throw_error(err == EACCES ? operation : "attach", s.name_, err);
     }
     s.sysv_address_ = address;
-    shmid_ds ds = sysv_stat(id, s.name_, operation);
-    s.object_size_ = ds.shm_segsz;
-    s.finish(s.created_, size);
+    try {
+        shmid_ds ds = sysv_stat(id, s.name_, operation);
+        s.object_size_ = ds.shm_segsz;
+        s.finish(s.created_, size);
+    } catch (...) {
+        if (s.created_) ::shmctl(id, IPC_RMID, nullptr);  // not left half made
+        throw;
+    }
     s.options_.remove_on_close = options.remove_on_close;
     return s;
 }
@@ -568,42 +599,72 @@ void Segment::finish(bool fresh, std::size_t requested_size) {
         size_ = object_size_;
         return;
     }
+    // A POSIX or file segment can be truncated by another process at any
+    // moment: the header is only touched through the guard (guard.hpp).
     auto* h = reinterpret_cast<Header*>(base);
+    auto check = [&](const AccessResult& r, const char* operation) {
+        if (!r)
+            throw_error(operation, name_, EIO,
+                        "truncated while its header was accessed: " + r.message());
+    };
+    auto magic_of = [&] {
+        std::uint64_t magic = 0;
+        check(guarded(h, kHeaderSize,
+                      [&] {
+                          magic = std::atomic_ref<std::uint64_t>(h->magic).load(
+                              std::memory_order_acquire);
+                      }),
+              "open");
+        return magic;
+    };
+    Header copy{};
     if (fresh) {
-        h->version = kLayoutVersion;
-        h->header_size = kHeaderSize;
-        h->data_size = requested_size;
-        h->creator_pid = ::getpid();
-        h->creator_start_ticks = sys::process_start_ticks(::getpid()).value_or(0);
-        h->created_unix_seconds = static_cast<std::int64_t>(::time(nullptr));
+        copy.version = kLayoutVersion;
+        copy.header_size = kHeaderSize;
+        copy.data_size = requested_size;
+        copy.creator_pid = ::getpid();
+        copy.creator_start_ticks = sys::process_start_ticks(::getpid()).value_or(0);
+        copy.created_unix_seconds = static_cast<std::int64_t>(::time(nullptr));
         std::string boot = sys::boot_id();
-        std::memset(h->boot_id, 0, sizeof h->boot_id);
-        std::memcpy(h->boot_id, boot.data(), std::min(boot.size(), sizeof h->boot_id - 1));
-        std::atomic_ref<std::uint64_t>(h->magic).store(kMagic, std::memory_order_release);
+        std::memcpy(copy.boot_id, boot.data(), std::min(boot.size(), sizeof copy.boot_id - 1));
+        // Everything but the magic, then the magic (release): a reader that
+        // sees the magic sees the rest.
+        constexpr std::size_t kAfterMagic = sizeof copy.magic;
+        check(guarded_copy(base + kAfterMagic,
+                           reinterpret_cast<const std::byte*>(&copy) + kAfterMagic,
+                           kHeaderSize - kAfterMagic),
+              "create");
+        check(guarded(h, kHeaderSize,
+                      [&] {
+                          std::atomic_ref<std::uint64_t>(h->magic).store(kMagic,
+                                                                         std::memory_order_release);
+                      }),
+              "create");
     } else {
         const std::string what = "not a pagewire segment (no pagewire header; open it raw to use its bytes)";
         if (object_size_ < kHeaderSize) throw_error("open", name_, EPROTO, what);
         auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kInitWaitMilliseconds);
         std::uint64_t magic = 0;
         // A zero magic may be a creation in flight: give the creator a moment.
-        while ((magic = std::atomic_ref<std::uint64_t>(h->magic).load(std::memory_order_acquire)) == 0 &&
-               std::chrono::steady_clock::now() < deadline) {
+        while ((magic = magic_of()) == 0 && std::chrono::steady_clock::now() < deadline) {
             std::this_thread::sleep_for(std::chrono::milliseconds(1));
         }
         if (magic != kMagic) throw_error("open", name_, EPROTO, what);
-        if (h->version != kLayoutVersion)
+        check(guarded_copy(&copy, h, kHeaderSize), "open");
+        if (copy.version != kLayoutVersion)
             throw_error("open", name_, EPROTO,
-                        "pagewire segment layout version " + std::to_string(h->version) +
+                        "pagewire segment layout version " + std::to_string(copy.version) +
                             " is not supported (this library reads version " +
                             std::to_string(kLayoutVersion) + ")");
-        if (h->header_size != kHeaderSize || h->data_size > object_size_ - kHeaderSize)
+        if (copy.header_size != kHeaderSize || copy.data_size > object_size_ - kHeaderSize)
             throw_error("open", name_, EPROTO,
-                        "corrupt pagewire header: " + std::to_string(h->data_size) + " data bytes after a " +
-                            std::to_string(h->header_size) + "-byte header do not fit in " +
-                            std::to_string(object_size_) + " bytes");
+                        "corrupt pagewire header: " + std::to_string(copy.data_size) +
+                            " data bytes after a " + std::to_string(copy.header_size) +
+                            "-byte header do not fit in " + std::to_string(object_size_) +
+                            " bytes");
     }
     data_ = base + kHeaderSize;
-    size_ = static_cast<std::size_t>(h->data_size);
+    size_ = static_cast<std::size_t>(copy.data_size);
 }
 
 // ------------------------------------------------------------------ by name

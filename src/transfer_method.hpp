@@ -101,6 +101,14 @@ inline MethodStatus source_ended_early() noexcept {
                                 "source ended before the requested length (truncated?)");
 }
 
+// Shared by the units that hand a mapping of the source to write(2) or
+// send(2): the kernel reports a mapped page past a truncated source's end as
+// EFAULT (never SIGBUS), which concerns the source, not the destination.
+inline MethodStatus source_truncated() noexcept {
+    return MethodStatus::failed(EIO, "read", MethodStatus::Side::Source,
+                                "the source was truncated during the transfer");
+}
+
 // Writes n bytes from buf to the destination (pwrite for regular files,
 // write/send otherwise, waiting on EAGAIN), counting syscalls; does not
 // advance the job. For the units that hold bytes in user memory. With

@@ -34,17 +34,12 @@ MethodStatus run_mmap_write(TransferJob& job) noexcept {
         if (p == MAP_FAILED) return MethodStatus::failed(errno, "mmap", Side::Source);
         ++job.syscalls;
         ::madvise(p, skip + n, MADV_SEQUENTIAL);
-        // A page past a truncated source's end makes write(2) fail with
-        // EFAULT (the kernel copies from it), never a SIGBUS here.
         std::size_t written = 0;
         MethodStatus s = write_out(job, static_cast<const char*>(p) + skip, n, &written);
         ++job.syscalls;
         ::munmap(p, skip + n);
         if (!s.ok()) {
-            if (s.error == EFAULT) {
-                return MethodStatus::failed(EIO, "read", Side::Source,
-                                            "the source was truncated during the transfer");
-            }
+            if (s.error == EFAULT) return source_truncated();
             return s;
         }
         job.advance(written);

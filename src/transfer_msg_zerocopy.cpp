@@ -115,7 +115,8 @@ MethodStatus run_msg_zerocopy(TransferJob& job) noexcept {
                 continue;
             }
             if (w < 0) {
-                status = MethodStatus::failed(errno, "send", Side::Destination);
+                status = errno == EFAULT ? source_truncated()
+                                         : MethodStatus::failed(errno, "send", Side::Destination);
                 break;
             }
             ++completions.sent;

@@ -467,4 +467,19 @@ TEST(CliUsage, FullStdoutIsAnError) {
         EXPECT_TRUE(contains(testutil::read_file(err), "write stdout: No space left on device")) << cmd;
         std::filesystem::remove(dir.file("g"));
     }
+// `ulimit -f` set before exec, SIGXFSZ at its default action: growing the
+// file past the limit is one line naming "File too large", and the file is
+// left as it was (issue 12).
+TEST(CliReplace, GrowingPastTheFileSizeLimitFailsCleanly) {
+    TempDir dir;
+    auto path = dir.file("f");
+    const std::string content(48 * 1024, 'a');
+    testutil::write_file(path, content);
+    testutil::RunOptions options;
+    options.limits = {{RLIMIT_FSIZE, 64 * 1024}};
+    RunResult r = testutil::run_pagewire({"replace", path, "a", "bb"}, options);
+    expect_one_line_failure(r);
+    EXPECT_TRUE(contains(r.err, "File too large")) << r;
+    EXPECT_TRUE(contains(r.err, path)) << r;
+    EXPECT_TRUE(testutil::read_file(path) == content);
 }

@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -84,6 +85,36 @@ class TempDir {
 
   private:
     std::string path_;
+};
+
+// A tmpfs of `size` (mount(2) option text, e.g. "1m") mounted on a fresh
+// directory: a filesystem that fills up on cue. Needs CAP_SYS_ADMIN; when the
+// mount fails, mounted() is false and why() says so (tests GTEST_SKIP).
+// Unmounted (lazily, in case something still holds a file) on destruction.
+class SmallTmpfs {
+  public:
+    explicit SmallTmpfs(const std::string& size) {
+        const std::string options = "size=" + size + ",mode=0755";
+        if (::mount("none", dir_.path().c_str(), "tmpfs", 0, options.c_str()) == 0) {
+            mounted_ = true;
+        } else {
+            why_ = "mount -t tmpfs -o " + options + ": " + std::strerror(errno);
+        }
+    }
+    ~SmallTmpfs() {
+        if (mounted_) ::umount2(dir_.path().c_str(), MNT_DETACH);
+    }
+    SmallTmpfs(const SmallTmpfs&) = delete;
+    SmallTmpfs& operator=(const SmallTmpfs&) = delete;
+
+    bool mounted() const { return mounted_; }
+    const std::string& why() const { return why_; }
+    std::string file(std::string_view name) const { return dir_.file(name); }
+
+  private:
+    TempDir dir_;
+    bool mounted_ = false;
+    std::string why_;
 };
 
 inline void write_file(const std::string& path, std::string_view content, mode_t mode = 0644) {
@@ -230,6 +261,9 @@ struct RunOptions {
     std::string input;                   // written to stdin, then EOF (empty: EOF at once)
     std::vector<std::string> extra_env;  // "NAME=value" added to the environment
     std::optional<User> as_user;         // become() in the child before exec
+    // setrlimit(resource, {value, value}) in the child before exec (RLIMIT_FSIZE
+    // for `ulimit -f`); signal dispositions are left as the test has them.
+    std::vector<std::pair<int, rlim_t>> limits;
     std::chrono::milliseconds timeout{std::chrono::seconds(kRunTimeoutSeconds)};
 };
 
@@ -254,6 +288,13 @@ inline RunResult run(const std::vector<std::string>& argv, const RunOptions& opt
         ::dup2(out_pipe[1], STDOUT_FILENO);
         ::dup2(err_pipe[1], STDERR_FILENO);
         for (const auto& e : options.extra_env) ::putenv(const_cast<char*>(e.c_str()));
+        for (const auto& [resource, value] : options.limits) {
+            const rlimit limit{value, value};
+            if (::setrlimit(resource, &limit) != 0) {
+                std::fprintf(stderr, "setrlimit: %s\n", std::strerror(errno));
+                ::_exit(126);
+            }
+        }
         if (options.as_user && !become(*options.as_user)) {
             std::fprintf(stderr, "setuid: %s\n", std::strerror(errno));
             ::_exit(126);

@@ -187,4 +187,13 @@ private:
     std::string name_;           // for error messages
 };
 
+// Writes all n bytes at `data`, memory mapped from `source` (a file or a
+// segment, named for messages), to fd: a pipe, socket, terminal or file named
+// `destination`. write(2) reports a source page that is no longer backed (the
+// file was truncated by another process) as EFAULT, never SIGBUS; that throws
+// Error("read", source, EIO, "...truncated while it was being read"). Any
+// other failure throws Error("write", destination, errno).
+void write_mapped(int fd, const void* data, std::size_t n, const std::string& source,
+                  const std::string& destination);
+
 }  // namespace pagewire

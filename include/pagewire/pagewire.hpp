@@ -2,6 +2,7 @@
 #pragma once
 
 #include <pagewire/channel.hpp>
+#include <pagewire/checksum.hpp>
 #include <pagewire/error.hpp>
 #include <pagewire/event.hpp>
 #include <pagewire/file.hpp>

@@ -101,11 +101,16 @@ public:
 
     // Creates a new segment of `size` data bytes; EEXIST if the name is taken
     // (IPC_EXCL / O_EXCL). For Backend::Memfd the name is only a label.
+    // POSIX and file segments get their blocks reserved (posix_fallocate), so
+    // a full /dev/shm or disk is ENOSPC here, never a SIGBUS on a later write.
+    // A size over RLIMIT_FSIZE is EFBIG once SIGXFSZ is ignored (its default
+    // action kills the process). On any failure nothing is left behind.
     static Segment create(Backend backend, const std::string& name, std::size_t size,
                           const SegmentOptions& options = {});
     // Opens an existing segment (ENOENT if there is none). Its size comes from the segment.
     static Segment open(Backend backend, const std::string& name, const SegmentOptions& options = {});
-    // Opens the segment if it exists, creates it with `size` data bytes otherwise.
+    // Opens the segment if it exists, creates it with `size` data bytes
+    // otherwise (as create(): reserved, cleaned up after a failure).
     static Segment open_or_create(Backend backend, const std::string& name, std::size_t size,
                                   const SegmentOptions& options = {});
     // Wraps a memfd (or any shareable fd) received from another process, e.g. by

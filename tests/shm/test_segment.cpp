@@ -392,3 +392,50 @@ TEST(SegmentList, ListsPosixAndSystemVSegments) {
     EXPECT_TRUE(saw_posix);
     EXPECT_TRUE(saw_sysv);
 }
+
+// ------------------------------------------------------------------ resource limits (issue 12)
+
+// Creation reserves the blocks: on a full filesystem the create fails with
+// ENOSPC and leaves nothing, and a segment that was created can be written
+// to its last byte (without the reservation, the second create succeeds and
+// writing it raises SIGBUS).
+TEST(SegmentLimits, FullFilesystemIsEnospcAtCreateNeverSigbusLater) {
+    testutil::SmallTmpfs fs("1m");
+    if (!fs.mounted()) GTEST_SKIP() << "needs a small tmpfs: " << fs.why();
+    const std::string first = fs.file("first"), second = fs.file("second");
+    Segment a = Segment::create(Backend::File, first, 600 * 1024);
+    auto e = testutil::catch_as<Error>([&] { Segment::create(Backend::File, second, 600 * 1024); });
+    ASSERT_TRUE(e.has_value());
+    EXPECT_EQ(e->error_number(), ENOSPC);
+    EXPECT_EQ(e->path(), second);
+    EXPECT_TRUE(contains(e->what(), "cannot reserve")) << e->what();
+    EXPECT_FALSE(std::filesystem::exists(second));
+    std::memset(a.data(), 0x5a, a.size());  // every page is backed
+    EXPECT_EQ(static_cast<unsigned char>(a.data()[a.size() - 1]), 0x5au);
+}
+
+// Under RLIMIT_FSIZE (SIGXFSZ ignored, as the CLI does) every fd-backed
+// create is EFBIG, one line, and removes the object it made.
+TEST(SegmentLimits, FileSizeLimitIsEfbigAndLeavesNothing) {
+    testutil::TempDir dir;
+    const std::string posix = shmtest::unique_posix_name();
+    const std::string file = dir.file("seg");
+    Cleanup c(Backend::Posix, posix);
+    for (auto [backend, name] :
+         {std::pair{Backend::Posix, posix}, std::pair{Backend::File, file}}) {
+        SCOPED_TRACE(name);
+        const int status = testutil::run_in_child([&, backend = backend, name = name] {
+            ::signal(SIGXFSZ, SIG_IGN);
+            const rlimit limit{64 * 1024, 64 * 1024};
+            if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) return 10;
+            auto e = testutil::catch_as<Error>([&] { Segment::create(backend, name, 1 << 20); });
+            if (!e) return 11;
+            if (e->error_number() != EFBIG) return 12;
+            if (!contains(e->what(), "File too large") || !contains(e->what(), name)) return 13;
+            return 0;
+        });
+        EXPECT_EQ(testutil::describe_status(status), "exit 0");
+        const std::string path = backend == Backend::Posix ? "/dev/shm" + name : name;
+        EXPECT_FALSE(std::filesystem::exists(path)) << path << " was left behind";
+    }
+}

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include <sstream>
+#include <thread>
 
 using namespace pagewire;
 using shmtest::Child;
@@ -262,4 +263,96 @@ TEST(ShmCli, GcRemovesOnlyStalePagewireSegments) {
     EXPECT_NO_THROW(Segment::stat(Backend::SystemV, foreign_sysv));
     // The ipcmk segment is still there too (gc never removes other programs' segments).
     EXPECT_EQ(ipcs_rows().count(ipcmk_id), 1u);
+}
+
+// ------------------------------------------------------------------ resource limits (issue 12)
+
+// `ulimit -f` set before exec, SIGXFSZ at its default (kill): every create
+// command is one line naming "File too large", exit 1, and leaves no segment.
+TEST(ShmCli, CreateUnderFileSizeLimitFailsCleanly) {
+    testutil::TempDir dir;
+    const std::string posix = shmtest::unique_posix_name();
+    const std::string chan = shmtest::unique_posix_name();
+    const std::string file = dir.file("seg");
+    Cleanup c1(Backend::Posix, posix), c2(Backend::Posix, chan);
+    struct Case {
+        std::vector<std::string> args;
+        std::string left;  // what must not exist afterwards
+    };
+    const std::vector<Case> cases = {
+        {{"shm", "create", posix, "--size", "1M"}, "/dev/shm" + posix},
+        {{"shm", "create", "-b", "file", file, "--size", "1M"}, file},
+        {{"chan", "create", chan.substr(1), "--capacity", "64", "--max-message", "64K"},
+         "/dev/shm" + chan},
+    };
+    testutil::RunOptions options;
+    options.limits = {{RLIMIT_FSIZE, 64 * 1024}};
+    for (const Case& c : cases) {
+        SCOPED_TRACE(c.args[0] + " " + c.args[1]);
+        RunResult r = testutil::run_pagewire(c.args, options);
+        expect_one_line_failure(r, "pagewire: create ");
+        EXPECT_TRUE(contains(r.err, "File too large")) << r;
+        EXPECT_FALSE(std::filesystem::exists(c.left)) << c.left << " was left behind";
+    }
+}
+
+// A file segment on a full filesystem: create refuses what does not fit
+// (ENOSPC, nothing left), and writing a segment that was created never
+// raises SIGBUS.
+TEST(ShmCli, FullFilesystemIsRefusedAtCreate) {
+    testutil::SmallTmpfs fs("1m");
+    if (!fs.mounted()) GTEST_SKIP() << "needs a small tmpfs: " << fs.why();
+    const std::string a = fs.file("a"), b = fs.file("b");
+    RunResult r = cli({"shm", "create", "-b", "file", a, "--size", "600K"});
+    ASSERT_EQ(r.exit_code(), 0) << r;
+    r = cli({"shm", "create", "-b", "file", b, "--size", "600K"});
+    expect_one_line_failure(r, "pagewire: create " + b + ": cannot reserve");
+    EXPECT_TRUE(contains(r.err, "No space left on device")) << r;
+    EXPECT_FALSE(std::filesystem::exists(b));
+    const std::string data = testutil::random_bytes(600 * 1024, 4);
+    r = cli({"shm", "write", "-b", "file", a}, data);
+    EXPECT_EQ(r.exit_code(), 0) << r;
+    r = cli({"shm", "read", "-b", "file", a});
+    EXPECT_EQ(r.exit_code(), 0) << r;
+    EXPECT_TRUE(r.out == data);
+}
+
+// `shm read SEG | slow reader` (and `cat FILE | slow reader`) with the
+// segment truncated meanwhile: write(2) from the mapping fails with EFAULT,
+// and the message names the segment, not stdout.
+TEST(ShmCli, ReadOfASegmentTruncatedMeanwhileNamesTheSegment) {
+    testutil::TempDir dir;
+    const std::string seg = dir.file("seg");
+    const std::string plain = dir.file("plain");
+    RunResult r = cli({"shm", "create", "-b", "file", seg, "--size", "8M"});
+    ASSERT_EQ(r.exit_code(), 0) << r;
+    testutil::write_file(plain, testutil::random_bytes(8 << 20, 6));
+    for (const auto& [path, command] :
+         {std::pair{seg, std::string("shm read -b file")}, std::pair{plain, std::string("cat")}}) {
+        SCOPED_TRACE(command);
+        // The reader waits until the file is truncated (the pipe is full and
+        // pagewire blocked in write by then), then drains the pipe.
+        const std::string done = dir.file("truncated");
+        std::filesystem::remove(done);
+        const std::string script =
+            "{ \"$0\" " + command +
+            " \"$1\"; echo \"exit $?\" >&2; } | "
+            "{ while [ ! -e \"$2\" ]; do sleep 0.01; done; cat >/dev/null; }";
+        std::thread truncator([&, path = path] {
+            // Once pagewire maps the file, give it a moment to fill the pipe.
+            const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+            while (Segment::stat(Backend::File, path).attach_count < 1 &&
+                   std::chrono::steady_clock::now() < deadline) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(5));
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            if (::truncate(path.c_str(), 0) == 0) testutil::write_file(done, "");
+        });
+        r = testutil::run({"/bin/sh", "-c", script, PAGEWIRE_CLI, path, done});
+        truncator.join();
+        EXPECT_EQ(r.err, "pagewire: read " + path +
+                             ": truncated while it was being read (a mapped page is no longer "
+                             "backed)\nexit 1\n")
+            << r;
+    }
 }

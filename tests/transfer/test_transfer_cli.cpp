@@ -2,11 +2,17 @@
 // contents, modes, refusals, one-line errors with exit 1 (usage: 2), nothing
 // half-written after a failure (RLIMIT_FSIZE mid-copy, a sender that stops
 // early), and a receiver that disconnects early.
+#include "transfer_test_util.hpp"
+
+#include <pagewire/checksum.hpp>
+
 #include <grp.h>
 #include <pwd.h>
 #include <sys/resource.h>
 
-#include "transfer_test_util.hpp"
+#include <atomic>
+#include <functional>
+#include <thread>
 
 using testutil::RunResult;
 using testutil::TempDir;
@@ -213,10 +219,11 @@ TEST(Copy, FileSizeLimitLeavesNothingHalfWritten) {
              {"auto", "read-write", "sendfile", "splice", "io-uring", "direct"}, dir.path())) {
         SCOPED_TRACE(method);
         const std::string dst = dir.file("dst");
-        RunResult r = testutil::run(
-            {"/bin/sh", "-c",
-             "trap '' XFSZ; ulimit -f " + std::to_string((1u << 20) / 512) + "; exec \"$0\" \"$@\"",
-             kCli, "copy", dir.file("src"), dst, "--method", method});
+        // SIGXFSZ left at its default action: pagewire itself must ignore it.
+        testutil::RunOptions options;
+        options.limits = {{RLIMIT_FSIZE, 1u << 20}};
+        RunResult r =
+            testutil::run({kCli, "copy", dir.file("src"), dst, "--method", method}, options);
         expect_one_line_error(r, dst + ": File too large");
         EXPECT_FALSE(std::filesystem::exists(dst));
         EXPECT_TRUE(hidden_files(dir.path()).empty());
@@ -360,4 +367,113 @@ TEST(SendRecv, SenderLeavesEarlyAndBadStreams) {
     EXPECT_EQ(usage.exit_code(), 2) << usage;
     usage = cli({"send", dir.file("x"), "no-port-here"});
     EXPECT_EQ(usage.exit_code(), 2) << usage;
+}
+
+// ---- truncation while a checksum reads a mapping (issue 12) ----------------
+
+namespace {
+
+// Truncates the files `pick` names, over and over, every ~1 ms, until destroyed;
+// with regrow_to, grows each back to that size in between (holes: zeros).
+class TruncateLoop {
+  public:
+    TruncateLoop(std::function<std::vector<std::string>()> pick, off_t regrow_to = -1)
+        : thread_([this, pick = std::move(pick), regrow_to] {
+              while (!stop_.load()) {
+                  for (const std::string& path : pick()) {
+                      if (::truncate(path.c_str(), 0) == 0) ++truncations_;
+                      std::this_thread::sleep_for(std::chrono::microseconds(500));
+                      if (regrow_to >= 0) (void)::truncate(path.c_str(), regrow_to);
+                  }
+                  std::this_thread::sleep_for(std::chrono::microseconds(500));
+              }
+          }) {}
+    ~TruncateLoop() { stop(); }
+    int stop() {
+        stop_ = true;
+        if (thread_.joinable()) thread_.join();
+        return truncations_.load();
+    }
+
+  private:
+    std::atomic<bool> stop_{false};
+    std::atomic<int> truncations_{0};
+    std::thread thread_;
+};
+
+// Not killed by a signal; and either a one-line failure, or success.
+void expect_error_line_or_success(const RunResult& r) {
+    EXPECT_FALSE(r.signaled()) << r;
+    if (r.exit_code() != 0) expect_one_line_error(r, "pagewire: ");
+}
+
+}  // namespace
+
+// `pagewire send` of a file another process truncates and regrows while the
+// sender checksums it: an error line or a correct transfer, never SIGBUS.
+TEST(SendRecv, SenderSurvivesTruncationWhileChecksumming) {
+    TempDir dir;
+    const std::string src = dir.file("src");
+    const off_t size = 256 << 20;  // sparse: zeros, so a regrown file has the same bytes
+    {
+        const int fd = ::open(src.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        ASSERT_GE(fd, 0);
+        ASSERT_EQ(::ftruncate(fd, size), 0);
+        ::close(fd);
+    }
+    const std::string out = dir.file("out");
+    RecvProcess recv({"-o", out});
+    TruncateLoop loop([&] { return std::vector<std::string>{src}; }, size);
+    RunResult r = cli({"send", src, recv.address()});
+    EXPECT_GT(loop.stop(), 0);
+    expect_error_line_or_success(r);
+    if (r.exit_code() == 0) {
+        // Only then did recv get the whole stream; otherwise it may still wait.
+        RunResult received = recv.finish();
+        EXPECT_EQ(received.exit_code(), 0) << received;
+        const std::string got = testutil::read_file(out);
+        EXPECT_TRUE(testutil::contains(r.out, "sent " + std::to_string(got.size()) + " bytes"))
+            << r;
+        EXPECT_EQ(got.find_first_not_of('\0'), std::string::npos);
+    }
+}
+
+// `pagewire recv -o OUT` with its temporary file truncated over and over by
+// another process until it exits (the final checksum reads it through a
+// mapping): an error line, never SIGBUS; OUT only if correct.
+TEST(SendRecv, ReceiverSurvivesTruncationOfItsTemporaryFile) {
+    TempDir dir;
+    const std::string out = dir.file("out");
+    const std::string payload = testutil::random_bytes(64u << 20, 12);
+    pagewire::Checksum sum;
+    sum.update(payload.data(), payload.size());
+    RecvProcess recv({"-o", out});
+    const int s = connect_to(recv.port());
+    std::string header = "PAGEWIRE";
+    const std::uint64_t version = 1, length = payload.size(), checksum = sum.value();
+    header.append(reinterpret_cast<const char*>(&version), 8);
+    header.append(reinterpret_cast<const char*>(&length), 8);
+    header.append(reinterpret_cast<const char*>(&checksum), 8);
+    ASSERT_EQ(::write(s, header.data(), header.size()), static_cast<ssize_t>(header.size()));
+    TruncateLoop loop([&] {
+        std::vector<std::string> paths;
+        for (const std::string& name : hidden_files(dir.path())) paths.push_back(dir.file(name));
+        return paths;
+    });
+    ::signal(SIGPIPE, SIG_IGN);  // recv may leave before reading everything
+    for (std::size_t done = 0; done < payload.size();) {
+        const ssize_t n = ::write(s, payload.data() + done, payload.size() - done);
+        if (n <= 0) break;
+        done += static_cast<std::size_t>(n);
+    }
+    ::shutdown(s, SHUT_WR);
+    RunResult r = recv.finish();
+    EXPECT_GT(loop.stop(), 0);
+    ::close(s);
+    expect_error_line_or_success(r);
+    if (r.exit_code() == 0) {
+        EXPECT_TRUE(testutil::read_file(out) == payload);
+    } else {
+        EXPECT_FALSE(std::filesystem::exists(out));
+    }
 }

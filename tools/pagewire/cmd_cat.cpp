@@ -58,14 +58,7 @@ void run_cat(const CatArgs& args) {
     // Whole files may be larger than RAM: read ahead aggressively and let the
     // kernel drop pages behind us.
     view.advise(Advice::Sequential);
-    if (write_full(STDOUT_FILENO, view.data(), view.size()) < 0) {
-        if (errno == EFAULT) {
-            // The kernel reports a mapped page past end of file as EFAULT to
-            // write(2) instead of raising SIGBUS.
-            throw_error("cat", args.path, EFAULT, "the file was truncated while it was being read");
-        }
-        throw_error("write", "stdout");
-    }
+    write_mapped(STDOUT_FILENO, view.data(), view.size(), args.path, "stdout");
 }
 
 }  // namespace

@@ -14,7 +14,6 @@
 
 #include <fmt/core.h>
 
-#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -83,10 +82,6 @@ private:
 };
 
 void run_copy(const CopyArgs& args) {
-    // A file-size limit (RLIMIT_FSIZE) is then EFBIG, reported, instead of
-    // SIGXFSZ killing the process before it can remove the temporary file.
-    ::signal(SIGXFSZ, SIG_IGN);
-
     File source = File::open(args.source);
     struct stat source_stat {};
     if (::fstat(source.fd(), &source_stat) != 0) throw_error("stat", args.source);

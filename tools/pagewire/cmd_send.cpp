@@ -10,9 +10,9 @@
 #include "commands.hpp"
 
 #include <pagewire/output_file.hpp>
+#include <pagewire/checksum.hpp>
 #include <pagewire/error.hpp>
 #include <pagewire/file.hpp>
-#include <pagewire/mapping.hpp>
 #include <pagewire/transfer.hpp>
 
 #include <pagewire/io.hpp>
@@ -46,43 +46,6 @@ struct Header {
     std::uint64_t length = 0;
     std::uint64_t checksum = 0;
 };
-
-// Fletcher-style sum over 64-bit words (the tail zero-padded): order-sensitive,
-// fast enough not to matter next to the transfer. Fed in pieces whose sizes
-// are multiples of 8, except the last.
-class Checksum {
-public:
-    void update(const std::byte* p, std::size_t n) noexcept {
-        std::size_t i = 0;
-        for (; i + 8 <= n; i += 8) {
-            std::uint64_t w;
-            std::memcpy(&w, p + i, 8);
-            a_ += w;
-            b_ += a_;
-        }
-        if (i < n) {
-            std::uint64_t w = 0;
-            std::memcpy(&w, p + i, n - i);
-            a_ += w;
-            b_ += a_;
-        }
-    }
-    std::uint64_t value() const noexcept { return a_ ^ (b_ * 0x9e3779b97f4a7c15ULL); }
-
-private:
-    std::uint64_t a_ = 0;  // sum of words
-    std::uint64_t b_ = 0;  // sum of running sums: catches reordering
-};
-
-std::uint64_t file_checksum(const std::string& path, std::uint64_t offset, std::uint64_t length) {
-    Checksum sum;
-    if (length > 0) {
-        Mapping view = Mapping::open(path, Access::ReadOnly, offset, static_cast<std::size_t>(length));
-        view.advise(Advice::Sequential);
-        sum.update(view.data(), view.size());
-    }
-    return sum.value();
-}
 
 void put64(std::byte* p, std::uint64_t v) {
     for (int i = 0; i < 8; ++i) p[i] = static_cast<std::byte>(v >> (8 * i));
@@ -193,7 +156,7 @@ void run_send(const SendArgs& args) {
     std::memcpy(header.data(), kMagic, sizeof kMagic);
     put64(header.data() + 8, kVersion);  // version (32 bits) + flags (32 bits, none)
     put64(header.data() + 16, length);
-    put64(header.data() + 24, file_checksum(args.path, 0, length));
+    put64(header.data() + 24, checksum_file(file, 0, length));
 
     UniqueFd sock = connect_to(args.address);
     send_all(sock.get(), header.data(), header.size(), args.address);
@@ -303,7 +266,6 @@ std::uint64_t receive_to_stdout(int sock, const Header& header, const std::strin
 
 void run_recv(const RecvArgs& args) {
     ::signal(SIGPIPE, SIG_IGN);
-    ::signal(SIGXFSZ, SIG_IGN);
     std::string where;
     UniqueFd listener = listen_on(args.bind, args.port, where);
     fmt::print(stderr, "listening on {}\n", where);
@@ -344,17 +306,10 @@ void run_recv(const RecvArgs& args) {
         }
         throw;
     }
-    std::uint64_t got = 0;
-    {
-        Checksum sum;
-        if (header.length > 0) {
-            Mapping view = Mapping::map(out.file(), Access::ReadOnly);
-            view.advise(Advice::Sequential);
-            sum.update(view.data(), view.size());
-        }
-        got = sum.value();
+    // The temporary file has a name another process could truncate: read it guarded.
+    if (checksum_file(out.file(), 0, header.length) != header.checksum) {
+        checksum_mismatch(sock.get(), peer);
     }
-    if (got != header.checksum) checksum_mismatch(sock.get(), peer);
     out.commit();
     answer(sock.get(), true, peer);
     fmt::print("received {} bytes from {} into {} (checksum ok)\n", stats.bytes, peer, args.output);

@@ -221,7 +221,9 @@ void run_write(const ShmArgs& a) {
         throw_error("write", s.name(), ENOSPC,
                     fmt::format("{} bytes at offset {} do not fit in the segment ({} data bytes)", input.size(),
                                 offset, s.size()));
-    std::memcpy(s.data() + offset, input.data(), input.size());
+    // A file segment can be truncated by another process while we write.
+    if (AccessResult r = guarded_copy(s.data() + offset, input.data(), input.size()); !r)
+        throw_error("write", s.name(), EIO, "truncated while it was being written: " + r.message());
     print(fmt::format("wrote {} bytes to {} at offset {}\n", input.size(), s.name(), offset));
 }
 
@@ -236,8 +238,8 @@ void run_read(const ShmArgs& a) {
                     fmt::format("offset {} is past the end of the segment ({} data bytes)", offset, s.size()));
     std::uint64_t length = s.size() - offset;
     if (!a.length.empty()) length = std::min(length, size_argument(a.length, "LENGTH"));
-    if (write_full(STDOUT_FILENO, s.data() + offset, static_cast<std::size_t>(length)) < 0)
-        throw_error("write", "stdout");
+    write_mapped(STDOUT_FILENO, s.data() + offset, static_cast<std::size_t>(length), s.name(),
+                 "stdout");
 }
 
 // A POSIX segment that is a pagewire channel: the messages it holds that no

@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -49,6 +50,10 @@ int check_stdout(int status) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    // A file-size limit (ulimit -f, RLIMIT_FSIZE) is then EFBIG from the call
+    // that hit it, reported in one line after the command has removed what it
+    // half made, instead of SIGXFSZ killing the process on the spot.
+    std::signal(SIGXFSZ, SIG_IGN);
     CLI::App app{"pagewire: memory-mapped files, shared memory and zero-copy transfer", "pagewire"};
     app.require_subcommand(1);
     app.set_version_flag("--version", "pagewire 0.1.0");
