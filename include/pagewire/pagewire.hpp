@@ -5,6 +5,7 @@
 #include <pagewire/event.hpp>
 #include <pagewire/file.hpp>
 #include <pagewire/guard.hpp>
+#include <pagewire/log.hpp>
 #include <pagewire/mapping.hpp>
 #include <pagewire/page_cache.hpp>
 #include <pagewire/proc_maps.hpp>
