@@ -218,9 +218,10 @@ class Log {
     bool wait_for(std::int64_t offset, std::chrono::nanoseconds timeout,
                   std::chrono::nanoseconds spin = std::chrono::nanoseconds{0}) const;
 
-    std::int64_t start_offset() const;    // the first offset still kept
-    std::int64_t end_offset() const;      // the next offset to be assigned (high watermark)
-    std::int64_t recovery_point() const;  // offsets below were checked at the last open or flush
+    std::int64_t start_offset() const;  // the first offset still kept
+    std::int64_t end_offset() const;    // the next offset to be assigned (high watermark)
+    // Segments below this offset were sealed and checked; an unclean open scans from here.
+    std::int64_t recovery_point() const;
     std::vector<SegmentInfo> segments() const;
     const std::string& dir() const noexcept;
     const LogOptions& options() const noexcept;

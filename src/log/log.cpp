@@ -284,7 +284,11 @@ void Log::Impl::open_writer() {
     tail->start.store(segments.front()->base, std::memory_order_relaxed);
     tail->writer_generation.fetch_add(1);
     publish(a->next.load());
-    write_checkpoint(a->next.load());
+    // The recovery point is kept at segment granularity: the base of the
+    // active segment, below which every segment is sealed and trimmed.
+    // (A checkpoint at the end offset would also vouch for a segment a roll
+    // had replaced but not yet trimmed when the writer died.)
+    write_checkpoint(a->base);
     if (options.durability == Durability::Interval) {
         flusher = std::thread([this] { flusher_loop(); });
     }
@@ -497,7 +501,7 @@ void Log::flush() {
     SegmentPtr s = impl_->active();
     s->file->datasync();
     s->index_file->datasync();
-    impl_->write_checkpoint(s->next.load());
+    impl_->write_checkpoint(s->base);
 }
 
 std::size_t Log::retain() {

@@ -18,8 +18,9 @@ using wire::put_be;
 void open_index(const std::string& path, bool writer, bool create, std::uint64_t bytes,
                 std::optional<File>& file, Mapping& map) {
     if (writer) {
-        file = create ? File::create(path, CreateMode::CreateExclusive)
-                      : File::create(path, CreateMode::CreateOrOpen);
+        // A new segment's index may be left over from a segment whose .log
+        // was deleted first (a crash mid-delete): it is stale, so it is emptied.
+        file = File::create(path, create ? CreateMode::Truncate : CreateMode::CreateOrOpen);
         if (file->size() < bytes) file->allocate(0, bytes);
         map = Mapping::map(*file, Access::ReadWrite);
     } else {

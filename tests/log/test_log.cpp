@@ -317,7 +317,7 @@ TEST(Log, AppendBatchStoresProducerBytesVerbatim) {
 
 // Writes a child that appends numbered one-record batches and reports each
 // returned offset through a pipe; kills it at a random moment.
-void crash_rounds(Durability durability, int rounds) {
+void crash_rounds(Durability durability, int rounds, std::uint64_t segment_bytes) {
     testutil::TempDir dir;
     std::string path = dir.file("log");
     std::mt19937 rng(11);
@@ -330,7 +330,7 @@ void crash_rounds(Durability durability, int rounds) {
         if (pid == 0) {
             ::close(fds[0]);
             try {
-                LogOptions o = small(32 * 1024);
+                LogOptions o = small(segment_bytes);
                 o.durability = durability;
                 Log log = Log::open(path, o);
                 for (std::int64_t i = log.end_offset();; ++i) {
@@ -340,40 +340,45 @@ void crash_rounds(Durability durability, int rounds) {
                         sizeof r.base_offset)
                         _exit(3);
                 }
-            } catch (...) {
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "child: %s\n", e.what());
                 _exit(2);
             }
         }
         ::close(fds[1]);
-        std::this_thread::sleep_for(std::chrono::microseconds(rng() % 30000));
-        ::kill(pid, SIGKILL);
+        // Killed at a random moment once it is appending (its first offset
+        // is in the pipe), so every round adds records.
         std::int64_t off = 0;
+        if (::read(fds[0], &off, sizeof off) == sizeof off)
+            reported_max = std::max(reported_max, off);
+        std::this_thread::sleep_for(
+            std::chrono::microseconds(rng() % (durability == Durability::Every ? 10000 : 3000)));
+        ::kill(pid, SIGKILL);
         while (::read(fds[0], &off, sizeof off) == sizeof off)
             reported_max = std::max(reported_max, off);
         ::close(fds[0]);
         int status = testutil::wait_for(pid);
         ASSERT_TRUE(WIFSIGNALED(status)) << testutil::describe_status(status);
     }
-    LogOptions o = small(32 * 1024);
-    o.retention_bytes = 0;
+    LogOptions o = small(segment_bytes);
     Log log = Log::open(path, o);
     EXPECT_FALSE(log.clean_open());
     std::vector<std::string> values = read_all(log);
-    // The children made progress (every fdatasync takes milliseconds on this disk).
-    EXPECT_GT(values.size(), static_cast<std::size_t>(rounds / 4));
+    EXPECT_GE(values.size(), static_cast<std::size_t>(rounds));  // every child appended
     if (durability == Durability::Every) {
         ASSERT_GE(log.end_offset(), reported_max + 1);
     }
     for (std::size_t i = 0; i < values.size(); ++i)
         ASSERT_EQ(values[i], "value-" + std::to_string(i)) << "offset " << i;
-    EXPECT_TRUE(pagewire::verify_log(path).empty());
+    for (const auto& d : pagewire::verify_log(path))
+        ADD_FAILURE() << d.path << " at " << d.position << ": " << d.reason;
 }
 
 TEST(LogCrash, KillDuringAppendEvery) {
-    crash_rounds(Durability::Every, testutil::kAsan ? 60 : 200);
+    crash_rounds(Durability::Every, testutil::kAsan ? 60 : 200, 32 * 1024);
 }
 TEST(LogCrash, KillDuringAppendNone) {
-    crash_rounds(Durability::None, testutil::kAsan ? 60 : 200);
+    crash_rounds(Durability::None, testutil::kAsan ? 60 : 200, 1 << 20);
 }
 
 // Three sound batches, then the damage `spoil` makes to the file; returns
