@@ -26,6 +26,7 @@ Section transfer_section();
 Section cache_section();
 Section ipc_section();
 Section serve_section();
+Section log_section();
 
 }  // namespace bench
 
@@ -38,6 +39,7 @@ std::vector<bench::Section> all_sections() {
     sections.push_back(bench::cache_section());
     sections.push_back(bench::ipc_section());
     sections.push_back(bench::serve_section());
+    sections.push_back(bench::log_section());
     return sections;
 }
 
