@@ -117,7 +117,7 @@ enum class Durability {
 
 // How appends reach the segment file; both write the same bytes.
 enum class AppendPath {
-    Auto,    // the one measured faster here (see log.cpp)
+    Auto,    // per batch, the one measured faster: mmap below 4 KiB, pwrite above (log.cpp)
     Mmap,    // encode straight into a shared writable mapping of the preallocated segment
     Pwrite,  // encode into a buffer, then pwrite(2) it (Kafka's way)
 };

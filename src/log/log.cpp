@@ -35,6 +35,8 @@ constexpr std::uint64_t kTailMagic = 0x314c4941544c5750ULL;  // "PWLTAIL1"
 constexpr std::uint64_t kTailFileBytes = 4096;
 // Kafka caps an index at 10 MiB; so do we (a bigger segment just scans further).
 constexpr std::uint64_t kMaxIndexBytes = 10 << 20;
+// AppendPath::Auto: batches of this size and more go by pwrite (see reserve()).
+constexpr std::size_t kPwriteFromBytes = 4096;
 
 // DIR/.tail, shared by the writer and every reader: the high watermark and
 // the futex readers sleep on. The writer stores `end` (release) after the
@@ -112,7 +114,7 @@ struct Log::Impl {
     Mapping tail_map;
     TailFile* tail = nullptr;
     std::uint64_t index_bytes = 0;
-    bool use_mmap = true;
+    bool use_mmap = true;  // the path of the batch being appended (reserve decides)
 
     mutable std::mutex mu;                     // guards segments (the list, not their bytes)
     mutable std::vector<SegmentPtr> segments;  // in base-offset order; the last is active
@@ -163,10 +165,7 @@ Log Log::open(const std::string& dir, const LogOptions& options) {
     if (options.segment_bytes < kBatchHeaderSize)
         throw_error("open log", dir, EINVAL, "segment size is below one batch header");
     impl->index_bytes = index_bytes_for(options);
-    // AppendPath::Auto: the mapping. `pagewire bench log` measured it ahead of
-    // pwrite at every batch size here (no system call per append; the encode
-    // writes the page cache directly instead of a buffer that is copied again).
-    impl->use_mmap = options.path != AppendPath::Pwrite;
+
     if (options.read_only)
         impl->open_reader();
     else
@@ -257,7 +256,7 @@ void Log::Impl::open_writer() {
                 // the batches after the last index entry give the next offset.
                 auto [rel, pos] = s->lookup(INT64_MAX);
                 auto r = logimpl::scan_batches(s->map.data(), s->size.load(), pos, s->base + rel,
-                                               [&](std::uint64_t, const BatchView& b) {
+                                               false, [&](std::uint64_t, const BatchView& b) {
                                                    s->since_index += b.size();
                                                    s->max_ts = std::max<std::int64_t>(
                                                        s->max_ts, b.max_timestamp());
@@ -295,8 +294,7 @@ void Log::Impl::open_writer() {
 }
 
 void Log::Impl::recover_segment(const SegmentPtr& s) {
-    auto r = logimpl::scan_batches(s->map.data(), s->map.size(), 0, s->base,
-                                   [](std::uint64_t, const BatchView&) {});
+    auto r = s->rebuild_indexes(options.index_interval_bytes, s->map.size());
     s->size = r.valid_end;
     s->next = r.next_offset;
     // Cut what follows the last sound batch (a torn write, a corrupt batch,
@@ -306,7 +304,6 @@ void Log::Impl::recover_segment(const SegmentPtr& s) {
     s->file->resize(r.valid_end);
     if (reserved > r.valid_end) s->file->allocate(r.valid_end, reserved - r.valid_end);
     s->map = Mapping::map(*s->file, Access::ReadWrite);
-    s->rebuild_indexes(options.index_interval_bytes);
 }
 
 void Log::Impl::open_reader() {
@@ -410,6 +407,14 @@ std::byte* Log::Impl::reserve(std::size_t size, std::int64_t ts, SegmentPtr& seg
         seg->file->allocate(0, size);
         seg->map = Mapping::map(*seg->file, Access::ReadWrite);
     }
+    // AppendPath::Auto picks by batch size, from `pagewire bench log` on this
+    // machine (100 B records): a small batch is encoded straight into the
+    // mapping, 3x faster than pwrite for one record (no system call), while
+    // from about a page up pwrite wins (7.9 vs 5.0 M records/s at 256): it
+    // fills the page cache without the write fault and zeroing each newly
+    // touched page of the mapping costs. Both write the same page cache.
+    use_mmap = options.path == AppendPath::Mmap ||
+               (options.path == AppendPath::Auto && size < kPwriteFromBytes);
     if (use_mmap) return seg->map.data() + pos;
     if (buffer.size() < size) buffer.resize(size);
     return buffer.data();
@@ -799,7 +804,7 @@ std::vector<LogDamage> verify_log(const std::string& dir) {
                  wire::strf("segment starts at offset %lld, %lld expected",
                             static_cast<long long>(s->base), static_cast<long long>(expected))});
         std::vector<std::pair<std::uint64_t, std::int64_t>> batches;  // position, base offset
-        auto r = logimpl::scan_batches(s->map.data(), s->map.size(), 0, s->base,
+        auto r = logimpl::scan_batches(s->map.data(), s->map.size(), 0, s->base, true,
                                        [&](std::uint64_t pos, const BatchView& b) {
                                            batches.emplace_back(pos, b.base_offset());
                                        });

@@ -47,6 +47,10 @@ std::uint32_t find_end(const Mapping& map, std::size_t entry_bytes, std::uint32_
     return lo;
 }
 
+bool all_zero(const std::byte* p, const std::byte* end) noexcept {
+    return std::all_of(p, end, [](std::byte b) { return b == std::byte{0}; });
+}
+
 }  // namespace
 
 std::string segment_path(const std::string& dir, std::int64_t base, const char* ext) {
@@ -176,28 +180,29 @@ std::int64_t Segment::last_time_entry_ts() const noexcept {
     return n == 0 ? -1 : get_be<std::int64_t>(time_map.data() + (n - 1) * kTimeEntryBytes);
 }
 
-void Segment::rebuild_indexes(std::uint32_t interval) {
+ScanResult Segment::rebuild_indexes(std::uint32_t interval, std::uint64_t limit) {
     std::memset(index_map.data(), 0, index_map.size());
     std::memset(time_map.data(), 0, time_map.size());
     index_entries = 0;
     time_entries = 0;
     since_index = 0;
     std::int64_t max = -1, max_offset = base;
-    std::uint64_t end = size.load();
-    scan_batches(map.data(), end, 0, base, [&](std::uint64_t pos, const BatchView& b) {
-        if (pos == 0 || since_index >= interval) {
-            add_index_entry(b.base_offset(), pos);
-            if (max >= 0) add_time_entry(max, max_offset);
-            since_index = 0;
-        }
-        since_index += b.size();
-        if (b.max_timestamp() > max) {
-            max = b.max_timestamp();
-            max_offset = b.base_offset();
-        }
-    });
+    auto r =
+        scan_batches(map.data(), limit, 0, base, false, [&](std::uint64_t pos, const BatchView& b) {
+            if (pos == 0 || since_index >= interval) {
+                add_index_entry(b.base_offset(), pos);
+                if (max >= 0) add_time_entry(max, max_offset);
+                since_index = 0;
+            }
+            since_index += b.size();
+            if (b.max_timestamp() > max) {
+                max = b.max_timestamp();
+                max_offset = b.base_offset();
+            }
+        });
     max_ts = max;
     max_ts_offset = max_offset;
+    return r;
 }
 
 void Segment::trim() {
@@ -208,24 +213,21 @@ void Segment::trim() {
 }
 
 ScanResult scan_batches(const std::byte* data, std::uint64_t size, std::uint64_t from,
-                        std::int64_t expected,
+                        std::int64_t expected, bool check_zero_tail,
                         const std::function<void(std::uint64_t pos, const BatchView&)>& on_batch) {
     ScanResult r{from, expected, {}};
     std::uint64_t pos = from;
     while (pos < size) {
         if (size - pos < kBatchHeaderSize) {
-            bool zero =
-                std::all_of(data + pos, data + size, [](std::byte b) { return b == std::byte{0}; });
-            if (!zero)
+            if (check_zero_tail && !all_zero(data + pos, data + size))
                 r.damage = wire::strf("torn batch header (%llu bytes left)",
                                       static_cast<unsigned long long>(size - pos));
             break;
         }
         BatchView head(std::span<const std::byte>(data + pos, kBatchHeaderSize));
         if (head.base_offset() == 0 && head.batch_length() == 0) {
-            bool zero =
-                std::all_of(data + pos, data + size, [](std::byte b) { return b == std::byte{0}; });
-            if (!zero) r.damage = "zero batch header followed by non-zero bytes";
+            if (check_zero_tail && !all_zero(data + pos, data + size))
+                r.damage = "zero batch header followed by non-zero bytes";
             break;
         }
         auto length = static_cast<std::int64_t>(head.batch_length());

@@ -24,6 +24,13 @@ inline constexpr std::size_t kWarmIndexEntries = 8192 / kIndexEntryBytes;
 
 std::string segment_path(const std::string& dir, std::int64_t base, const char* ext);
 
+// Result of walking a segment's batches.
+struct ScanResult {
+    std::uint64_t valid_end = 0;  // position after the last sound batch
+    std::int64_t next_offset = 0;
+    std::string damage;  // why the walk stopped before the end ("" if it did not)
+};
+
 // A segment and the mapping of each of its files. Written by the log's one
 // writer thread; read by any thread: the atomics publish what readers may use
 // (release by the writer after the bytes are in place, acquire by readers).
@@ -68,25 +75,21 @@ struct Segment {
     void add_time_entry(std::int64_t ts, std::int64_t offset) noexcept;
     std::int64_t last_time_entry_ts() const noexcept;
 
-    // Rebuilds both indexes from the batches in [0, size) (writer, recovery).
-    void rebuild_indexes(std::uint32_t interval);
+    // Rebuilds both indexes from the sound batches in [0, limit) (writer,
+    // recovery) in the one pass that checks them; says where they end.
+    ScanResult rebuild_indexes(std::uint32_t interval, std::uint64_t limit);
     // Cuts the preallocated tails of the three files to what is in use (roll, close).
     void trim();
-};
-
-// Result of walking a segment's batches.
-struct ScanResult {
-    std::uint64_t valid_end = 0;  // position after the last sound batch
-    std::int64_t next_offset = 0;
-    std::string damage;  // why the walk stopped before the end ("" if it did not)
 };
 
 // Walks the batches of data[from, size) expecting base offset `expected`
 // first, checking length, magic, CRC-32C and contiguity; calls on_batch for
 // each sound one. Stops at the first bad byte. Zero bytes where a batch would
-// start count as preallocated space (damage stays "" when all of the rest is zero).
+// start count as preallocated space; with check_zero_tail (verify) all of the
+// rest must be zero too, else it is damage (recovery cuts there either way and
+// need not read what it cuts).
 ScanResult scan_batches(const std::byte* data, std::uint64_t size, std::uint64_t from,
-                        std::int64_t expected,
+                        std::int64_t expected, bool check_zero_tail,
                         const std::function<void(std::uint64_t pos, const BatchView&)>& on_batch);
 
 }  // namespace pagewire::logimpl
