@@ -393,6 +393,7 @@ SegmentPtr Log::Impl::roll(std::uint64_t need) {
 std::byte* Log::Impl::reserve(std::size_t size, std::int64_t ts, SegmentPtr& seg,
                               std::uint64_t& pos) {
     if (closed) throw_error("append", dir, EBADF, "the log is closed");
+    if (options.read_only) throw_error("append", dir, EROFS, "the log is open read-only");
     seg = active();
     pos = seg->size.load(std::memory_order_relaxed);
     bool full = pos + size > options.segment_bytes || pos + size > seg->map.size();
@@ -503,6 +504,8 @@ void Log::Impl::flusher_loop() {
 }
 
 void Log::flush() {
+    if (impl_->options.read_only)
+        throw_error("flush", impl_->dir, EROFS, "the log is open read-only");
     SegmentPtr s = impl_->active();
     s->file->datasync();
     s->index_file->datasync();

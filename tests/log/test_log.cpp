@@ -484,6 +484,18 @@ TEST(LogLock, SecondWriterRefusedKilledWriterReleases) {
     EXPECT_FALSE(log.clean_open());
 }
 
+TEST(Log, ReadOnlyLogRefusesWrites) {
+    testutil::TempDir dir;
+    Log::open(dir.file("log"), small()).close();
+    LogOptions o = small();
+    o.read_only = true;
+    Log log = Log::open(dir.file("log"), o);
+    auto err = testutil::catch_as<pagewire::Error>(
+        [&] { log.append(std::vector<Record>{value_record("x")}); });
+    ASSERT_TRUE(err);
+    EXPECT_EQ(err->error_number(), EROFS);
+}
+
 TEST(Log, ForeignDirectoryRefused) {
     testutil::TempDir dir;
     testutil::write_file(dir.file("notes.txt"), "hello");
