@@ -9,6 +9,7 @@
 #include <pagewire/file_tree.hpp>
 #include <pagewire/guard.hpp>
 #include <pagewire/io.hpp>
+#include <pagewire/log.hpp>
 #include <pagewire/mapping.hpp>
 #include <pagewire/output_file.hpp>
 #include <pagewire/page_cache.hpp>

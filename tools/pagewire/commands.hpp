@@ -17,5 +17,6 @@ void register_chan(CLI::App& app);
 void register_copy(CLI::App& app);
 void register_send(CLI::App& app);  // send and recv
 void register_serve(CLI::App& app);
+void register_log(CLI::App& app);
 
 }  // namespace pagewire::cli

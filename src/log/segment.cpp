@@ -1,0 +1,261 @@
+// Segment files, their sparse indexes, and the batch scan of recovery and verify.
+#include "log/segment.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+#include "log/wire.hpp"
+
+namespace pagewire::logimpl {
+namespace {
+
+using wire::get_be;
+using wire::put_be;
+
+// An index file's mapping: read-write with `bytes` reserved for the writer,
+// the file as it is for a reader (an empty file maps as an empty view).
+void open_index(const std::string& path, bool writer, bool create, std::uint64_t bytes,
+                std::optional<File>& file, Mapping& map) {
+    if (writer) {
+        // A new segment's index may be left over from a segment whose .log
+        // was deleted first (a crash mid-delete): it is stale, so it is emptied.
+        file = File::create(path, create ? CreateMode::Truncate : CreateMode::CreateOrOpen);
+        if (file->size() < bytes) file->allocate(0, bytes);
+        map = Mapping::map(*file, Access::ReadWrite);
+    } else {
+        file = File::open(path);
+        map = Mapping::map(*file, Access::ReadOnly);
+    }
+}
+
+// Index of the first all-zero (unused) entry at or after `first`: entries in
+// use are never all zero, except the offset index's entry 0, (0, 0), which
+// is right for every segment and so counts as used (first = 1).
+std::uint32_t find_end(const Mapping& map, std::size_t entry_bytes, std::uint32_t first) noexcept {
+    auto slots = static_cast<std::uint32_t>(map.size() / entry_bytes);
+    static constexpr std::byte kZero[16] = {};
+    std::uint32_t lo = first, hi = slots;
+    if (slots == 0) return 0;
+    while (lo < hi) {
+        std::uint32_t mid = lo + (hi - lo) / 2;
+        if (std::memcmp(map.data() + std::size_t{mid} * entry_bytes, kZero, entry_bytes) == 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+bool all_zero(const std::byte* p, const std::byte* end) noexcept {
+    return std::all_of(p, end, [](std::byte b) { return b == std::byte{0}; });
+}
+
+}  // namespace
+
+std::string segment_path(const std::string& dir, std::int64_t base, const char* ext) {
+    char name[40];
+    std::snprintf(name, sizeof name, "/%020lld%s", static_cast<long long>(base), ext);
+    return dir + name;
+}
+
+std::shared_ptr<Segment> Segment::create(const std::string& dir, std::int64_t base,
+                                         std::uint64_t prealloc, std::uint64_t index_bytes) {
+    auto s = std::make_shared<Segment>();
+    s->base = base;
+    s->path = segment_path(dir, base, ".log");
+    s->writer = true;
+    s->next = base;
+    try {
+        s->file = File::create(s->path, CreateMode::CreateExclusive);
+        s->file->allocate(0, prealloc);
+        s->map = Mapping::map(*s->file, Access::ReadWrite);
+        open_index(segment_path(dir, base, ".index"), true, true, index_bytes, s->index_file,
+                   s->index_map);
+        open_index(segment_path(dir, base, ".timeindex"), true, true,
+                   index_bytes / kIndexEntryBytes * kTimeEntryBytes, s->time_file, s->time_map);
+    } catch (...) {
+        // A half-made segment (disk full) must not be found by the next open.
+        for (const char* ext : {".log", ".index", ".timeindex"})
+            std::remove(segment_path(dir, base, ext).c_str());
+        throw;
+    }
+    return s;
+}
+
+std::shared_ptr<Segment> Segment::open(const std::string& dir, std::int64_t base, bool writer,
+                                       std::uint64_t prealloc, std::uint64_t index_bytes) {
+    auto s = std::make_shared<Segment>();
+    s->base = base;
+    s->path = segment_path(dir, base, ".log");
+    s->writer = writer;
+    s->next = base;
+    s->file = File::open(s->path, writer ? OpenMode::ReadWrite : OpenMode::ReadOnly);
+    std::uint64_t size = s->file->size();
+    s->size = size;
+    if (writer && size < prealloc) s->file->allocate(size, prealloc - size);
+    s->map = Mapping::map(*s->file, writer ? Access::ReadWrite : Access::ReadOnly);
+    open_index(segment_path(dir, base, ".index"), writer, false, writer ? index_bytes : 0,
+               s->index_file, s->index_map);
+    open_index(segment_path(dir, base, ".timeindex"), writer, false,
+               writer ? index_bytes / kIndexEntryBytes * kTimeEntryBytes : 0, s->time_file,
+               s->time_map);
+    s->index_entries = find_end(s->index_map, kIndexEntryBytes, 1);
+    s->time_entries = find_end(s->time_map, kTimeEntryBytes, 0);
+    return s;
+}
+
+std::uint32_t Segment::offset_entries() const noexcept {
+    return writer ? index_entries.load(std::memory_order_acquire)
+                  : find_end(index_map, kIndexEntryBytes, 1);
+}
+
+std::uint32_t Segment::time_entries_now() const noexcept {
+    return writer ? time_entries.load(std::memory_order_acquire)
+                  : find_end(time_map, kTimeEntryBytes, 0);
+}
+
+std::pair<std::uint32_t, std::uint32_t> Segment::lookup(std::int64_t offset) const noexcept {
+    std::uint32_t n = offset_entries();
+    auto rel = static_cast<std::uint32_t>(std::max<std::int64_t>(0, offset - base));
+    auto entry = [&](std::uint32_t i) {
+        return get_be<std::uint32_t>(index_map.data() + i * kIndexEntryBytes);
+    };
+    if (n == 0 || entry(0) > rel) return {0, 0};
+    // Binary search for the last entry <= rel, in the warm tail when it is there.
+    std::uint32_t lo = 0, hi = n;
+    if (n > kWarmIndexEntries && entry(n - kWarmIndexEntries) <= rel)
+        lo = n - kWarmIndexEntries;
+    else if (n > kWarmIndexEntries)
+        hi = n - kWarmIndexEntries;
+    while (hi - lo > 1) {
+        std::uint32_t mid = lo + (hi - lo) / 2;
+        if (entry(mid) <= rel)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return {entry(lo), get_be<std::uint32_t>(index_map.data() + lo * kIndexEntryBytes + 4)};
+}
+
+std::int64_t Segment::offset_before_time(std::int64_t ts) const noexcept {
+    std::uint32_t n = time_entries_now();
+    auto ts_at = [&](std::uint32_t i) {
+        return get_be<std::int64_t>(time_map.data() + i * kTimeEntryBytes);
+    };
+    std::uint32_t lo = 0, hi = n;  // find the first entry with timestamp >= ts
+    while (lo < hi) {
+        std::uint32_t mid = lo + (hi - lo) / 2;
+        if (ts_at(mid) < ts)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0) return base;
+    return base + get_be<std::uint32_t>(time_map.data() + (lo - 1) * kTimeEntryBytes + 8);
+}
+
+void Segment::add_index_entry(std::int64_t offset, std::uint64_t position) noexcept {
+    std::uint32_t n = index_entries.load(std::memory_order_relaxed);
+    // A full index (a segment grown past its planned size) only makes lookups scan further.
+    if ((n + 1) * kIndexEntryBytes > index_map.size() || position > UINT32_MAX) return;
+    std::byte* p = index_map.data() + n * kIndexEntryBytes;
+    put_be<std::uint32_t>(p, static_cast<std::uint32_t>(offset - base));
+    put_be<std::uint32_t>(p + 4, static_cast<std::uint32_t>(position));
+    index_entries.store(n + 1, std::memory_order_release);
+}
+
+void Segment::add_time_entry(std::int64_t ts, std::int64_t offset) noexcept {
+    std::uint32_t n = time_entries.load(std::memory_order_relaxed);
+    if ((n + 1) * kTimeEntryBytes > time_map.size()) return;
+    if (n > 0 && get_be<std::int64_t>(time_map.data() + (n - 1) * kTimeEntryBytes) >= ts) return;
+    std::byte* p = time_map.data() + n * kTimeEntryBytes;
+    put_be<std::int64_t>(p, ts);
+    put_be<std::uint32_t>(p + 8, static_cast<std::uint32_t>(offset - base));
+    time_entries.store(n + 1, std::memory_order_release);
+}
+
+std::int64_t Segment::last_time_entry_ts() const noexcept {
+    std::uint32_t n = time_entries_now();
+    return n == 0 ? -1 : get_be<std::int64_t>(time_map.data() + (n - 1) * kTimeEntryBytes);
+}
+
+ScanResult Segment::rebuild_indexes(std::uint32_t interval, std::uint64_t limit) {
+    std::memset(index_map.data(), 0, index_map.size());
+    std::memset(time_map.data(), 0, time_map.size());
+    index_entries = 0;
+    time_entries = 0;
+    since_index = 0;
+    std::int64_t max = -1, max_offset = base;
+    auto r =
+        scan_batches(map.data(), limit, 0, base, false, [&](std::uint64_t pos, const BatchView& b) {
+            if (pos == 0 || since_index >= interval) {
+                add_index_entry(b.base_offset(), pos);
+                if (max >= 0) add_time_entry(max, max_offset);
+                since_index = 0;
+            }
+            since_index += b.size();
+            if (b.max_timestamp() > max) {
+                max = b.max_timestamp();
+                max_offset = b.base_offset();
+            }
+        });
+    max_ts = max;
+    max_ts_offset = max_offset;
+    return r;
+}
+
+void Segment::trim() {
+    std::uint64_t n = size.load();
+    file->resize(n);
+    index_file->resize(std::uint64_t{index_entries.load()} * kIndexEntryBytes);
+    time_file->resize(std::uint64_t{time_entries.load()} * kTimeEntryBytes);
+}
+
+ScanResult scan_batches(const std::byte* data, std::uint64_t size, std::uint64_t from,
+                        std::int64_t expected, bool check_zero_tail,
+                        const std::function<void(std::uint64_t pos, const BatchView&)>& on_batch) {
+    ScanResult r{from, expected, {}};
+    std::uint64_t pos = from;
+    while (pos < size) {
+        if (size - pos < kBatchHeaderSize) {
+            if (check_zero_tail && !all_zero(data + pos, data + size))
+                r.damage = wire::strf("torn batch header (%llu bytes left)",
+                                      static_cast<unsigned long long>(size - pos));
+            break;
+        }
+        BatchView head(std::span<const std::byte>(data + pos, kBatchHeaderSize));
+        if (head.base_offset() == 0 && head.batch_length() == 0) {
+            if (check_zero_tail && !all_zero(data + pos, data + size))
+                r.damage = "zero batch header followed by non-zero bytes";
+            break;
+        }
+        auto length = static_cast<std::int64_t>(head.batch_length());
+        if (length < static_cast<std::int64_t>(kBatchHeaderSize - kBatchLogOverhead) ||
+            static_cast<std::uint64_t>(length) + kBatchLogOverhead > size - pos) {
+            r.damage = wire::strf("batch length %lld runs past the end (%llu bytes left)",
+                                  static_cast<long long>(length),
+                                  static_cast<unsigned long long>(size - pos));
+            break;
+        }
+        BatchView b(std::span<const std::byte>(
+            data + pos, static_cast<std::size_t>(length) + kBatchLogOverhead));
+        if (std::string why = b.validate(); !why.empty()) {
+            r.damage = why;
+            break;
+        }
+        if (b.base_offset() != r.next_offset) {
+            r.damage = wire::strf("base offset %lld where %lld was expected",
+                                  static_cast<long long>(b.base_offset()),
+                                  static_cast<long long>(r.next_offset));
+            break;
+        }
+        on_batch(pos, b);
+        pos += b.size();
+        r.valid_end = pos;
+        r.next_offset = b.last_offset() + 1;
+    }
+    return r;
+}
+
+}  // namespace pagewire::logimpl
