@@ -14,6 +14,7 @@
 #include <bit>
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstring>
 #include <new>
 #include <pagewire/channel.hpp>
@@ -158,6 +159,8 @@ const char* channel_status_name(ChannelStatus status) noexcept {
             return "wrong role";
         case ChannelStatus::Busy:
             return "a loan or view is outstanding";
+        case ChannelStatus::Corrupt:
+            return "channel is corrupt";
     }
     return "?";
 }
@@ -350,6 +353,9 @@ const Segment& Channel::segment() const noexcept {
 std::uint64_t Channel::lost() const noexcept {
     return core_ ? core_->lost : 0;
 }
+std::string Channel::corruption() const {
+    return core_ ? core_->corruption : "";
+}
 std::chrono::nanoseconds Channel::spin() const noexcept {
     return std::chrono::nanoseconds(core_->header->spin_ns.load(std::memory_order_relaxed));
 }
@@ -470,6 +476,48 @@ std::vector<ChannelPeerInfo> Channel::peers() const {
     return out;
 }
 
+// ------------------------------------------------------------------ corruption
+
+ChannelStatus ChannelCore::corrupt(const char* format, std::uint64_t a, std::uint64_t b,
+                                   std::uint64_t c) noexcept {
+    std::snprintf(corruption, sizeof corruption, format, static_cast<unsigned long long>(a),
+                  static_cast<unsigned long long>(b), static_cast<unsigned long long>(c));
+    return ChannelStatus::Corrupt;
+}
+
+ChannelStatus ChannelCore::sequence_ahead(std::uint64_t position, std::uint64_t seq) noexcept {
+    return corrupt("slot %llu sequence %llu is ahead of position %llu", position & mask, seq,
+                   position);
+}
+
+ChannelStatus ChannelCore::sequence_behind(std::uint64_t position, std::uint64_t seq) noexcept {
+    return corrupt("slot %llu sequence %llu is behind position %llu", position & mask, seq,
+                   position);
+}
+
+ChannelStatus ChannelCore::bad_size(std::uint64_t position, std::uint32_t size) noexcept {
+    if (size > max_message)
+        return corrupt("message %llu size %llu exceeds the max message %llu", position, size,
+                       max_message);
+    return corrupt("message %llu size %llu is not the size written (check word %llu)", position,
+                   size, slot(position).check);
+}
+
+ChannelStatus ChannelCore::check_queue_positions(std::uint64_t slack) noexcept {
+    // The consumers' position first: the producers' one, read later, can only be larger.
+    const std::uint64_t deq = header->dequeue_pos.load(std::memory_order_seq_cst);
+    const std::uint64_t enq = header->enqueue_pos.load(std::memory_order_seq_cst);
+    if (deq > enq + slack)
+        return corrupt("consumer position %llu is ahead of producer position %llu", deq, enq);
+    const std::uint64_t deq_now = header->dequeue_pos.load(std::memory_order_seq_cst);
+    if (enq > deq_now && enq - deq_now > capacity)
+        return corrupt(
+            "producer position %llu is more than %llu messages ahead of consumer "
+            "position %llu",
+            enq, capacity, deq_now);
+    return ChannelStatus::Ok;
+}
+
 // ------------------------------------------------------------------ waiting
 
 // The hot side of the Dekker handshake between a notifier and a waiter: the
@@ -588,7 +636,8 @@ bool Channel::ready() const noexcept {
 // passes. BusyPoll polls; SpinThenSleep polls for spin() and then sleeps;
 // Sleep sleeps at once. Sleeping: announce on `wake`, read its sequence,
 // re-try, sleep while the sequence is unchanged (a notifier that made the
-// re-try's miss visible bumps it). `on_stall` runs every kRecoverAfterNs.
+// re-try's miss visible bumps it). `on_stall` runs every kRecoverAfterNs;
+// what it returns other than Ok ends the wait (Corrupt).
 template <class Attempt, class Stall>
 ChannelStatus Channel::wait_until(Attempt attempt, Stall on_stall, ChannelStatus busy, Wake& wake,
                                   std::chrono::nanoseconds timeout, WaitMode mode) noexcept {
@@ -602,16 +651,18 @@ ChannelStatus Channel::wait_until(Attempt attempt, Stall on_stall, ChannelStatus
     const std::int64_t start = sys::monotonic_ns();
     const std::int64_t wait_ns = std::max<std::int64_t>(0, timeout.count());
     const std::int64_t deadline = wait_ns >= INT64_MAX - start ? INT64_MAX : start + wait_ns;
-    const std::int64_t spin_until =
-        mode == WaitMode::BusyPoll ? INT64_MAX
-        : mode == WaitMode::Sleep  ? start
-                                   : start + core_->header->spin_ns.load(std::memory_order_relaxed);
+    // The spin time is shared memory: clamped, so that no value in it overflows.
+    const std::int64_t spin = std::clamp<std::int64_t>(
+        core_->header->spin_ns.load(std::memory_order_relaxed), 0, deadline - start);
+    const std::int64_t spin_until = mode == WaitMode::BusyPoll ? INT64_MAX
+                                    : mode == WaitMode::Sleep  ? start
+                                                               : start + spin;
     std::int64_t next_stall = start + kRecoverAfterNs;
     for (;;) {
         const std::int64_t now = sys::monotonic_ns();
         if (now >= deadline) return ChannelStatus::TimedOut;
         if (now >= next_stall) {
-            on_stall();
+            if (st = on_stall(); st != ChannelStatus::Ok) return st;
             next_stall = now + kRecoverAfterNs;
         }
         if (now < spin_until) {
@@ -656,14 +707,16 @@ ChannelStatus Channel::try_loan(std::size_t size, ChannelLoan& loan) noexcept {
 ChannelStatus Channel::loan(std::size_t size, ChannelLoan& l, std::chrono::nanoseconds timeout,
                             WaitMode mode) noexcept {
     if (!core_) return ChannelStatus::WrongRole;
-    return wait_until([&] { return try_loan(size, l); }, [&] { core_->ops->loan_stalled(*core_); },
-                      ChannelStatus::Full, core_->header->space_wake, timeout, mode);
+    return wait_until([&] { return try_loan(size, l); },
+                      [&] { return core_->ops->loan_stalled(*core_); }, ChannelStatus::Full,
+                      core_->header->space_wake, timeout, mode);
 }
 
 void Channel::publish(ChannelLoan& loan, std::size_t size) noexcept {
     ChannelCore& c = *core_;
     Slot& s = c.slot(loan.position);
     s.size = static_cast<std::uint32_t>(std::min(size, loan.size));
+    s.check = size_check(s.size, loan.position);
     // The one store that makes the message visible, after all its bytes.
     c.store_visible(s.seq, loan.position + 1);
     c.ops->published(c, loan.position);
@@ -716,8 +769,9 @@ ChannelStatus Channel::try_read(ChannelView& view) noexcept {
 ChannelStatus Channel::read(ChannelView& view, std::chrono::nanoseconds timeout,
                             WaitMode mode) noexcept {
     if (!core_) return ChannelStatus::WrongRole;
-    return wait_until([&] { return try_read(view); }, [&] { core_->ops->read_stalled(*core_); },
-                      ChannelStatus::Empty, core_->header->data_wake, timeout, mode);
+    return wait_until([&] { return try_read(view); },
+                      [&] { return core_->ops->read_stalled(*core_); }, ChannelStatus::Empty,
+                      core_->header->data_wake, timeout, mode);
 }
 
 void Channel::release(ChannelView& view) noexcept {

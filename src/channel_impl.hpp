@@ -116,13 +116,22 @@ struct Header {
 // PubSub: == position + 1 holds that message, anything smaller is no message
 // yet; room for the producer is told by the consumers' positions instead, so
 // consumers never write to slots. The message bytes follow at kSlotHeaderBytes.
+// `size` and `check` are written before seq's release-store and read after its
+// acquire-load; `check` echoes the size and the position (size_check()), so a
+// changed size is told from the one written.
 struct Slot {
     std::atomic<std::uint64_t> seq;
-    std::uint32_t size;  // written before seq's release-store, read after its acquire-load
-    std::uint32_t reserved;
+    std::uint32_t size;
+    std::uint32_t check;
     std::byte* bytes() noexcept { return reinterpret_cast<std::byte*>(this) + kSlotHeaderBytes; }
 };
 static_assert(sizeof(Slot) == kSlotHeaderBytes, "Slot layout is part of the format");
+
+// The check word of a message of `size` bytes at `position`; never that of
+// a zeroed slot (size 0, check 0).
+inline std::uint32_t size_check(std::uint32_t size, std::uint64_t position) noexcept {
+    return ~size ^ static_cast<std::uint32_t>(position);
+}
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 
 struct ChannelOps;
@@ -155,6 +164,31 @@ struct ChannelCore {
     // SPSC/PubSub: completes the publish a dead predecessor left half-done.
     void repair_producer() noexcept;
 
+    // ---- corruption: each records what was found (Channel::corruption())
+    // and returns ChannelStatus::Corrupt. Cold, out of line.
+    ChannelStatus corrupt(const char* format, std::uint64_t a, std::uint64_t b,
+                          std::uint64_t c = 0) noexcept;
+    ChannelStatus sequence_ahead(std::uint64_t position, std::uint64_t seq) noexcept;
+    ChannelStatus sequence_behind(std::uint64_t position, std::uint64_t seq) noexcept;
+    // The view of the message at `position` in `s` once its sequence said it
+    // is there; Corrupt if its size is beyond the slot or not the one written.
+    ChannelStatus view_of(Slot& s, std::uint64_t position, std::uint64_t lost_before,
+                          ChannelView& view) noexcept {
+        const std::uint32_t size = s.size;
+        if (!size_ok(s, size, position)) [[unlikely]]
+            return bad_size(position, size);
+        view = {s.bytes(), size, position, lost_before};
+        return ChannelStatus::Ok;
+    }
+    bool size_ok(const Slot& s, std::uint32_t size, std::uint64_t position) const noexcept {
+        return size <= max_message && s.check == size_check(size, position);
+    }
+    ChannelStatus bad_size(std::uint64_t position, std::uint32_t size) noexcept;
+    // SPSC/MPMC: Corrupt unless dequeue_pos <= enqueue_pos + `slack` and
+    // enqueue_pos - dequeue_pos <= capacity (`slack`: 1 where a consumer may
+    // read a message before its producer moved the position, see SPSC).
+    ChannelStatus check_queue_positions(std::uint64_t slack) noexcept;
+
     Segment segment;
     Header* header = nullptr;    // in segment
     std::byte* slots = nullptr;  // in segment: capacity slots of stride bytes
@@ -180,6 +214,7 @@ struct ChannelCore {
     std::uint64_t consumer_pos = 0;  // SPSC producer: the consumer's position, as last read
     std::int64_t stall_since_ns = 0;  // when try_* began failing at one spot (0: not)
     bool waiting = false;             // inside Channel::wait_until()
+    char corruption[160] = {};        // what the last Corrupt status found, or ""
     UniqueFd notify_fd;               // the pollable descriptor (consumer/producer), or empty
     UniqueFd signal_fd;               // the unbound datagram socket notifications are sent from
 
@@ -207,9 +242,10 @@ struct ChannelOps {
     // Whether try_read / try_loan would find something now.
     bool (*readable)(const ChannelCore&) noexcept;
     bool (*writable)(const ChannelCore&) noexcept;
-    // Run every kRecoverAfter by a waiting loan() / read(): crash recovery.
-    void (*loan_stalled)(ChannelCore&) noexcept;
-    void (*read_stalled)(ChannelCore&) noexcept;
+    // Run every kRecoverAfter by a waiting loan() / read(): crash recovery
+    // and the checks too costly for every poll. Ok, or Corrupt.
+    ChannelStatus (*loan_stalled)(ChannelCore&) noexcept;
+    ChannelStatus (*read_stalled)(ChannelCore&) noexcept;
     // After this handle took its peer entry (repairs, joining a position).
     void (*joined)(ChannelCore&) noexcept;
     // depth, sent and received.

@@ -63,13 +63,20 @@ void free_slot(ChannelCore& c, std::uint64_t position) noexcept {
     c.me().intent.store(0, std::memory_order_release);
 }
 
+// The lowest sequence (mark bit cleared) the slot at `pos` can hold while
+// the position is current: a producer's `pos`, the previous lap's claimed or
+// published message for a producer (pos - capacity ...), and that message
+// taken for a consumer (pos + 1 - capacity ...); slots start at their index.
+std::uint64_t lowest_seq(const ChannelCore& c, std::uint64_t pos, std::uint64_t lap) noexcept {
+    return pos >= c.capacity ? pos - lap : pos;
+}
+
 ChannelStatus claim(ChannelCore& c, std::uint64_t& pos) noexcept {
     Peer& me = c.me();
     pos = c.header->enqueue_pos.load(std::memory_order_relaxed);
     for (;;) {
         const std::uint64_t seq = c.slot(pos).seq.load(std::memory_order_acquire);
-        const auto dif = static_cast<std::int64_t>(seq - pos);
-        if (dif == 0) {
+        if (seq == pos) {
             // Announce the claim before making it (both seq_cst): a consumer
             // that sees the claim also sees who made it.
             me.intent.store(pos + 1, std::memory_order_seq_cst);
@@ -77,13 +84,21 @@ ChannelStatus claim(ChannelCore& c, std::uint64_t& pos) noexcept {
                                                             std::memory_order_seq_cst))
                 return ChannelStatus::Ok;
             me.intent.store(0, std::memory_order_seq_cst);  // lost the race: not ours
-        } else if (dif < 0) {
-            // That slot still holds the previous lap's message; maybe a dead consumer's.
-            if (c.stalled() && recover_dead_consumer(c)) continue;
-            return ChannelStatus::Full;
-        } else {
-            pos = c.header->enqueue_pos.load(std::memory_order_relaxed);  // another producer won
+            continue;
         }
+        // Another producer claimed it meanwhile: a sequence past `pos` comes
+        // with a position past it (the claim precedes the sequence's store).
+        if (const std::uint64_t now = c.header->enqueue_pos.load(std::memory_order_relaxed);
+            now != pos) {
+            pos = now;
+            continue;
+        }
+        const std::uint64_t seq_m = seq & ~kMarkBit;
+        if (seq_m > pos) return c.sequence_ahead(pos, seq);
+        if (seq_m < lowest_seq(c, pos, c.capacity)) return c.sequence_behind(pos, seq);
+        // That slot still holds the previous lap's message; maybe a dead consumer's.
+        if (c.stalled() && recover_dead_consumer(c)) continue;
+        return ChannelStatus::Full;
     }
 }
 
@@ -105,14 +120,37 @@ ChannelStatus try_read(ChannelCore& c, ChannelView& view) noexcept {
     for (;;) {
         Slot& s = c.slot(pos);
         const std::uint64_t seq = s.seq.load(std::memory_order_acquire);
-        const auto dif = static_cast<std::int64_t>((seq & ~kMarkBit) - (pos + 1));
-        if (dif < 0) {  // not published yet; maybe claimed by a producer that died
-            if (seq == pos && c.stalled() && recover_abandoned(c, pos)) continue;
+        const std::uint64_t seq_m = seq & ~kMarkBit;
+        if (seq_m != pos + 1) {
+            // Taken by another consumer meanwhile: a sequence past the message
+            // comes with a position past it (the take precedes the free).
+            if (const std::uint64_t now = c.header->dequeue_pos.load(std::memory_order_relaxed);
+                now != pos) {
+                pos = now;
+                continue;
+            }
+            if (seq_m > pos + 1) return c.sequence_ahead(pos, seq);
+            if (seq_m < lowest_seq(c, pos, c.capacity - 1)) return c.sequence_behind(pos, seq);
+            // Not published yet; maybe claimed by a producer that died.
+            if (seq == pos && c.stalled()) {
+                if (ChannelStatus st = c.check_queue_positions(0); st != ChannelStatus::Ok)
+                    return st;
+                if (recover_abandoned(c, pos)) continue;
+            }
             return ChannelStatus::Empty;
         }
-        if (dif > 0) {  // already taken by another consumer
-            pos = c.header->dequeue_pos.load(std::memory_order_relaxed);
-            continue;
+        // The size is checked before the take, so that a corrupt one takes
+        // nothing; read after the sequence, it is the message's unless another
+        // consumer took it meanwhile, which the position then says.
+        const std::uint32_t size = s.size;
+        const bool marked = (seq & kMarkBit) != 0;
+        if (!marked && !c.size_ok(s, size, pos)) [[unlikely]] {
+            if (const std::uint64_t now = c.header->dequeue_pos.load(std::memory_order_relaxed);
+                now != pos) {
+                pos = now;
+                continue;
+            }
+            return c.bad_size(pos, size);
         }
         // As a producer's claim: announced first, so a producer that finds
         // this slot taken and never freed can tell whether we died.
@@ -122,14 +160,13 @@ ChannelStatus try_read(ChannelCore& c, ChannelView& view) noexcept {
             me.intent.store(0, std::memory_order_seq_cst);
             continue;  // pos reloaded by the failed CAS
         }
-        if ((seq & kMarkBit) != 0) {  // a dead or cancelled producer's slot: skip it
+        if (marked) {  // a dead or cancelled producer's slot: skip it
             free_slot(c, pos);
             c.notify(c.header->space_wake);
             pos = c.header->dequeue_pos.load(std::memory_order_relaxed);
             continue;
         }
-        // A corrupt size must not make the view reach past the slot.
-        view = {s.bytes(), std::min<std::size_t>(s.size, c.max_message), pos, 0};
+        view = {s.bytes(), size, pos, 0};  // ours now: the size cannot have changed
         return ChannelStatus::Ok;
     }
 }
@@ -150,13 +187,17 @@ bool writable(const ChannelCore& c) noexcept {
 }
 
 // A waiting loan()/send() is where a slot held by a dead consumer is freed.
-void loan_stalled(ChannelCore& c) noexcept {
+ChannelStatus loan_stalled(ChannelCore& c) noexcept {
+    if (ChannelStatus st = c.check_queue_positions(0); st != ChannelStatus::Ok) return st;
     (void)recover_dead_consumer(c);
+    return ChannelStatus::Ok;
 }
 
 // A waiting read() is where a dead producer's claimed slot is skipped.
-void read_stalled(ChannelCore& c) noexcept {
+ChannelStatus read_stalled(ChannelCore& c) noexcept {
+    if (ChannelStatus st = c.check_queue_positions(0); st != ChannelStatus::Ok) return st;
     (void)recover_abandoned(c, c.header->dequeue_pos.load(std::memory_order_seq_cst));
+    return ChannelStatus::Ok;
 }
 
 void joined(ChannelCore&) noexcept {}  // claims of a dead predecessor were voided with its entry

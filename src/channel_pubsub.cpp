@@ -118,12 +118,26 @@ ChannelStatus try_read(ChannelCore& c, ChannelView& view) noexcept {
             if (seq != cur + 1) me.intent.store(0, std::memory_order_relaxed);
         }
         if (seq == cur + 1) {
-            view = {s.bytes(), std::min<std::size_t>(s.size, c.max_message), cur,
-                    std::exchange(c.lost_pending, 0)};
-            return ChannelStatus::Ok;
+            const ChannelStatus st = c.view_of(s, cur, c.lost_pending, view);
+            if (st == ChannelStatus::Ok)
+                c.lost_pending = 0;
+            else if (overwrite)
+                me.intent.store(0, std::memory_order_relaxed);  // no view after all
+            return st;
         }
-        if ((seq & ~kMarkBit) <= cur + 1) return ChannelStatus::Empty;  // not published yet
+        const std::uint64_t seq_m = seq & ~kMarkBit;
+        if (seq_m <= cur + 1) {  // not published yet (or being rewritten for this position)
+            // The slot holds the previous lap's message, or none in the first lap.
+            if (seq_m + c.capacity < cur + 1 && !(seq_m == 0 && cur < c.capacity))
+                return c.sequence_behind(cur, seq);
+            return ChannelStatus::Empty;
+        }
+        // A later message: Block never overwrites one a registered subscriber
+        // has not read, and Overwrite's is one of this slot, published or
+        // being written at the publisher's position at most.
+        if (!overwrite) return c.sequence_ahead(cur, seq);
         const std::uint64_t w = c.header->enqueue_pos.load(std::memory_order_acquire);
+        if (((seq_m - 1 - cur) & c.mask) != 0 || seq_m - 1 > w) return c.sequence_ahead(cur, seq);
         const std::uint64_t next = std::max(cur + 1, w >= c.capacity ? w - c.capacity + 1 : 0);
         const std::uint64_t missed = next - cur;
         c.lost += missed;
@@ -158,11 +172,36 @@ bool writable(const ChannelCore& c) noexcept {
     return !viewed(c, oldest);
 }
 
-void loan_stalled(ChannelCore& c) noexcept {
-    (void)reap_dead_subscribers(c);
+// Every subscriber's cursor was taken from the publisher's position (or is
+// one past a message read, which may run one ahead of a publisher killed
+// between its two stores).
+ChannelStatus check_cursors(ChannelCore& c) noexcept {
+    const std::uint64_t enq = c.header->enqueue_pos.load(std::memory_order_seq_cst);
+    const unsigned limit = c.peer_limit();
+    for (unsigned i = kFirstSubscriberEntry; i < limit; ++i) {
+        const Peer& p = c.header->peers[i];
+        if (!is_consumer_token(p.token.load(std::memory_order_seq_cst))) continue;
+        if (const std::uint64_t cur = p.cursor.load(std::memory_order_seq_cst); cur > enq + 1)
+            return c.corrupt("subscriber %llu position %llu is ahead of publisher position %llu", i,
+                             cur, enq);
+    }
+    return ChannelStatus::Ok;
 }
 
-void nothing_to_recover(ChannelCore&) noexcept {}  // a subscriber never waits for a peer's slot
+ChannelStatus loan_stalled(ChannelCore& c) noexcept {
+    if (ChannelStatus st = check_cursors(c); st != ChannelStatus::Ok) return st;
+    (void)reap_dead_subscribers(c);
+    return ChannelStatus::Ok;
+}
+
+// This subscriber's cursor against the publisher's position, as above.
+ChannelStatus check_own_cursor(ChannelCore& c) noexcept {
+    const std::uint64_t enq = c.header->enqueue_pos.load(std::memory_order_seq_cst);
+    if (c.cursor > enq + 1)
+        return c.corrupt("publisher position %llu is behind subscriber position %llu", enq,
+                         c.cursor);
+    return ChannelStatus::Ok;
+}
 
 void joined(ChannelCore& c) noexcept {
     if (c.role == ChannelRole::Producer) {
@@ -217,7 +256,7 @@ const ChannelOps kPubSubOps = {
     .readable = readable,
     .writable = writable,
     .loan_stalled = loan_stalled,
-    .read_stalled = nothing_to_recover,
+    .read_stalled = check_own_cursor,
     .joined = joined,
     .totals = totals,
     .initial_seq = initial_seq,

@@ -21,7 +21,14 @@ ChannelStatus claim(ChannelCore& c, std::uint64_t& pos) noexcept {
     pos = c.header->enqueue_pos.load(std::memory_order_relaxed);
     if (pos - c.consumer_pos >= c.capacity) {
         c.consumer_pos = c.header->dequeue_pos.load(std::memory_order_acquire);
-        if (pos - c.consumer_pos >= c.capacity) return ChannelStatus::Full;
+        if (pos - c.consumer_pos >= c.capacity) {
+            // The consumer is never ahead of this producer's position (which
+            // repair_producer() made whole at open), nor a lap behind it.
+            if (c.consumer_pos > pos || pos - c.consumer_pos > c.capacity) [[unlikely]]
+                if (ChannelStatus st = c.check_queue_positions(0); st != ChannelStatus::Ok)
+                    return st;
+            return ChannelStatus::Full;
+        }
     }
     return ChannelStatus::Ok;
 }
@@ -37,9 +44,23 @@ ChannelStatus try_read(ChannelCore& c, ChannelView& view) noexcept {
     const std::uint64_t pos = c.header->dequeue_pos.load(std::memory_order_relaxed);
     Slot& s = c.slot(pos);
     const std::uint64_t seq = s.seq.load(std::memory_order_acquire);
-    if (seq != pos + 1) return ChannelStatus::Empty;
-    // A corrupt size must not make the view reach past the slot.
-    view = {s.bytes(), std::min<std::size_t>(s.size, c.max_message), pos, 0};
+    if (seq == pos + 1) return c.view_of(s, pos, 0, view);
+    // No message yet: the slot still holds the previous lap's (or its
+    // initial sequence, pos, in the first lap). Anything else no producer wrote.
+    if (seq > pos + 1) return c.sequence_ahead(pos, seq);
+    if (seq + c.capacity < pos + 1) return c.sequence_behind(pos, seq);
+    return ChannelStatus::Empty;
+}
+
+// The consumer's position may run one ahead of the producer's (a producer
+// killed between its two stores of publish), never more, nor a ring behind;
+// and a producer past this position has published the message there.
+ChannelStatus check_consumer(ChannelCore& c) noexcept {
+    if (ChannelStatus st = c.check_queue_positions(1); st != ChannelStatus::Ok) return st;
+    const std::uint64_t pos = c.header->dequeue_pos.load(std::memory_order_acquire);
+    if (c.header->enqueue_pos.load(std::memory_order_acquire) <= pos) return ChannelStatus::Ok;
+    const std::uint64_t seq = c.slot(pos).seq.load(std::memory_order_acquire);
+    if (seq != pos + 1) return c.sequence_behind(pos, seq);
     return ChannelStatus::Ok;
 }
 
@@ -61,7 +82,10 @@ bool writable(const ChannelCore& c) noexcept {
            c.capacity;
 }
 
-void nothing_to_recover(ChannelCore&) noexcept {}  // both roles are taken over at open
+// Both roles are taken over at open; the producer checks the positions at every Full.
+ChannelStatus nothing_to_recover(ChannelCore&) noexcept {
+    return ChannelStatus::Ok;
+}
 
 void joined(ChannelCore& c) noexcept {
     if (c.role == ChannelRole::Producer) c.repair_producer();
@@ -92,7 +116,7 @@ const ChannelOps kSpscOps = {
     .readable = readable,
     .writable = writable,
     .loan_stalled = nothing_to_recover,
-    .read_stalled = nothing_to_recover,
+    .read_stalled = check_consumer,
     .joined = joined,
     .totals = totals,
     .initial_seq = initial_seq,

@@ -57,6 +57,8 @@ enum class [[nodiscard]] ChannelStatus {
     WrongRole,  // a consumer call on a producer handle, or the reverse
     Busy,       // this handle already holds a loan (producer) or a view (consumer):
                 // publish/cancel or release it first
+    Corrupt,    // the shared state is one no peer can have written (a corrupted
+                // segment): Channel::corruption() says what; drop the handle
 };
 const char* channel_status_name(ChannelStatus status) noexcept;
 
@@ -126,10 +128,10 @@ struct ChannelView {
 // fine as the kind allows). Destroying a Producer/Consumer handle deregisters
 // it.
 //
-// Layout (version 2): a header (magic, layout version, kind, overflow policy,
+// Layout (version 3): a header (magic, layout version, kind, overflow policy,
 // capacity, max message, creator pid + start time, positions, counters, two
 // wait words, a peer table of one cache line per registered process), then
-// `capacity` slots of {sequence, size, bytes}. A slot's 64-bit sequence says
+// `capacity` slots of {sequence, size, size check, bytes}. A slot's 64-bit sequence says
 // whose turn it is (Vyukov's bounded queue); a message becomes visible only
 // through one store of its sequence after its bytes are written, so a
 // producer killed at any instruction never exposes a partial message.
@@ -169,9 +171,16 @@ struct ChannelView {
 // woken without lost wake-ups; a publish or release makes a system call only
 // when someone sleeps or armed a descriptor. Every wait re-checks the ring at
 // least every 20 ms, so a dead peer costs latency, never a hang.
+//
+// Corruption: calls check what they read against what a peer can have
+// written (a slot's sequence against its position, a message's size against
+// the slot and against the size echo stored with it, the positions against
+// each other; waiting calls look at the positions every kRecoverAfter) and
+// return ChannelStatus::Corrupt rather than spin or hand out a bad view.
+// Message bytes carry no checksum: a changed payload byte goes unnoticed.
 class Channel {
   public:
-    static constexpr std::uint32_t kLayoutVersion = 2;
+    static constexpr std::uint32_t kLayoutVersion = 3;
     static constexpr std::size_t kMaxCapacity = std::size_t{1} << 24;      // slots
     static constexpr std::size_t kMaxMessage = std::size_t{64} << 20;      // bytes
     static constexpr std::size_t kMaxSegmentBytes = std::size_t{4} << 30;  // whole ring
@@ -219,6 +228,9 @@ class Channel {
     std::vector<ChannelPeerInfo> peers() const;
     // PubSub subscriber: messages this handle missed (Overwrite), in all.
     std::uint64_t lost() const noexcept;
+    // What the last ChannelStatus::Corrupt of this handle found, e.g. "slot 5
+    // sequence 77 is ahead of position 5"; "" if none.
+    std::string corruption() const;
 
     // SpinThenSleep's spin time, for every process using the channel.
     std::chrono::nanoseconds spin() const noexcept;
