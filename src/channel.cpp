@@ -1,6 +1,8 @@
-// pagewire::Channel: setup (create/open/validate/peer table) first, then the
-// waiting machinery, then the data path of one message, top to bottom:
-// loan -> publish -> read -> release, and last the crash recovery.
+// pagewire::Channel, the part every kind shares: setup (create, open,
+// validate, the peer table), statistics, the waiting machinery, and the entry
+// points of the data path (loan -> publish -> read -> release), which do
+// what all kinds share and leave the queue algorithm to the kind's
+// ChannelOps: channel_spsc.cpp, channel_mpmc.cpp, channel_pubsub.cpp.
 #include <fcntl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -12,72 +14,30 @@
 #include <bit>
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstring>
 #include <new>
 #include <pagewire/channel.hpp>
 #include <pagewire/error.hpp>
 #include <thread>
 
+#include "channel_impl.hpp"
 #include "sys.hpp"
 #include "sys_ipc.hpp"
 
 namespace pagewire {
+using namespace channel_detail;
+
 namespace {
 
-// "PWCHAN01" read as a little-endian integer.
-constexpr std::uint64_t kMagic = 0x31304e4148435750ULL;
-// Set in a slot's sequence instead of a message. MPMC: a claimed position
-// whose producer died or cancelled; consumers skip it. PubSub Overwrite: the
-// publisher is rewriting the slot; its old message is gone.
-constexpr std::uint64_t kMarkBit = std::uint64_t{1} << 63;
-constexpr std::size_t kCacheLine = 64;
-constexpr std::size_t kSlotHeaderBytes = 16;  // Slot's fields before the message bytes
 // How long an open waits for a creator that is still writing the header.
 constexpr int kInitWaitMilliseconds = 1000;
 // A waiting call sleeps at most this long between looks at the ring, so a
 // dead peer costs latency, never a hang.
 constexpr std::int64_t kMaxSleepNs = 20'000'000;
-// How long a waiting call waits before it asks the peer table whether the
-// peer it waits for is still alive (reads /proc).
-constexpr std::int64_t kRecoverAfterNs = std::chrono::nanoseconds(Channel::kRecoverAfter).count();
 // Busy loops read the clock only every this many polls (a clock read costs
 // about as much as a poll of a cache line another core just wrote).
 constexpr unsigned kPollsPerClockRead = 64;
-// Wake::waiting: futex sleepers in the low half, armed descriptors in the high half.
-constexpr std::uint64_t kArmedOne = std::uint64_t{1} << 32;
-constexpr std::uint64_t kSleepersMask = kArmedOne - 1;
-
-// Peer table tokens: role in bits 62-63, pid in 32-61, low 32 bits of the
-// process start time (clock ticks) in 0-31, so one CAS registers a process
-// and a recycled pid never passes for the dead one.
-constexpr unsigned kRoleShift = 62;
-constexpr std::uint64_t kPidMask = (std::uint64_t{1} << 30) - 1;
-// SPSC: the producer and the consumer each have one fixed entry, so a second
-// live one fails its CAS. PubSub: the publisher has entry 0, subscribers the rest.
-constexpr unsigned kProducerPeer = 0;
-constexpr unsigned kSpscConsumerPeer = 1;
-
-std::uint64_t role_bits(ChannelRole role) noexcept {
-    return role == ChannelRole::Producer ? 1 : role == ChannelRole::Consumer ? 2 : 0;
-}
-
-std::uint64_t token_role(std::uint64_t token) noexcept {
-    return token >> kRoleShift;
-}
-
-pid_t token_pid(std::uint64_t token) noexcept {
-    return static_cast<pid_t>((token >> 32) & kPidMask);
-}
-
-bool token_alive(std::uint64_t token) noexcept {
-    if (token == 0) return false;
-    try {
-        auto ticks = sys::process_start_ticks(token_pid(token));
-        return ticks && (*ticks & 0xffffffffU) == (token & 0xffffffffU);
-    } catch (...) {
-        return true;  // cannot tell: assume alive, the safe side (never steal a live slot)
-    }
-}
 
 std::string display_name(const std::string& name) {
     return name.starts_with('/') ? name : "/" + name;
@@ -107,79 +67,47 @@ sockaddr_un notify_address(std::uint64_t channel_id, unsigned index, std::uint64
 
 }  // namespace
 
-// One entry of the peer table: one cache line, written by its owner only
-// (and by whoever reaps it after its owner died).
-struct alignas(kCacheLine) ChannelPeer {
-    std::atomic<std::uint64_t> token{0};  // 0: free; see kRoleShift
-    // MPMC: position + 1 it is claiming or holds unpublished/unreleased, 0 none.
-    // Written before the claim, so a peer can tell a dead claimer's slot.
-    // PubSub subscriber: position + 1 of the slot it holds a view of (Overwrite).
-    std::atomic<std::uint64_t> intent{0};
-    std::atomic<std::uint64_t> cursor{0};    // PubSub subscriber: next position it reads
-    std::atomic<std::uint64_t> messages{0};  // published / released by this registration
-    std::atomic<std::uint64_t> lost{0};      // PubSub subscriber: messages it missed
-    std::atomic<std::uint32_t> armed{0};     // 1: signal its notify descriptor
-};
+namespace channel_detail {
 
-// A futex eventcount: sleepers read `seq`, re-check, and sleep while it is
-// unchanged; a notifier that sees `waiting` non-zero bumps it and wakes all.
-struct Channel::Wake {
-    std::atomic<std::uint32_t> seq{0};
-    std::uint32_t reserved = 0;
-    std::atomic<std::uint64_t> waiting{0};  // sleepers | armed descriptors << 32
-};
+pid_t token_pid(std::uint64_t token) noexcept {
+    return static_cast<pid_t>((token >> 32) & kPidMask);
+}
 
-// The channel header at the start of the segment's data. Read-only after
-// creation except the atomics; magic is stored last (release).
-struct Channel::Header {
-    std::atomic<std::uint64_t> magic{0};
-    std::uint32_t version = 0;
-    std::uint32_t kind = 0;
-    std::uint64_t capacity = 0;     // slots, a power of two >= 2
-    std::uint64_t max_message = 0;  // bytes
-    std::uint64_t slot_stride = 0;  // bytes per slot, a multiple of kCacheLine
-    std::uint64_t header_size = 0;  // sizeof(Header) of the creator: offset of slot 0
-    std::int32_t creator_pid = 0;
-    std::uint32_t overflow = 0;  // ChannelOverflow
-    std::uint64_t creator_start_ticks = 0;
-    std::atomic<std::int64_t> spin_ns{0};
-    std::atomic<std::uint32_t> peer_limit{0};  // 1 + the highest peer entry ever used
-    // 1 once a process that cannot run sys::heavy_fence() opened the channel:
-    // then every notifier uses full fences (see store_visible()).
-    std::atomic<std::uint32_t> full_fences{0};
-    std::uint64_t channel_id = 0;  // random, names the notify descriptors' addresses
+bool token_alive(std::uint64_t token) noexcept {
+    if (token == 0) return false;
+    try {
+        auto ticks = sys::process_start_ticks(token_pid(token));
+        return ticks && (*ticks & 0xffffffffU) == (token & 0xffffffffU);
+    } catch (...) {
+        return true;  // cannot tell: assume alive, the safe side (never steal a live slot)
+    }
+}
 
-    // Next position a producer claims / a consumer takes. Own cache lines:
-    // producers and consumers must not false-share.
-    alignas(kCacheLine) std::atomic<std::uint64_t> enqueue_pos{0};
-    alignas(kCacheLine) std::atomic<std::uint64_t> dequeue_pos{0};
-    // MPMC totals (SPSC's and PubSub's come from the positions and the peer
-    // table). A process killed between its publish/release and the increment
-    // leaves them one short.
-    alignas(kCacheLine) std::atomic<std::uint64_t> sent{0};
-    alignas(kCacheLine) std::atomic<std::uint64_t> received{0};
-    std::atomic<std::uint64_t> abandoned{0};
-    std::atomic<std::uint64_t> lost{0};
-    std::atomic<std::uint64_t> departed{0};  // PubSub: messages released by subscribers gone
-    alignas(kCacheLine) Wake data_wake;      // consumers wait here for messages
-    alignas(kCacheLine) Wake space_wake;     // producers wait here for room
-    alignas(kCacheLine) ChannelPeer peers[kMaxPeers];
-};
+const ChannelOps& channel_ops(ChannelKind kind) noexcept {
+    switch (kind) {
+        case ChannelKind::Spsc:
+            return kSpscOps;
+        case ChannelKind::Mpmc:
+            return kMpmcOps;
+        case ChannelKind::PubSub:
+            return kPubSubOps;
+    }
+    return kSpscOps;  // not reached: the kind was validated with the header
+}
 
-// One ring slot. MPMC: `seq` says whose turn it is (Vyukov): == position:
-// free for the producer of that position; == position + 1: holds its
-// message; == position + capacity: taken, free for the next lap. SPSC and
-// PubSub: == position + 1 holds that message, anything smaller is no message
-// yet; room for the producer is told by the consumers' positions instead, so
-// consumers never write to slots. The message bytes follow at kSlotHeaderBytes.
-struct Channel::Slot {
-    std::atomic<std::uint64_t> seq;
-    std::uint32_t size;  // written before seq's release-store, read after its acquire-load
-    std::uint32_t reserved;
-    std::byte* bytes() noexcept { return reinterpret_cast<std::byte*>(this) + kSlotHeaderBytes; }
-};
-static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
-static_assert(sizeof(ChannelPeer) == kCacheLine);
+void retire_entry(Peer& p, Header& header, std::uint64_t old_token) noexcept {
+    const bool producer = token_role(old_token) == role_bits(ChannelRole::Producer);
+    Wake& wake = producer ? header.space_wake : header.data_wake;
+    if (p.armed.exchange(0, std::memory_order_seq_cst) != 0)
+        wake.waiting.fetch_sub(kArmedOne, std::memory_order_seq_cst);
+    if (is_consumer_token(old_token))
+        header.departed.fetch_add(p.messages.load(std::memory_order_relaxed));
+    p.messages.store(0, std::memory_order_relaxed);
+    p.lost.store(0, std::memory_order_relaxed);
+    p.intent.store(0, std::memory_order_seq_cst);  // a dead predecessor's claim is void
+}
+
+}  // namespace channel_detail
 
 const char* channel_kind_name(ChannelKind kind) noexcept {
     switch (kind) {
@@ -231,6 +159,8 @@ const char* channel_status_name(ChannelStatus status) noexcept {
             return "wrong role";
         case ChannelStatus::Busy:
             return "a loan or view is outstanding";
+        case ChannelStatus::Corrupt:
+            return "channel is corrupt";
     }
     return "?";
 }
@@ -288,13 +218,15 @@ Channel Channel::create(const std::string& name, const ChannelOptions& options, 
         h->creator_start_ticks = sys::process_start_ticks(::getpid()).value_or(0);
         h->spin_ns.store(kDefaultSpin.count(), std::memory_order_relaxed);
         if (::getrandom(&h->channel_id, sizeof h->channel_id, 0) != sizeof h->channel_id)
-            h->channel_id = static_cast<std::uint64_t>(sys::monotonic_ns()) ^ h->creator_start_ticks;
+            h->channel_id =
+                static_cast<std::uint64_t>(sys::monotonic_ns()) ^ h->creator_start_ticks;
         std::byte* slots = segment.data() + sizeof(Header);
         // PubSub slots start as "no message" (0 is below every position + 1).
+        const ChannelOps& ops = channel_ops(options.kind);
         for (std::size_t i = 0; i < capacity; ++i)
-            new (slots + i * stride) Slot{{options.kind == ChannelKind::PubSub ? 0 : i}, 0, 0};
+            new (slots + i * stride) Slot{{ops.initial_seq(i)}, 0, 0};
         h->magic.store(kMagic, std::memory_order_release);
-        return Channel(std::move(segment), role);
+        return Channel(std::make_unique<ChannelCore>(std::move(segment), role));
     } catch (...) {
         try {
             Segment::remove(Backend::Posix, name);
@@ -316,7 +248,8 @@ std::string channel_header_problem(const Segment& segment, bool wait_for_creator
                " bytes is smaller than a channel header)";
     auto* h = reinterpret_cast<const Header*>(segment.data());
     std::uint64_t magic = h->magic.load(std::memory_order_acquire);
-    for (int waited = 0; wait_for_creator && magic == 0 && waited < kInitWaitMilliseconds; ++waited) {
+    for (int waited = 0; wait_for_creator && magic == 0 && waited < kInitWaitMilliseconds;
+         ++waited) {
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
         magic = h->magic.load(std::memory_order_acquire);
     }
@@ -324,17 +257,19 @@ std::string channel_header_problem(const Segment& segment, bool wait_for_creator
     if (h->version != Channel::kLayoutVersion)
         return "channel layout version " + std::to_string(h->version) + ", this pagewire reads " +
                std::to_string(Channel::kLayoutVersion);
-    if (!known_kind(h->kind)) return "corrupt channel header (kind " + std::to_string(h->kind) + ")";
+    if (!known_kind(h->kind))
+        return "corrupt channel header (kind " + std::to_string(h->kind) + ")";
     if (h->overflow > static_cast<std::uint32_t>(ChannelOverflow::Overwrite) ||
         (h->overflow != 0 && h->kind != static_cast<std::uint32_t>(ChannelKind::PubSub)))
         return "corrupt channel header (overflow policy " + std::to_string(h->overflow) + ")";
     const std::uint64_t cap = h->capacity;
-    const bool sizes_ok =
-        cap >= 2 && cap <= Channel::kMaxCapacity && std::has_single_bit(cap) &&
-        h->max_message >= 1 && h->max_message <= Channel::kMaxMessage &&
-        h->header_size == sizeof(Header) && h->slot_stride >= kSlotHeaderBytes + h->max_message &&
-        h->slot_stride % kCacheLine == 0 && h->slot_stride <= (segment.size() - sizeof(Header)) / cap &&
-        h->peer_limit.load(std::memory_order_relaxed) <= Channel::kMaxPeers;
+    const bool sizes_ok = cap >= 2 && cap <= Channel::kMaxCapacity && std::has_single_bit(cap) &&
+                          h->max_message >= 1 && h->max_message <= Channel::kMaxMessage &&
+                          h->header_size == sizeof(Header) &&
+                          h->slot_stride >= kSlotHeaderBytes + h->max_message &&
+                          h->slot_stride % kCacheLine == 0 &&
+                          h->slot_stride <= (segment.size() - sizeof(Header)) / cap &&
+                          h->peer_limit.load(std::memory_order_relaxed) <= Channel::kMaxPeers;
     if (!sizes_ok) return "corrupt channel header (sizes do not fit the segment)";
     return {};
 }
@@ -353,7 +288,7 @@ Channel Channel::open(const std::string& name, ChannelRole role,
                     std::string(kind == ChannelKind::PubSub ? "is a " : "is an ") +
                         channel_kind_name(kind) + " channel, not " +
                         channel_kind_name(*expected_kind));
-    return Channel(std::move(segment), role);
+    return Channel(std::make_unique<ChannelCore>(std::move(segment), role));
 }
 
 std::optional<ChannelStats> Channel::inspect(const std::string& name) {
@@ -361,240 +296,179 @@ std::optional<ChannelStats> Channel::inspect(const std::string& name) {
     options.read_only = true;
     Segment segment = Segment::open(Backend::Posix, name, options);
     if (!channel_header_problem<Header>(segment, false).empty()) return std::nullopt;
-    return Channel(std::move(segment), ChannelRole::Observer).stats();
+    return Channel(std::make_unique<ChannelCore>(std::move(segment), ChannelRole::Observer))
+        .stats();
 }
 
 void Channel::remove(const std::string& name) {
     Segment::remove(Backend::Posix, name);
 }
 
-Channel::Channel(Segment segment, ChannelRole role) : segment_(std::move(segment)), role_(role) {
-    header_ = reinterpret_cast<Header*>(segment_.data());
-    slots_ = segment_.data() + header_->header_size;
-    mask_ = header_->capacity - 1;
-    stride_ = header_->slot_stride;
-    kind_ = static_cast<ChannelKind>(header_->kind);
-    light_fence_ = sys::register_asymmetric_fence();
-    if (!light_fence_ && role_ != ChannelRole::Observer)
-        header_->full_fences.store(1, std::memory_order_seq_cst);
-    if (role_ != ChannelRole::Observer) register_peer();
+Channel::Channel() noexcept = default;
+Channel::Channel(std::unique_ptr<ChannelCore> core) noexcept : core_(std::move(core)) {}
+Channel::Channel(Channel&& other) noexcept = default;
+Channel& Channel::operator=(Channel&& other) noexcept = default;
+Channel::~Channel() = default;
+
+ChannelCore::ChannelCore(Segment segment_in, ChannelRole role_in)
+    : segment(std::move(segment_in)), role(role_in) {
+    header = reinterpret_cast<Header*>(segment.data());
+    slots = segment.data() + header->header_size;
+    capacity = header->capacity;
+    mask = capacity - 1;
+    stride = header->slot_stride;
+    max_message = header->max_message;
+    kind = static_cast<ChannelKind>(header->kind);
+    overflow = static_cast<ChannelOverflow>(header->overflow);
+    ops = &channel_ops(kind);
+    light_fence = sys::register_asymmetric_fence();
+    if (!light_fence && role != ChannelRole::Observer)
+        header->full_fences.store(1, std::memory_order_seq_cst);
+    if (role != ChannelRole::Observer) register_peer();
 }
 
-Channel::Channel(Channel&& other) noexcept {
-    *this = std::move(other);
-}
-
-Channel& Channel::operator=(Channel&& other) noexcept {
-    if (this != &other) {
-        deregister_peer();
-        segment_ = std::move(other.segment_);
-        header_ = std::exchange(other.header_, nullptr);
-        slots_ = std::exchange(other.slots_, nullptr);
-        mask_ = other.mask_;
-        stride_ = other.stride_;
-        kind_ = other.kind_;
-        light_fence_ = other.light_fence_;
-        role_ = other.role_;
-        peer_ = std::exchange(other.peer_, -1);
-        token_ = std::exchange(other.token_, 0);
-        holding_ = std::exchange(other.holding_, false);
-        messages_ = other.messages_;
-        cursor_ = other.cursor_;
-        lost_ = other.lost_;
-        min_cursor_ = other.min_cursor_;
-        consumer_pos_ = other.consumer_pos_;
-        stall_since_ns_ = other.stall_since_ns_;
-        lost_pending_ = other.lost_pending_;
-        notify_fd_ = std::exchange(other.notify_fd_, -1);
-        signal_fd_ = std::exchange(other.signal_fd_, -1);
-    }
-    return *this;
-}
-
-Channel::~Channel() {
+ChannelCore::~ChannelCore() {
     deregister_peer();
 }
 
 ChannelKind Channel::kind() const noexcept {
-    return kind_;
+    return core_->kind;
 }
 ChannelOverflow Channel::overflow() const noexcept {
-    return static_cast<ChannelOverflow>(header_->overflow);
+    return core_->overflow;
 }
 std::size_t Channel::capacity() const noexcept {
-    return header_->capacity;
+    return core_->capacity;
 }
 std::size_t Channel::max_message() const noexcept {
-    return header_->max_message;
+    return core_->max_message;
+}
+ChannelRole Channel::role() const noexcept {
+    return core_ ? core_->role : ChannelRole::Observer;
+}
+const Segment& Channel::segment() const noexcept {
+    static const Segment kNone;
+    return core_ ? core_->segment : kNone;
+}
+std::uint64_t Channel::lost() const noexcept {
+    return core_ ? core_->lost : 0;
+}
+std::string Channel::corruption() const {
+    return core_ ? core_->corruption : "";
 }
 std::chrono::nanoseconds Channel::spin() const noexcept {
-    return std::chrono::nanoseconds(header_->spin_ns.load(std::memory_order_relaxed));
+    return std::chrono::nanoseconds(core_->header->spin_ns.load(std::memory_order_relaxed));
 }
 void Channel::set_spin(std::chrono::nanoseconds spin) noexcept {
-    header_->spin_ns.store(std::max<std::int64_t>(0, spin.count()), std::memory_order_relaxed);
+    core_->header->spin_ns.store(std::max<std::int64_t>(0, spin.count()),
+                                 std::memory_order_relaxed);
 }
 
-Channel::Slot& Channel::slot(std::uint64_t position) const noexcept {
-    static_assert(sizeof(Slot) == kSlotHeaderBytes, "Slot layout is part of the format");
-    return *reinterpret_cast<Slot*>(slots_ + (position & mask_) * stride_);
+unsigned ChannelCore::peer_limit() const noexcept {
+    return std::min<unsigned>(Channel::kMaxPeers,
+                              header->peer_limit.load(std::memory_order_seq_cst));
 }
 
-// A dead process's entry, or one being reused: its armed descriptor no
-// longer counts and a PubSub subscriber's deliveries join the departed total.
-// Called by whoever owns the entry now (after a successful token CAS).
-static void retire_entry(ChannelPeer& p, std::atomic<std::uint64_t>& departed, bool subscriber,
-                         std::atomic<std::uint64_t>& waiting) noexcept {
-    if (p.armed.exchange(0, std::memory_order_seq_cst) != 0)
-        waiting.fetch_sub(kArmedOne, std::memory_order_seq_cst);
-    if (subscriber) departed.fetch_add(p.messages.load(std::memory_order_relaxed));
-    p.messages.store(0, std::memory_order_relaxed);
-    p.lost.store(0, std::memory_order_relaxed);
-    p.intent.store(0, std::memory_order_seq_cst);  // a dead predecessor's claim is void
-}
-
-void Channel::register_peer() {
+void ChannelCore::register_peer() {
     const pid_t pid = ::getpid();
     const std::uint64_t ticks = sys::process_start_ticks(pid).value_or(0);
-    token_ = role_bits(role_) << kRoleShift | (static_cast<std::uint64_t>(pid) & kPidMask) << 32 |
-             (ticks & 0xffffffffU);
-    const bool pubsub = kind_ == ChannelKind::PubSub;
+    token = role_bits(role) << kRoleShift | (static_cast<std::uint64_t>(pid) & kPidMask) << 32 |
+            (ticks & 0xffffffffU);
     auto take = [&](unsigned index) {
-        ChannelPeer& p = header_->peers[index];
+        Peer& p = header->peers[index];
         std::uint64_t old = p.token.load(std::memory_order_acquire);
         if (old != 0 && token_alive(old)) return false;
-        if (!p.token.compare_exchange_strong(old, token_, std::memory_order_seq_cst)) return false;
-        Wake& wake = token_role(old) == role_bits(ChannelRole::Producer) ? header_->space_wake
-                                                                         : header_->data_wake;
-        retire_entry(p, header_->departed,
-                     pubsub && token_role(old) == role_bits(ChannelRole::Consumer), wake.waiting);
-        peer_ = static_cast<int>(index);
-        std::uint32_t limit = header_->peer_limit.load(std::memory_order_relaxed);
-        while (limit < index + 1 &&
-               !header_->peer_limit.compare_exchange_weak(limit, index + 1,
-                                                          std::memory_order_seq_cst)) {
+        if (!p.token.compare_exchange_strong(old, token, std::memory_order_seq_cst)) return false;
+        retire_entry(p, *header, old);
+        peer = static_cast<int>(index);
+        std::uint32_t limit = header->peer_limit.load(std::memory_order_relaxed);
+        while (limit < index + 1 && !header->peer_limit.compare_exchange_weak(
+                                        limit, index + 1, std::memory_order_seq_cst)) {
         }
         return true;
     };
-    if (kind_ == ChannelKind::Spsc || (pubsub && role_ == ChannelRole::Producer)) {
-        const bool producer = role_ == ChannelRole::Producer;
-        if (!take(producer ? kProducerPeer : kSpscConsumerPeer))
-            throw_error("open channel", segment_.name(), EBUSY,
-                        std::string("a ") + channel_kind_name(kind_) + " channel has one " +
-                            (producer ? (pubsub ? "publisher" : "producer") : "consumer") +
-                            " and it is alive");
-        if (producer) repair_producer();
+    const bool producer = role == ChannelRole::Producer;
+    if (const int fixed = producer ? ops->producer_entry : ops->consumer_entry; fixed >= 0) {
+        if (!take(static_cast<unsigned>(fixed)))
+            throw_error("open channel", segment.name(), EBUSY,
+                        std::string("a ") + channel_kind_name(kind) + " channel has one " +
+                            (producer ? ops->producer_noun : "consumer") + " and it is alive");
+        ops->joined(*this);
         return;
     }
-    for (unsigned i = pubsub ? 1 : 0; i < kMaxPeers; ++i)
+    for (unsigned i = ops->first_shared_entry; i < Channel::kMaxPeers; ++i)
         if (take(i)) {
-            if (pubsub) {
-                // Join at the publisher's position: the publisher either saw
-                // this entry (and waits for it) or had not reached beyond it.
-                ChannelPeer& me = header_->peers[peer_];
-                cursor_ = header_->enqueue_pos.load(std::memory_order_seq_cst);
-                me.cursor.store(cursor_, std::memory_order_seq_cst);
-                // The publisher stores its position with release only and may
-                // skip looking at the subscribers for a while (min_cursor_):
-                // the fence makes its latest position visible to the re-read,
-                // and every look it takes after it sees this cursor.
-                (void)sys::heavy_fence();
-                const std::uint64_t now = header_->enqueue_pos.load(std::memory_order_seq_cst);
-                if (now > cursor_) {
-                    cursor_ = now;
-                    me.cursor.store(cursor_, std::memory_order_seq_cst);
-                }
-                // The entry's old cursor may have held the publisher back.
-                notify(header_->space_wake);
-            }
+            ops->joined(*this);
             return;
         }
-    throw_error("open channel", segment_.name(), EUSERS,
-                "all " + std::to_string(pubsub ? kMaxPeers - 1 : kMaxPeers) +
+    throw_error("open channel", segment.name(), EUSERS,
+                "all " + std::to_string(Channel::kMaxPeers - ops->first_shared_entry) +
                     " peer entries are held by live processes");
 }
 
-void Channel::deregister_peer() noexcept {
-    if (notify_fd_ >= 0) ::close(std::exchange(notify_fd_, -1));
-    if (signal_fd_ >= 0) ::close(std::exchange(signal_fd_, -1));
-    if (header_ == nullptr || peer_ < 0) return;
-    ChannelPeer& p = header_->peers[peer_];
-    Wake& wake = role_ == ChannelRole::Producer ? header_->space_wake : header_->data_wake;
-    retire_entry(p, header_->departed, kind_ == ChannelKind::PubSub && role_ == ChannelRole::Consumer,
-                 wake.waiting);
-    std::uint64_t mine = token_;
+void ChannelCore::deregister_peer() noexcept {
+    notify_fd.reset();
+    signal_fd.reset();
+    if (header == nullptr || peer < 0) return;
+    Peer& p = me();
+    retire_entry(p, *header, token);
+    std::uint64_t mine = token;
     p.token.compare_exchange_strong(mine, 0, std::memory_order_seq_cst);
-    peer_ = -1;
-    // A publisher waiting for this subscriber (Block) may go on now.
-    if (kind_ == ChannelKind::PubSub && role_ == ChannelRole::Consumer) notify(header_->space_wake);
+    peer = -1;
+    // A publisher waiting for this subscriber (PubSub Block) may go on now.
+    if (ops->subscriber_cursors && role == ChannelRole::Consumer) notify(header->space_wake);
 }
 
 // SPSC/PubSub publish ends with two stores (the slot's sequence, then the
 // shared position); a predecessor killed between them left the position one
 // step behind, which the slot's sequence tells. (A consumer's release is one
 // store, nothing to repair.)
-void Channel::repair_producer() noexcept {
-    std::uint64_t t = header_->enqueue_pos.load(std::memory_order_acquire);
+void ChannelCore::repair_producer() noexcept {
+    std::uint64_t t = header->enqueue_pos.load(std::memory_order_acquire);
     if (slot(t).seq.load(std::memory_order_acquire) == t + 1) ++t;
-    if (kind_ == ChannelKind::PubSub) min_cursor_ = 0;  // unknown: the first loan looks
-    header_->enqueue_pos.store(t, std::memory_order_release);
+    min_cursor = 0;  // PubSub: unknown, the first loan looks
+    header->enqueue_pos.store(t, std::memory_order_release);
 }
 
 ChannelStats Channel::stats() const noexcept {
+    const ChannelCore& c = *core_;
     ChannelStats s;
-    s.kind = kind_;
-    s.overflow = overflow();
-    s.capacity = header_->capacity;
-    s.max_message = header_->max_message;
-    const std::uint64_t enq = header_->enqueue_pos.load(std::memory_order_acquire);
-    if (kind_ == ChannelKind::PubSub) {
-        s.sent = enq;
-        s.received = header_->departed.load(std::memory_order_relaxed);
-        const std::uint64_t min = min_subscriber_cursor();
-        s.depth = enq > min ? enq - min : 0;
-    } else {
-        const std::uint64_t deq = header_->dequeue_pos.load(std::memory_order_acquire);
-        s.depth = enq > deq ? enq - deq : 0;
-        if (kind_ == ChannelKind::Spsc) {  // the positions are exact, even across crashes
-            s.sent = enq;
-            s.received = deq;
-        } else {
-            s.sent = header_->sent.load(std::memory_order_relaxed);
-            s.received = header_->received.load(std::memory_order_relaxed);
-        }
-    }
-    s.abandoned = header_->abandoned.load(std::memory_order_relaxed);
-    s.lost = header_->lost.load(std::memory_order_relaxed);
-    for (const ChannelPeer& p : header_->peers) {
+    s.kind = c.kind;
+    s.overflow = c.overflow;
+    s.capacity = c.capacity;
+    s.max_message = c.max_message;
+    c.ops->totals(c, s);
+    s.abandoned = c.header->abandoned.load(std::memory_order_relaxed);
+    s.lost = c.header->lost.load(std::memory_order_relaxed);
+    for (const Peer& p : c.header->peers) {
         std::uint64_t t = p.token.load(std::memory_order_acquire);
-        if (t == 0) continue;
-        if (kind_ == ChannelKind::PubSub && token_role(t) == role_bits(ChannelRole::Consumer))
-            s.received += p.messages.load(std::memory_order_relaxed);
-        if (!token_alive(t)) continue;
+        if (t == 0 || !token_alive(t)) continue;
         if (token_role(t) == role_bits(ChannelRole::Producer)) ++s.producers;
-        if (token_role(t) == role_bits(ChannelRole::Consumer)) ++s.consumers;
+        if (is_consumer_token(t)) ++s.consumers;
     }
-    s.creator_pid = header_->creator_pid;
+    s.creator_pid = c.header->creator_pid;
     return s;
 }
 
 std::vector<ChannelPeerInfo> Channel::peers() const {
+    const ChannelCore& c = *core_;
     std::vector<ChannelPeerInfo> out;
-    const std::uint64_t enq = header_->enqueue_pos.load(std::memory_order_acquire);
+    const std::uint64_t enq = c.header->enqueue_pos.load(std::memory_order_acquire);
     for (unsigned i = 0; i < kMaxPeers; ++i) {
-        const ChannelPeer& p = header_->peers[i];
+        const Peer& p = c.header->peers[i];
         const std::uint64_t t = p.token.load(std::memory_order_acquire);
         if (t == 0) continue;
         ChannelPeerInfo info;
         info.index = i;
         info.role = token_role(t) == role_bits(ChannelRole::Producer) ? ChannelRole::Producer
-                    : token_role(t) == role_bits(ChannelRole::Consumer) ? ChannelRole::Consumer
-                                                                         : ChannelRole::Observer;
+                    : is_consumer_token(t)                            ? ChannelRole::Consumer
+                                                                      : ChannelRole::Observer;
         info.pid = token_pid(t);
         info.alive = token_alive(t);
         info.messages = p.messages.load(std::memory_order_relaxed);
-        if (kind_ == ChannelKind::PubSub && info.role == ChannelRole::Consumer) {
-            const std::uint64_t c = p.cursor.load(std::memory_order_acquire);
-            info.lag = enq > c ? enq - c : 0;
+        if (c.ops->subscriber_cursors && info.role == ChannelRole::Consumer) {
+            const std::uint64_t cur = p.cursor.load(std::memory_order_acquire);
+            info.lag = enq > cur ? enq - cur : 0;
             info.lost = p.lost.load(std::memory_order_relaxed);
         }
         out.push_back(info);
@@ -602,19 +476,46 @@ std::vector<ChannelPeerInfo> Channel::peers() const {
     return out;
 }
 
-// PubSub: the smallest read position of the registered subscribers (their
-// liveness is not checked here: a dead one counts until it is reaped), or
-// the publisher's position when there are none.
-std::uint64_t Channel::min_subscriber_cursor() const noexcept {
-    std::uint64_t min = header_->enqueue_pos.load(std::memory_order_seq_cst);
-    const unsigned limit = std::min<unsigned>(kMaxPeers, header_->peer_limit.load(std::memory_order_seq_cst));
-    for (unsigned i = 1; i < limit; ++i) {
-        const ChannelPeer& p = header_->peers[i];
-        if (token_role(p.token.load(std::memory_order_seq_cst)) != role_bits(ChannelRole::Consumer))
-            continue;
-        min = std::min(min, p.cursor.load(std::memory_order_seq_cst));
-    }
-    return min;
+// ------------------------------------------------------------------ corruption
+
+ChannelStatus ChannelCore::corrupt(const char* format, std::uint64_t a, std::uint64_t b,
+                                   std::uint64_t c) noexcept {
+    std::snprintf(corruption, sizeof corruption, format, static_cast<unsigned long long>(a),
+                  static_cast<unsigned long long>(b), static_cast<unsigned long long>(c));
+    return ChannelStatus::Corrupt;
+}
+
+ChannelStatus ChannelCore::sequence_ahead(std::uint64_t position, std::uint64_t seq) noexcept {
+    return corrupt("slot %llu sequence %llu is ahead of position %llu", position & mask, seq,
+                   position);
+}
+
+ChannelStatus ChannelCore::sequence_behind(std::uint64_t position, std::uint64_t seq) noexcept {
+    return corrupt("slot %llu sequence %llu is behind position %llu", position & mask, seq,
+                   position);
+}
+
+ChannelStatus ChannelCore::bad_size(std::uint64_t position, std::uint32_t size) noexcept {
+    if (size > max_message)
+        return corrupt("message %llu size %llu exceeds the max message %llu", position, size,
+                       max_message);
+    return corrupt("message %llu size %llu is not the size written (check word %llu)", position,
+                   size, slot(position).check);
+}
+
+ChannelStatus ChannelCore::check_queue_positions(std::uint64_t slack) noexcept {
+    // The consumers' position first: the producers' one, read later, can only be larger.
+    const std::uint64_t deq = header->dequeue_pos.load(std::memory_order_seq_cst);
+    const std::uint64_t enq = header->enqueue_pos.load(std::memory_order_seq_cst);
+    if (deq > enq + slack)
+        return corrupt("consumer position %llu is ahead of producer position %llu", deq, enq);
+    const std::uint64_t deq_now = header->dequeue_pos.load(std::memory_order_seq_cst);
+    if (enq > deq_now && enq - deq_now > capacity)
+        return corrupt(
+            "producer position %llu is more than %llu messages ahead of consumer "
+            "position %llu",
+            enq, capacity, deq_now);
+    return ChannelStatus::Ok;
 }
 
 // ------------------------------------------------------------------ waiting
@@ -626,12 +527,12 @@ std::uint64_t Channel::min_subscriber_cursor() const noexcept {
 // itself and re-checking; without it, a full fence. A full barrier per
 // message would stall on every cross-core cache miss of the slot, which
 // costs more than half the ring's throughput.
-void Channel::store_visible(std::atomic<std::uint64_t>& word, std::uint64_t value) noexcept {
+void ChannelCore::store_visible(std::atomic<std::uint64_t>& word, std::uint64_t value) noexcept {
     word.store(value, std::memory_order_release);
     // The flag is read after the store, so that a cache miss on it cannot
     // hold the store back (a store becomes visible only after the loads
     // before it are done).
-    if (!light_fence_ || header_->full_fences.load(std::memory_order_relaxed) != 0)
+    if (!light_fence || header->full_fences.load(std::memory_order_relaxed) != 0)
         std::atomic_thread_fence(std::memory_order_seq_cst);
     else
         std::atomic_signal_fence(std::memory_order_seq_cst);
@@ -641,30 +542,29 @@ void Channel::store_visible(std::atomic<std::uint64_t>& word, std::uint64_t valu
 // descriptor is told. The ordering against that store is the caller's:
 // store_visible(), or a seq_cst store or read-modify-write (full barriers).
 // The common case, nobody waiting, is this one load.
-void Channel::notify(Wake& wake) noexcept {
-    const std::uint64_t waiting = wake.waiting.load(std::memory_order_relaxed);
-    if (waiting == 0) return;
-    if ((waiting & kSleepersMask) != 0) {
+void ChannelCore::notify(Wake& wake) noexcept {
+    const std::uint64_t waiting_now = wake.waiting.load(std::memory_order_relaxed);
+    if (waiting_now == 0) return;
+    if ((waiting_now & kSleepersMask) != 0) {
         wake.seq.fetch_add(1, std::memory_order_seq_cst);
         sys::futex_wake(reinterpret_cast<const std::uint32_t*>(&wake.seq), INT_MAX);
     }
-    if (waiting >= kArmedOne) notify_armed(wake);
+    if (waiting_now >= kArmedOne) notify_armed(wake);
 }
 
 // Signals every peer that armed its descriptor on `wake` (consumers on
 // data_wake, producers on space_wake), once per arm.
-void Channel::notify_armed(Wake& wake) noexcept {
-    if (signal_fd_ < 0) {
-        signal_fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (signal_fd_ < 0) return;  // the armed peers re-check within their poll timeout
+void ChannelCore::notify_armed(Wake& wake) noexcept {
+    if (!signal_fd) {
+        signal_fd.reset(::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+        if (!signal_fd) return;  // the armed peers re-check within their poll timeout
     }
-    const std::uint64_t wanted = &wake == &header_->data_wake ? role_bits(ChannelRole::Consumer)
-                                                               : role_bits(ChannelRole::Producer);
-    const unsigned limit =
-        std::min<unsigned>(kMaxPeers, header_->peer_limit.load(std::memory_order_acquire));
-    const std::uint64_t channel_id = header_->channel_id;
+    const std::uint64_t wanted = &wake == &header->data_wake ? role_bits(ChannelRole::Consumer)
+                                                             : role_bits(ChannelRole::Producer);
+    const unsigned limit = peer_limit();
+    const std::uint64_t channel_id = header->channel_id;
     for (unsigned i = 0; i < limit; ++i) {
-        ChannelPeer& p = header_->peers[i];
+        Peer& p = header->peers[i];
         if (p.armed.load(std::memory_order_seq_cst) == 0) continue;
         const std::uint64_t t = p.token.load(std::memory_order_seq_cst);
         if (token_role(t) != wanted || p.armed.exchange(0, std::memory_order_seq_cst) == 0)
@@ -674,38 +574,50 @@ void Channel::notify_armed(Wake& wake) noexcept {
         sockaddr_un addr = notify_address(channel_id, i, t, length);
         const char byte = 1;
         // EAGAIN: its queue is full, so it is readable already; ECONNREFUSED: it is gone.
-        (void)::sendto(signal_fd_, &byte, 1, MSG_DONTWAIT | MSG_NOSIGNAL,
+        (void)::sendto(signal_fd.get(), &byte, 1, MSG_DONTWAIT | MSG_NOSIGNAL,
                        reinterpret_cast<const sockaddr*>(&addr), length);
     }
 }
 
+// True once every kRecoverAfter while a try_* call keeps failing (the first
+// failure starts the clock; a success stops it, see try_loan/try_read).
+bool ChannelCore::stalled() noexcept {
+    if (waiting) return false;  // wait_until() recovers on its own schedule
+    const std::int64_t now = sys::monotonic_ns();
+    if (stall_since_ns == 0) {
+        stall_since_ns = now;
+        return false;
+    }
+    if (now - stall_since_ns < kRecoverAfterNs) return false;
+    stall_since_ns = now;
+    return true;
+}
+
 int Channel::notify_fd() {
-    if (notify_fd_ >= 0) return notify_fd_;
-    if (peer_ < 0)
-        throw_error("channel notify descriptor", segment_.name(), EINVAL,
+    ChannelCore& c = *core_;
+    if (c.notify_fd) return c.notify_fd.get();
+    if (c.peer < 0)
+        throw_error("channel notify descriptor", c.segment.name(), EINVAL,
                     "only a producer or consumer handle can wait");
-    int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw_error("channel notify descriptor", segment_.name());
+    UniqueFd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd) throw_error("channel notify descriptor", c.segment.name());
     socklen_t length = 0;
     sockaddr_un addr =
-        notify_address(header_->channel_id, static_cast<unsigned>(peer_), token_, length);
-    if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), length) != 0) {
-        int err = errno;
-        ::close(fd);
-        throw_error("channel notify descriptor", segment_.name(), err);
-    }
-    notify_fd_ = fd;
-    return fd;
+        notify_address(c.header->channel_id, static_cast<unsigned>(c.peer), c.token, length);
+    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), length) != 0)
+        throw_error("channel notify descriptor", c.segment.name());
+    c.notify_fd = std::move(fd);
+    return c.notify_fd.get();
 }
 
 bool Channel::arm() noexcept {
-    if (notify_fd_ < 0 || peer_ < 0) return false;
+    if (!core_ || !core_->notify_fd || core_->peer < 0) return false;
+    ChannelCore& c = *core_;
     char buffer[64];
-    while (::recv(notify_fd_, buffer, sizeof buffer, MSG_DONTWAIT) > 0) {
+    while (::recv(c.notify_fd.get(), buffer, sizeof buffer, MSG_DONTWAIT) > 0) {
     }
-    Wake& wake = role_ == ChannelRole::Producer ? header_->space_wake : header_->data_wake;
-    ChannelPeer& me = header_->peers[peer_];
-    if (me.armed.exchange(1, std::memory_order_seq_cst) == 0)
+    Wake& wake = c.role == ChannelRole::Producer ? c.header->space_wake : c.header->data_wake;
+    if (c.me().armed.exchange(1, std::memory_order_seq_cst) == 0)
         wake.waiting.fetch_add(kArmedOne, std::memory_order_seq_cst);
     (void)sys::heavy_fence();  // see store_visible()
     // Either this re-check sees what a peer made visible, or the peer sees
@@ -714,36 +626,18 @@ bool Channel::arm() noexcept {
 }
 
 bool Channel::ready() const noexcept {
-    if (peer_ < 0) return false;
-    if (role_ == ChannelRole::Consumer) {
-        if (holding_) return true;
-        const std::uint64_t pos = kind_ == ChannelKind::PubSub
-                                      ? cursor_
-                                      : header_->dequeue_pos.load(std::memory_order_seq_cst);
-        const std::uint64_t seq = slot(pos).seq.load(std::memory_order_seq_cst);
-        // PubSub: a message at the cursor, or a later one (the cursor's was overwritten).
-        if (kind_ == ChannelKind::PubSub) return seq == pos + 1 || (seq & ~kMarkBit) > pos + 1;
-        return (seq & ~kMarkBit) >= pos + 1;
-    }
-    if (holding_) return true;
-    const std::uint64_t pos = header_->enqueue_pos.load(std::memory_order_seq_cst);
-    if (kind_ == ChannelKind::PubSub) {
-        if (pos < header_->capacity) return true;
-        const std::uint64_t oldest = pos - header_->capacity;
-        if (min_subscriber_cursor() > oldest) return true;
-        if (overflow() == ChannelOverflow::Block) return false;
-        return !viewed(oldest);
-    }
-    if (kind_ == ChannelKind::Spsc)
-        return pos - header_->dequeue_pos.load(std::memory_order_seq_cst) < header_->capacity;
-    return slot(pos).seq.load(std::memory_order_seq_cst) == pos;
+    if (!core_ || core_->peer < 0) return false;
+    const ChannelCore& c = *core_;
+    if (c.holding) return true;
+    return c.role == ChannelRole::Consumer ? c.ops->readable(c) : c.ops->writable(c);
 }
 
 // Retries `attempt` until it returns anything but `busy` or the timeout
 // passes. BusyPoll polls; SpinThenSleep polls for spin() and then sleeps;
 // Sleep sleeps at once. Sleeping: announce on `wake`, read its sequence,
 // re-try, sleep while the sequence is unchanged (a notifier that made the
-// re-try's miss visible bumps it). `on_stall` runs every kRecoverAfterNs.
+// re-try's miss visible bumps it). `on_stall` runs every kRecoverAfterNs;
+// what it returns other than Ok ends the wait (Corrupt).
 template <class Attempt, class Stall>
 ChannelStatus Channel::wait_until(Attempt attempt, Stall on_stall, ChannelStatus busy, Wake& wake,
                                   std::chrono::nanoseconds timeout, WaitMode mode) noexcept {
@@ -753,20 +647,22 @@ ChannelStatus Channel::wait_until(Attempt attempt, Stall on_stall, ChannelStatus
         bool& flag;
         explicit Waiting(bool& f) : flag(f) { flag = true; }
         ~Waiting() { flag = false; }
-    } waiting_scope(waiting_);
+    } waiting_scope(core_->waiting);
     const std::int64_t start = sys::monotonic_ns();
     const std::int64_t wait_ns = std::max<std::int64_t>(0, timeout.count());
     const std::int64_t deadline = wait_ns >= INT64_MAX - start ? INT64_MAX : start + wait_ns;
+    // The spin time is shared memory: clamped, so that no value in it overflows.
+    const std::int64_t spin = std::clamp<std::int64_t>(
+        core_->header->spin_ns.load(std::memory_order_relaxed), 0, deadline - start);
     const std::int64_t spin_until = mode == WaitMode::BusyPoll ? INT64_MAX
-                                    : mode == WaitMode::Sleep
-                                        ? start
-                                        : start + header_->spin_ns.load(std::memory_order_relaxed);
+                                    : mode == WaitMode::Sleep  ? start
+                                                               : start + spin;
     std::int64_t next_stall = start + kRecoverAfterNs;
     for (;;) {
         const std::int64_t now = sys::monotonic_ns();
         if (now >= deadline) return ChannelStatus::TimedOut;
         if (now >= next_stall) {
-            on_stall();
+            if (st = on_stall(); st != ChannelStatus::Ok) return st;
             next_stall = now + kRecoverAfterNs;
         }
         if (now < spin_until) {
@@ -792,16 +688,57 @@ ChannelStatus Channel::wait_until(Attempt attempt, Stall on_stall, ChannelStatus
     }
 }
 
+// ------------------------------------------------------------------ producer
+
+ChannelStatus Channel::try_loan(std::size_t size, ChannelLoan& loan) noexcept {
+    if (!core_ || core_->role != ChannelRole::Producer) return ChannelStatus::WrongRole;
+    ChannelCore& c = *core_;
+    if (size > c.max_message) return ChannelStatus::TooBig;
+    // MPMC: the peer entry announces one claimed position; a second would hide the first.
+    if (c.holding) return ChannelStatus::Busy;
+    std::uint64_t pos = 0;
+    if (ChannelStatus st = c.ops->claim(c, pos); st != ChannelStatus::Ok) return st;
+    loan = {c.slot(pos).bytes(), size, pos};
+    c.holding = true;
+    c.stall_since_ns = 0;
+    return ChannelStatus::Ok;
+}
+
 ChannelStatus Channel::loan(std::size_t size, ChannelLoan& l, std::chrono::nanoseconds timeout,
                             WaitMode mode) noexcept {
+    if (!core_) return ChannelStatus::WrongRole;
     return wait_until([&] { return try_loan(size, l); },
-                      [&] {
-                          if (kind_ == ChannelKind::PubSub)
-                              reap_dead_subscribers();
-                          else
-                              recover_dead_consumer();
-                      },
-                      ChannelStatus::Full, header_->space_wake, timeout, mode);
+                      [&] { return core_->ops->loan_stalled(*core_); }, ChannelStatus::Full,
+                      core_->header->space_wake, timeout, mode);
+}
+
+void Channel::publish(ChannelLoan& loan, std::size_t size) noexcept {
+    ChannelCore& c = *core_;
+    Slot& s = c.slot(loan.position);
+    s.size = static_cast<std::uint32_t>(std::min(size, loan.size));
+    s.check = size_check(s.size, loan.position);
+    // The one store that makes the message visible, after all its bytes.
+    c.store_visible(s.seq, loan.position + 1);
+    c.ops->published(c, loan.position);
+    c.me().messages.store(++c.messages, std::memory_order_relaxed);
+    loan = {};
+    c.holding = false;
+    c.notify(c.header->data_wake);
+}
+
+void Channel::cancel(ChannelLoan& loan) noexcept {
+    core_->ops->cancel(*core_, loan.position);
+    loan = {};
+    core_->holding = false;
+}
+
+ChannelStatus Channel::try_send(std::span<const std::byte> message) noexcept {
+    ChannelLoan l;
+    ChannelStatus st = try_loan(message.size(), l);
+    if (st != ChannelStatus::Ok) return st;
+    if (!message.empty()) std::memcpy(l.data, message.data(), message.size());
+    publish(l);
+    return ChannelStatus::Ok;
 }
 
 ChannelStatus Channel::send(std::span<const std::byte> message, std::chrono::nanoseconds timeout,
@@ -814,26 +751,36 @@ ChannelStatus Channel::send(std::span<const std::byte> message, std::chrono::nan
     return ChannelStatus::Ok;
 }
 
-ChannelStatus Channel::read(ChannelView& view, std::chrono::nanoseconds timeout,
-                            WaitMode mode) noexcept {
-    return wait_until(
-        [&] { return try_read(view); },
-        [&] {
-            if (kind_ == ChannelKind::Mpmc)
-                recover_abandoned(header_->dequeue_pos.load(std::memory_order_seq_cst));
-        },
-        ChannelStatus::Empty, header_->data_wake, timeout, mode);
+// ------------------------------------------------------------------ consumer
+
+ChannelStatus Channel::try_read(ChannelView& view) noexcept {
+    if (!core_ || core_->role != ChannelRole::Consumer) return ChannelStatus::WrongRole;
+    ChannelCore& c = *core_;
+    // SPSC takes the position only at release, so a second view would be the same message.
+    if (c.holding) return ChannelStatus::Busy;
+    ChannelStatus st = c.ops->try_read(c, view);
+    if (st == ChannelStatus::Ok) {
+        c.holding = true;
+        c.stall_since_ns = 0;
+    }
+    return st;
 }
 
-ChannelStatus Channel::receive(std::span<std::byte> buffer, std::size_t& size,
-                               std::chrono::nanoseconds timeout, WaitMode mode) noexcept {
-    ChannelView v;
-    ChannelStatus st = read(v, timeout, mode);
-    if (st != ChannelStatus::Ok) return st;
-    size = std::min(v.size, buffer.size());
-    if (size != 0) std::memcpy(buffer.data(), v.data, size);
-    release(v);
-    return ChannelStatus::Ok;
+ChannelStatus Channel::read(ChannelView& view, std::chrono::nanoseconds timeout,
+                            WaitMode mode) noexcept {
+    if (!core_) return ChannelStatus::WrongRole;
+    return wait_until([&] { return try_read(view); },
+                      [&] { return core_->ops->read_stalled(*core_); }, ChannelStatus::Empty,
+                      core_->header->data_wake, timeout, mode);
+}
+
+void Channel::release(ChannelView& view) noexcept {
+    ChannelCore& c = *core_;
+    c.ops->release(c, view);
+    c.me().messages.store(++c.messages, std::memory_order_relaxed);
+    view = {};
+    c.holding = false;
+    c.notify(c.header->space_wake);
 }
 
 ChannelStatus Channel::try_receive(std::span<std::byte> buffer, std::size_t& size) noexcept {
@@ -846,335 +793,15 @@ ChannelStatus Channel::try_receive(std::span<std::byte> buffer, std::size_t& siz
     return ChannelStatus::Ok;
 }
 
-ChannelStatus Channel::try_send(std::span<const std::byte> message) noexcept {
-    ChannelLoan l;
-    ChannelStatus st = try_loan(message.size(), l);
+ChannelStatus Channel::receive(std::span<std::byte> buffer, std::size_t& size,
+                               std::chrono::nanoseconds timeout, WaitMode mode) noexcept {
+    ChannelView v;
+    ChannelStatus st = read(v, timeout, mode);
     if (st != ChannelStatus::Ok) return st;
-    if (!message.empty()) std::memcpy(l.data, message.data(), message.size());
-    publish(l);
+    size = std::min(v.size, buffer.size());
+    if (size != 0) std::memcpy(buffer.data(), v.data, size);
+    release(v);
     return ChannelStatus::Ok;
-}
-
-// ------------------------------------------------------------------ producer
-
-ChannelStatus Channel::try_loan(std::size_t size, ChannelLoan& loan) noexcept {
-    if (role_ != ChannelRole::Producer) return ChannelStatus::WrongRole;
-    if (size > header_->max_message) return ChannelStatus::TooBig;
-    // MPMC: the peer entry announces one claimed position; a second would hide the first.
-    if (holding_) return ChannelStatus::Busy;
-    std::uint64_t pos = header_->enqueue_pos.load(std::memory_order_relaxed);
-    if (kind_ == ChannelKind::Spsc) {
-        // The only producer: nothing shared changes until publish, so a
-        // producer that dies holding this loan leaves no trace. Room is told
-        // by the consumer's position, read only when the last value read
-        // says the ring is full: the slots' cache lines then only ever move
-        // from producer to consumer, and this loan reads none of them.
-        if (pos - consumer_pos_ >= header_->capacity) {
-            consumer_pos_ = header_->dequeue_pos.load(std::memory_order_acquire);
-            if (pos - consumer_pos_ >= header_->capacity) return ChannelStatus::Full;
-        }
-    } else if (kind_ == ChannelKind::PubSub) {
-        if (ChannelStatus st = try_loan_pubsub(pos); st != ChannelStatus::Ok) return st;
-    } else {
-        ChannelPeer& me = header_->peers[peer_];
-        for (;;) {
-            const std::uint64_t seq = slot(pos).seq.load(std::memory_order_acquire);
-            const auto dif = static_cast<std::int64_t>(seq - pos);
-            if (dif == 0) {
-                // Announce the claim before making it (both seq_cst): a
-                // consumer that sees the claim also sees who made it.
-                me.intent.store(pos + 1, std::memory_order_seq_cst);
-                if (header_->enqueue_pos.compare_exchange_weak(pos, pos + 1,
-                                                               std::memory_order_seq_cst))
-                    break;
-                me.intent.store(0, std::memory_order_seq_cst);  // lost the race: not ours
-            } else if (dif < 0) {
-                // That slot still holds the previous lap's message; maybe a dead consumer's.
-                if (stalled() && recover_dead_consumer()) continue;
-                return ChannelStatus::Full;
-            } else {
-                pos = header_->enqueue_pos.load(std::memory_order_relaxed);  // another producer won
-            }
-        }
-    }
-    loan = {slot(pos).bytes(), size, pos};
-    holding_ = true;
-    stall_since_ns_ = 0;
-    return ChannelStatus::Ok;
-}
-
-// PubSub: position `pos` reuses the slot of message pos - capacity. Block:
-// only once every registered subscriber read it. Overwrite: at once, marking
-// the slot first so no subscriber starts reading the old message, unless one
-// holds a view of it right now.
-ChannelStatus Channel::try_loan_pubsub(std::uint64_t pos) noexcept {
-    const std::uint64_t cap = header_->capacity;
-    if (pos < cap) return ChannelStatus::Ok;  // first lap: the slot never held a message
-    const std::uint64_t oldest = pos - cap;
-    if (oldest < min_cursor_) return ChannelStatus::Ok;  // every subscriber is past it
-    min_cursor_ = min_subscriber_cursor();
-    if (oldest < min_cursor_) return ChannelStatus::Ok;
-    if (overflow() == ChannelOverflow::Overwrite) {
-        // A subscriber announces its view (intent) and then re-checks the
-        // sequence; here the mark comes first and then the intents (all
-        // seq_cst): either it sees the mark and backs off, or this sees its intent.
-        slot(pos).seq.store((pos + 1) | kMarkBit, std::memory_order_seq_cst);
-        if (!viewed(oldest)) return ChannelStatus::Ok;
-    }
-    // Held back by a subscriber (its release wakes us), unless it died:
-    // looked at every kRecoverAfter while stuck, so that a publisher polling
-    // with try_loan (an epoll loop) gets past a dead subscriber too.
-    if (stalled() && reap_dead_subscribers()) return try_loan_pubsub(pos);
-    return ChannelStatus::Full;
-}
-
-// PubSub Overwrite: whether a registered subscriber holds a view of message `position`.
-bool Channel::viewed(std::uint64_t position) const noexcept {
-    const unsigned limit =
-        std::min<unsigned>(kMaxPeers, header_->peer_limit.load(std::memory_order_seq_cst));
-    for (unsigned i = 1; i < limit; ++i) {
-        const ChannelPeer& p = header_->peers[i];
-        if (p.intent.load(std::memory_order_seq_cst) == position + 1 &&
-            token_role(p.token.load(std::memory_order_seq_cst)) ==
-                role_bits(ChannelRole::Consumer))
-            return true;
-    }
-    return false;
-}
-
-// True once every kRecoverAfter while a try_* call keeps failing (the first
-// failure starts the clock; a success stops it, see try_loan/try_read).
-bool Channel::stalled() noexcept {
-    if (waiting_) return false;  // wait_until() recovers on its own schedule
-    const std::int64_t now = sys::monotonic_ns();
-    if (stall_since_ns_ == 0) {
-        stall_since_ns_ = now;
-        return false;
-    }
-    if (now - stall_since_ns_ < kRecoverAfterNs) return false;
-    stall_since_ns_ = now;
-    return true;
-}
-
-void Channel::publish(ChannelLoan& loan, std::size_t size) noexcept {
-    Slot& s = slot(loan.position);
-    s.size = static_cast<std::uint32_t>(std::min(size, loan.size));
-    // The one store that makes the message visible, after all its bytes.
-    store_visible(s.seq, loan.position + 1);
-    if (kind_ == ChannelKind::Mpmc) {
-        header_->peers[peer_].intent.store(0, std::memory_order_release);
-        header_->sent.fetch_add(1, std::memory_order_relaxed);
-    } else {
-        header_->enqueue_pos.store(loan.position + 1, light_fence_ ? std::memory_order_release
-                                                                    : std::memory_order_seq_cst);
-    }
-    header_->peers[peer_].messages.store(++messages_, std::memory_order_relaxed);
-    loan = {};
-    holding_ = false;
-    notify(header_->data_wake);
-}
-
-void Channel::cancel(ChannelLoan& loan) noexcept {
-    if (kind_ == ChannelKind::Mpmc) {
-        // The position is claimed for good; consumers skip it.
-        slot(loan.position).seq.store((loan.position + 1) | kMarkBit, std::memory_order_seq_cst);
-        header_->peers[peer_].intent.store(0, std::memory_order_release);
-        header_->abandoned.fetch_add(1, std::memory_order_relaxed);
-        notify(header_->data_wake);
-    }
-    loan = {};
-    holding_ = false;
-}
-
-// ------------------------------------------------------------------ consumer
-
-ChannelStatus Channel::try_read(ChannelView& view) noexcept {
-    if (role_ != ChannelRole::Consumer) return ChannelStatus::WrongRole;
-    // SPSC takes the position only at release, so a second view would be the same message.
-    if (holding_) return ChannelStatus::Busy;
-    if (kind_ == ChannelKind::PubSub) return try_read_pubsub(view);
-    std::uint64_t pos = header_->dequeue_pos.load(std::memory_order_relaxed);
-    for (;;) {
-        Slot& s = slot(pos);
-        const std::uint64_t seq = s.seq.load(std::memory_order_acquire);
-        const auto dif = static_cast<std::int64_t>((seq & ~kMarkBit) - (pos + 1));
-        if (dif < 0) {  // not published yet; maybe claimed by a producer that died
-            if (kind_ == ChannelKind::Mpmc && seq == pos && stalled() && recover_abandoned(pos))
-                continue;
-            return ChannelStatus::Empty;
-        }
-        if (dif > 0) {  // MPMC: already taken by another consumer (SPSC: cannot happen)
-            pos = header_->dequeue_pos.load(std::memory_order_relaxed);
-            continue;
-        }
-        if (kind_ == ChannelKind::Mpmc) {
-            // As a producer's claim: announced first, so a producer that finds
-            // this slot taken and never freed can tell whether we died.
-            ChannelPeer& me = header_->peers[peer_];
-            me.intent.store(pos + 1, std::memory_order_seq_cst);
-            if (!header_->dequeue_pos.compare_exchange_weak(pos, pos + 1,
-                                                            std::memory_order_seq_cst)) {
-                me.intent.store(0, std::memory_order_seq_cst);
-                continue;  // pos reloaded by the failed CAS
-            }
-        }
-        if ((seq & kMarkBit) != 0) {  // a dead or cancelled producer's slot: skip it
-            free_slot(pos);
-            pos = header_->dequeue_pos.load(std::memory_order_relaxed);
-            continue;
-        }
-        // A corrupt size must not make the view reach past the slot.
-        view = {s.bytes(), std::min<std::size_t>(s.size, header_->max_message), pos, 0};
-        holding_ = true;
-        stall_since_ns_ = 0;
-        return ChannelStatus::Ok;
-    }
-}
-
-// PubSub: the message at this subscriber's cursor. A slot that already holds
-// a later message (or is being rewritten) means the publisher overwrote what
-// we had not read: skip to the oldest message still there and count the loss.
-ChannelStatus Channel::try_read_pubsub(ChannelView& view) noexcept {
-    const std::uint64_t cap = header_->capacity;
-    const bool overwrite = overflow() == ChannelOverflow::Overwrite;
-    ChannelPeer& me = header_->peers[peer_];
-    for (;;) {
-        const std::uint64_t c = cursor_;
-        Slot& s = slot(c);
-        std::uint64_t seq = s.seq.load(std::memory_order_acquire);
-        if (seq == c + 1 && overwrite) {
-            // Announce the view, then make sure the publisher has not started
-            // rewriting the slot (it marks first, then looks at the intents).
-            me.intent.store(c + 1, std::memory_order_seq_cst);
-            seq = s.seq.load(std::memory_order_seq_cst);
-            if (seq != c + 1) me.intent.store(0, std::memory_order_relaxed);
-        }
-        if (seq == c + 1) {
-            view = {s.bytes(), std::min<std::size_t>(s.size, header_->max_message), c,
-                    std::exchange(lost_pending_, 0)};
-            holding_ = true;
-            return ChannelStatus::Ok;
-        }
-        if ((seq & ~kMarkBit) <= c + 1) return ChannelStatus::Empty;  // not published yet
-        const std::uint64_t w = header_->enqueue_pos.load(std::memory_order_acquire);
-        const std::uint64_t next = std::max(c + 1, w >= cap ? w - cap + 1 : 0);
-        const std::uint64_t missed = next - c;
-        lost_ += missed;
-        lost_pending_ += missed;
-        cursor_ = next;
-        me.cursor.store(next, std::memory_order_seq_cst);
-        me.lost.store(lost_, std::memory_order_relaxed);
-        header_->lost.fetch_add(missed, std::memory_order_relaxed);
-    }
-}
-
-void Channel::release(ChannelView& view) noexcept {
-    ChannelPeer& me = header_->peers[peer_];
-    if (kind_ == ChannelKind::PubSub) {
-        cursor_ = view.position + 1;
-        // After every read of the view's bytes.
-        store_visible(me.cursor, cursor_);
-        if (overflow() == ChannelOverflow::Overwrite)
-            me.intent.store(0, std::memory_order_seq_cst);
-        me.messages.store(++messages_, std::memory_order_relaxed);
-        view = {};
-        holding_ = false;
-        notify(header_->space_wake);
-        return;
-    }
-    free_slot(view.position);
-    if (kind_ == ChannelKind::Mpmc) header_->received.fetch_add(1, std::memory_order_relaxed);
-    me.messages.store(++messages_, std::memory_order_relaxed);
-    view = {};
-    holding_ = false;
-}
-
-// SPSC/MPMC: hands the slot at `position` to the producer of the next lap.
-void Channel::free_slot(std::uint64_t position) noexcept {
-    if (kind_ == ChannelKind::Spsc) {
-        // One store, after every read of the message: the producer reads
-        // room from the position. SPSC takes the position only now, so a
-        // consumer that dies holding a view leaves the message for its
-        // successor (delivered at least once).
-        store_visible(header_->dequeue_pos, position + 1);
-    } else {
-        store_visible(slot(position).seq, position + header_->capacity);
-        header_->peers[peer_].intent.store(0, std::memory_order_release);
-    }
-    notify(header_->space_wake);
-}
-
-// ------------------------------------------------------------------ recovery
-
-// MPMC: the slot at `position` is claimed (enqueue_pos is past it) but not
-// published. If no live producer announces that position, its claimer died:
-// mark the slot abandoned so consumers move on. Reads /proc, so only called
-// after kRecoverAfterNs of waiting.
-bool Channel::recover_abandoned(std::uint64_t position) noexcept {
-    Slot& s = slot(position);
-    std::uint64_t expected = position;
-    if (s.seq.load(std::memory_order_seq_cst) != expected) return false;
-    if (header_->enqueue_pos.load(std::memory_order_seq_cst) <= position)
-        return false;  // unclaimed
-    for (const ChannelPeer& p : header_->peers) {
-        if (p.intent.load(std::memory_order_seq_cst) != position + 1) continue;
-        if (token_alive(p.token.load(std::memory_order_seq_cst))) return false;  // still writing
-    }
-    if (!s.seq.compare_exchange_strong(expected, (position + 1) | kMarkBit,
-                                       std::memory_order_seq_cst))
-        return false;
-    header_->abandoned.fetch_add(1, std::memory_order_relaxed);
-    return true;
-}
-
-// MPMC: the ring is full at the producers' position because the slot there
-// still holds the message of one lap earlier, which a consumer took
-// (dequeue_pos is past it) but never released. If no live consumer announces
-// that position, it died holding the message: the message is lost and the
-// slot is freed for the producers. Reads /proc, so only called after
-// kRecoverAfterNs of waiting.
-bool Channel::recover_dead_consumer() noexcept {
-    if (kind_ != ChannelKind::Mpmc) return false;
-    const std::uint64_t pos = header_->enqueue_pos.load(std::memory_order_seq_cst);
-    const std::uint64_t cap = header_->capacity;
-    if (pos < cap) return false;
-    const std::uint64_t taken = pos - cap;  // the consumer position occupying this slot
-    Slot& s = slot(pos);
-    std::uint64_t seq = s.seq.load(std::memory_order_seq_cst);
-    if ((seq & ~kMarkBit) != taken + 1) return false;  // not a published, unreleased message
-    if (header_->dequeue_pos.load(std::memory_order_seq_cst) <= taken) return false;  // merely full
-    for (const ChannelPeer& p : header_->peers) {
-        if (p.intent.load(std::memory_order_seq_cst) != taken + 1) continue;
-        const std::uint64_t t = p.token.load(std::memory_order_seq_cst);
-        if (token_role(t) == role_bits(ChannelRole::Consumer) && token_alive(t))
-            return false;  // reading it
-    }
-    if (!s.seq.compare_exchange_strong(seq, pos, std::memory_order_seq_cst)) return false;
-    header_->lost.fetch_add(1, std::memory_order_relaxed);
-    notify(header_->space_wake);
-    return true;
-}
-
-// PubSub: drops the entries of subscribers that died, so their read position
-// (Block) or their view (Overwrite) no longer holds the publisher back.
-// Reads /proc, so only called after kRecoverAfterNs of waiting.
-bool Channel::reap_dead_subscribers() noexcept {
-    bool reaped = false;
-    const unsigned limit =
-        std::min<unsigned>(kMaxPeers, header_->peer_limit.load(std::memory_order_seq_cst));
-    for (unsigned i = 1; i < limit; ++i) {
-        ChannelPeer& p = header_->peers[i];
-        std::uint64_t t = p.token.load(std::memory_order_seq_cst);
-        if (token_role(t) != role_bits(ChannelRole::Consumer) || token_alive(t)) continue;
-        // Reserve the entry with our own token while clearing it, so a new
-        // subscriber cannot take it half-cleared.
-        if (!p.token.compare_exchange_strong(t, token_, std::memory_order_seq_cst)) continue;
-        retire_entry(p, header_->departed, true, header_->data_wake.waiting);
-        p.token.store(0, std::memory_order_seq_cst);
-        reaped = true;
-    }
-    if (reaped) min_cursor_ = 0;
-    return reaped;
 }
 
 }  // namespace pagewire

@@ -6,14 +6,20 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
-#include <string_view>
 #include <pagewire/segment.hpp>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace pagewire {
+
+namespace channel_detail {
+struct ChannelCore;
+struct Wake;
+}  // namespace channel_detail
 
 // How many producers and consumers a channel admits.
 enum class ChannelKind : std::uint32_t {
@@ -51,6 +57,8 @@ enum class [[nodiscard]] ChannelStatus {
     WrongRole,  // a consumer call on a producer handle, or the reverse
     Busy,       // this handle already holds a loan (producer) or a view (consumer):
                 // publish/cancel or release it first
+    Corrupt,    // the shared state is one no peer can have written (a corrupted
+                // segment): Channel::corruption() says what; drop the handle
 };
 const char* channel_status_name(ChannelStatus status) noexcept;
 
@@ -120,10 +128,10 @@ struct ChannelView {
 // fine as the kind allows). Destroying a Producer/Consumer handle deregisters
 // it.
 //
-// Layout (version 2): a header (magic, layout version, kind, overflow policy,
+// Layout (version 3): a header (magic, layout version, kind, overflow policy,
 // capacity, max message, creator pid + start time, positions, counters, two
 // wait words, a peer table of one cache line per registered process), then
-// `capacity` slots of {sequence, size, bytes}. A slot's 64-bit sequence says
+// `capacity` slots of {sequence, size, size check, bytes}. A slot's 64-bit sequence says
 // whose turn it is (Vyukov's bounded queue); a message becomes visible only
 // through one store of its sequence after its bytes are written, so a
 // producer killed at any instruction never exposes a partial message.
@@ -163,9 +171,16 @@ struct ChannelView {
 // woken without lost wake-ups; a publish or release makes a system call only
 // when someone sleeps or armed a descriptor. Every wait re-checks the ring at
 // least every 20 ms, so a dead peer costs latency, never a hang.
+//
+// Corruption: calls check what they read against what a peer can have
+// written (a slot's sequence against its position, a message's size against
+// the slot and against the size echo stored with it, the positions against
+// each other; waiting calls look at the positions every kRecoverAfter) and
+// return ChannelStatus::Corrupt rather than spin or hand out a bad view.
+// Message bytes carry no checksum: a changed payload byte goes unnoticed.
 class Channel {
   public:
-    static constexpr std::uint32_t kLayoutVersion = 2;
+    static constexpr std::uint32_t kLayoutVersion = 3;
     static constexpr std::size_t kMaxCapacity = std::size_t{1} << 24;      // slots
     static constexpr std::size_t kMaxMessage = std::size_t{64} << 20;      // bytes
     static constexpr std::size_t kMaxSegmentBytes = std::size_t{4} << 30;  // whole ring
@@ -195,7 +210,7 @@ class Channel {
     // Removes the channel's segment name (handles stay valid until closed).
     static void remove(const std::string& name);
 
-    Channel() noexcept = default;
+    Channel() noexcept;
     Channel(Channel&& other) noexcept;
     Channel& operator=(Channel&& other) noexcept;
     Channel(const Channel&) = delete;
@@ -206,13 +221,16 @@ class Channel {
     ChannelOverflow overflow() const noexcept;
     std::size_t capacity() const noexcept;
     std::size_t max_message() const noexcept;
-    ChannelRole role() const noexcept { return role_; }
-    const Segment& segment() const noexcept { return segment_; }
+    ChannelRole role() const noexcept;  // Observer for a moved-from handle
+    const Segment& segment() const noexcept;
     ChannelStats stats() const noexcept;
     // The registered producers and consumers (alive or not yet found dead).
     std::vector<ChannelPeerInfo> peers() const;
     // PubSub subscriber: messages this handle missed (Overwrite), in all.
-    std::uint64_t lost() const noexcept { return lost_; }
+    std::uint64_t lost() const noexcept;
+    // What the last ChannelStatus::Corrupt of this handle found, e.g. "slot 5
+    // sequence 77 is ahead of position 5"; "" if none.
+    std::string corruption() const;
 
     // SpinThenSleep's spin time, for every process using the channel.
     std::chrono::nanoseconds spin() const noexcept;
@@ -274,51 +292,15 @@ class Channel {
     static constexpr std::chrono::nanoseconds kForever = std::chrono::nanoseconds::max();
 
   private:
-    struct Header;
-    struct Slot;
-    struct Wake;
-    Channel(Segment segment, ChannelRole role);
-    Slot& slot(std::uint64_t position) const noexcept;
-    void register_peer();
-    void deregister_peer() noexcept;
-    void repair_producer() noexcept;
-    bool recover_abandoned(std::uint64_t position) noexcept;
-    bool recover_dead_consumer() noexcept;
-    bool reap_dead_subscribers() noexcept;
-    void free_slot(std::uint64_t position) noexcept;
-    ChannelStatus try_loan_pubsub(std::uint64_t pos) noexcept;
-    ChannelStatus try_read_pubsub(ChannelView& view) noexcept;
-    std::uint64_t min_subscriber_cursor() const noexcept;
-    bool viewed(std::uint64_t position) const noexcept;
-    bool stalled() noexcept;
-    void store_visible(std::atomic<std::uint64_t>& word, std::uint64_t value) noexcept;
-    void notify(Wake& wake) noexcept;
-    void notify_armed(Wake& wake) noexcept;
+    explicit Channel(std::unique_ptr<channel_detail::ChannelCore> core) noexcept;
     template <class Attempt, class Stall>
-    ChannelStatus wait_until(Attempt attempt, Stall on_stall, ChannelStatus busy, Wake& wake,
-                             std::chrono::nanoseconds timeout, WaitMode mode) noexcept;
+    ChannelStatus wait_until(Attempt attempt, Stall on_stall, ChannelStatus busy,
+                             channel_detail::Wake& wake, std::chrono::nanoseconds timeout,
+                             WaitMode mode) noexcept;
 
-    Segment segment_;
-    Header* header_ = nullptr;    // in segment_
-    std::byte* slots_ = nullptr;  // in segment_: capacity slots of header_->slot_stride bytes
-    std::uint64_t mask_ = 0;      // capacity - 1
-    std::size_t stride_ = 0;
-    ChannelKind kind_ = ChannelKind::Spsc;  // copied from the header (read on every call)
-    bool light_fence_ = false;  // this process is registered for sys::heavy_fence()
-    ChannelRole role_ = ChannelRole::Observer;
-    int peer_ = -1;            // this handle's entry in the peer table, or -1
-    std::uint64_t token_ = 0;  // role, pid and start ticks (low 32 bits), as registered
-    bool holding_ = false;     // a loan or view of this handle is outstanding
-    std::uint64_t messages_ = 0;    // published or released by this handle (its entry's copy)
-    std::uint64_t cursor_ = 0;      // PubSub subscriber: next position to read
-    std::uint64_t lost_ = 0;        // PubSub subscriber: messages missed
-    std::uint64_t lost_pending_ = 0;  // ... not yet reported in a view's lost_before
-    std::uint64_t min_cursor_ = 0;  // PubSub publisher: a lower bound of every subscriber's cursor
-    std::uint64_t consumer_pos_ = 0;  // SPSC producer: the consumer's position, as last read
-    std::int64_t stall_since_ns_ = 0;  // when try_* began failing at one spot (0: not)
-    bool waiting_ = false;             // inside wait_until()
-    int notify_fd_ = -1;            // the pollable descriptor (consumer/producer), or -1
-    int signal_fd_ = -1;            // the unbound datagram socket notifications are sent from
+    // Everything a handle holds (mapping, registration, per-kind positions);
+    // null in a default-constructed or moved-from handle.
+    std::unique_ptr<channel_detail::ChannelCore> core_;
 };
 
 }  // namespace pagewire

@@ -83,8 +83,12 @@ void write_out(const std::string& text) {
         throw_error("write", "stdout");
 }
 
+// A corrupt channel is said as such, with what was found, whatever the call.
 [[noreturn]] void fail(const Channel& ch, const char* operation, ChannelStatus st,
                        const std::string& detail) {
+    if (st == ChannelStatus::Corrupt)
+        throw_error(operation, ch.segment().name(), EPROTO,
+                    fmt::format("{} ({})", channel_status_name(st), ch.corruption()));
     int err = st == ChannelStatus::TimedOut ? ETIMEDOUT
               : st == ChannelStatus::TooBig ? EMSGSIZE
                                             : EPROTO;
