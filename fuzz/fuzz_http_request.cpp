@@ -17,18 +17,18 @@
 #include <utility>
 #include <vector>
 
-#include "serve/file_cache.hpp"
-#include "serve/http_date.hpp"
-#include "serve/http_request.hpp"
-#include "serve/response.hpp"
+#include "http/file_cache.hpp"
+#include "http/http_date.hpp"
+#include "http/http_request.hpp"
+#include "http/response.hpp"
 
-namespace serve = pagewire::serve;
+namespace serve = pagewire::http;
 
 namespace {
 
 std::string g_root;
 int g_root_fd = -1;
-serve::ServeConfig g_config;
+pagewire::serve::ServeConfig g_config;
 serve::ClockStrings g_clock;
 std::vector<std::pair<dev_t, ino_t>> g_files;  // every regular file under the root
 

@@ -11,16 +11,16 @@
 #include <string>
 #include <vector>
 
-#include "serve/file_cache.hpp"
-#include "serve/http_date.hpp"
-#include "serve/http_request.hpp"
-#include "serve/mime.hpp"
-#include "serve/path.hpp"
-#include "serve/range.hpp"
-#include "serve/response.hpp"
+#include "http/file_cache.hpp"
+#include "http/http_date.hpp"
+#include "http/http_request.hpp"
+#include "http/mime.hpp"
+#include "http/path.hpp"
+#include "http/range.hpp"
+#include "http/response.hpp"
 #include "test_util.hpp"
 
-namespace serve = pagewire::serve;
+namespace serve = pagewire::http;
 using serve::ParseResult;
 using testutil::TempDir;
 
@@ -233,7 +233,7 @@ class ServeResponder : public ::testing::Test {
 
     TempDir dir_;
     int root_ = -1;
-    serve::ServeConfig config_;
+    pagewire::serve::ServeConfig config_;
     serve::ClockStrings clock_;
 };
 

@@ -19,7 +19,7 @@
 
 #include "sys.hpp"
 
-namespace pagewire::serve {
+namespace pagewire::http {
 
 // Chunk of one direct read: as the engine's Direct method (kDirectMinChunkBytes),
 // smaller reads waste the device's time on per-request cost.
@@ -120,4 +120,4 @@ class DirectStream {
     bool active_ = false;
 };
 
-}  // namespace pagewire::serve
+}  // namespace pagewire::http

@@ -1,5 +1,5 @@
 // The server's setup and shutdown: see server.hpp.
-#include "serve/server.hpp"
+#include "http/server.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -13,15 +13,16 @@
 #include <exception>
 #include <memory>
 #include <pagewire/error.hpp>
+#include <pagewire/serve.hpp>
 #include <pagewire/unique_fd.hpp>
 #include <thread>
 #include <vector>
 
-#include "serve/access_log.hpp"
-#include "serve/file_cache.hpp"
-#include "serve/worker.hpp"
+#include "http/access_log.hpp"
+#include "http/file_cache.hpp"
+#include "http/worker.hpp"
 
-namespace pagewire::serve {
+namespace pagewire::http {
 namespace {
 
 constexpr int kListenBacklog = 4096;
@@ -103,6 +104,12 @@ std::string format_address(const sockaddr_storage& addr) {
     ::inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof host);
     return "[" + std::string(host) + "]:" + std::to_string(ntohs(v6->sin6_port));
 }
+
+}  // namespace pagewire::http
+
+namespace pagewire::serve {
+
+using namespace pagewire::http;
 
 void run_server(const ServeConfig& config, std::FILE* out) {
     sockaddr_storage addr{};

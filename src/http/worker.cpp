@@ -4,7 +4,7 @@
 // (transfer_step = sendfile returning on a full socket; or the direct path),
 // finish_response() logs, then keep-alive or begin_close() (lingering, as
 // nginx, so an error page is not lost to a reset).
-#include "serve/worker.hpp"
+#include "http/worker.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -21,7 +21,7 @@
 
 #include "sys.hpp"
 
-namespace pagewire::serve {
+namespace pagewire::http {
 
 // One client connection. Owned by its worker (pooled: objects are reused,
 // never freed while the worker runs, so io_uring tags stay valid).
@@ -635,4 +635,4 @@ void Worker::begin_stop() {
     for (Connection* c : idle) close(*c);
 }
 
-}  // namespace pagewire::serve
+}  // namespace pagewire::http

@@ -5,7 +5,12 @@
 #include <string_view>
 #include <vector>
 
-namespace pagewire::serve {
+namespace pagewire::http {
+
+// More ranges than this in one Range header make it "malformed" (full 200):
+// overlapping ranges would otherwise multiply the response size without
+// bound. Apache's MaxRanges default.
+inline constexpr std::size_t kMaxRanges = 200;
 
 struct ByteRange {
     std::uint64_t first;
@@ -22,4 +27,4 @@ enum class RangeStatus {
 // Parses `header` against a representation of `size` bytes. `out` is reused.
 RangeStatus parse_range(std::string_view header, std::uint64_t size, std::vector<ByteRange>& out);
 
-}  // namespace pagewire::serve
+}  // namespace pagewire::http

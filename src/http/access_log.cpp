@@ -1,5 +1,5 @@
 // The access log: see access_log.hpp.
-#include "serve/access_log.hpp"
+#include "http/access_log.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -10,7 +10,7 @@
 
 #include "sys.hpp"
 
-namespace pagewire::serve {
+namespace pagewire::http {
 namespace {
 
 // nginx's escaping of logged strings: '"', '\' and bytes outside printable
@@ -69,4 +69,4 @@ void AccessLogWriter::flush() noexcept {
     buffer_.clear();
 }
 
-}  // namespace pagewire::serve
+}  // namespace pagewire::http

@@ -16,7 +16,7 @@
 #include <string_view>
 #include <unordered_map>
 
-namespace pagewire::serve {
+namespace pagewire::http {
 
 // An open file or directory and what responses need of it. Shared (by
 // shared_ptr) between the cache and the responses in flight, so eviction
@@ -95,4 +95,4 @@ class OpenFileCache {
     std::unordered_map<std::string, Entry, Hash, Equal> entries_;
 };
 
-}  // namespace pagewire::serve
+}  // namespace pagewire::http

@@ -1,5 +1,5 @@
 // Opening beneath the root and the open-file cache: see file_cache.hpp.
-#include "serve/file_cache.hpp"
+#include "http/file_cache.hpp"
 
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -10,11 +10,11 @@
 #include <cstdio>
 #include <string>
 
-#include "serve/http_date.hpp"
-#include "serve/mime.hpp"
+#include "http/http_date.hpp"
+#include "http/mime.hpp"
 #include "sys.hpp"
 
-namespace pagewire::serve {
+namespace pagewire::http {
 namespace {
 
 // A fresh descriptor's stat: 0, or -errno (-EACCES for what is neither a
@@ -150,4 +150,4 @@ void OpenFileCache::make_room(std::uint64_t now_ms) {
     entries_.erase(oldest);
 }
 
-}  // namespace pagewire::serve
+}  // namespace pagewire::http

@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-namespace pagewire::serve {
+namespace pagewire::http {
 
 // Opens (creates, appends to) the log file; throws pagewire::Error.
 UniqueFd open_access_log(const std::string& path);
@@ -32,4 +32,4 @@ class AccessLogWriter {
     bool reported_ = false;
 };
 
-}  // namespace pagewire::serve
+}  // namespace pagewire::http

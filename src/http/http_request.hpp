@@ -11,7 +11,12 @@
 #include <cstdint>
 #include <string_view>
 
-namespace pagewire::serve {
+namespace pagewire::http {
+
+// Limits of the contract; 414 / 431 above them.
+inline constexpr std::size_t kMaxRequestLineBytes = 8 * 1024;
+inline constexpr std::size_t kMaxHeaderSectionBytes = 16 * 1024;
+inline constexpr std::size_t kMaxHeaderLines = 100;
 
 enum class Method { Get, Head, Other };
 
@@ -72,4 +77,4 @@ class RequestReader {
 // The reason phrase of a status code ("Not Found").
 std::string_view status_text(int status) noexcept;
 
-}  // namespace pagewire::serve
+}  // namespace pagewire::http

@@ -7,16 +7,16 @@
 
 #include <cstdint>
 #include <memory>
+#include <pagewire/serve.hpp>
 #include <string>
 #include <vector>
 
-#include "serve/config.hpp"
-#include "serve/file_cache.hpp"
-#include "serve/http_date.hpp"
-#include "serve/http_request.hpp"
-#include "serve/range.hpp"
+#include "http/file_cache.hpp"
+#include "http/http_date.hpp"
+#include "http/http_request.hpp"
+#include "http/range.hpp"
 
-namespace pagewire::serve {
+namespace pagewire::http {
 
 // A piece of the response, in sending order: bytes [offset, offset+length)
 // of Response::data, or of the response's file.
@@ -48,7 +48,7 @@ struct Response {
 class Responder {
   public:
     // `root_fd` must outlive the responder (listings open beneath it through `cache`).
-    Responder(const ServeConfig& config, OpenFileCache& cache, const ClockStrings& clock);
+    Responder(const serve::ServeConfig& config, OpenFileCache& cache, const ClockStrings& clock);
 
     // The answer to a parsed request. keep_alive_allowed false (the server
     // is stopping) adds "Connection: close".
@@ -76,14 +76,14 @@ class Responder {
     bool if_range_allows(const Request& request, const CachedFile& file) const;
     int open_error_status(int err) const noexcept;
 
-    const ServeConfig& config_;
+    const serve::ServeConfig& config_;
     OpenFileCache& cache_;
     const ClockStrings& clock_;
     std::string relative_;  // normalized path of the current request (reused)
     std::string scratch_;   // index path, listing body (reused)
     std::vector<ByteRange> ranges_;
     std::vector<std::size_t> part_ends_;  // multipart: end of each part header in scratch_
-    std::uint64_t boundary_ = 0;  // multipart boundaries count up, as in nginx
+    std::uint64_t boundary_ = 0;          // multipart boundaries count up, as in nginx
 };
 
-}  // namespace pagewire::serve
+}  // namespace pagewire::http

@@ -1,13 +1,11 @@
 // Request framing and parsing: see http_request.hpp.
-#include "serve/http_request.hpp"
+#include "http/http_request.hpp"
 
 #include <strings.h>
 
 #include <cstring>
 
-#include "serve/config.hpp"
-
-namespace pagewire::serve {
+namespace pagewire::http {
 namespace {
 
 // Where http_parser's callbacks put what they see; parser.data points here.
@@ -270,4 +268,4 @@ std::string_view status_text(int status) noexcept {
     }
 }
 
-}  // namespace pagewire::serve
+}  // namespace pagewire::http

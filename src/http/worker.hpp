@@ -11,23 +11,23 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <pagewire/serve.hpp>
 #include <pagewire/unique_fd.hpp>
 #include <vector>
 
-#include "serve/access_log.hpp"
-#include "serve/config.hpp"
-#include "serve/direct_io.hpp"
-#include "serve/file_cache.hpp"
-#include "serve/http_date.hpp"
-#include "serve/http_request.hpp"
-#include "serve/response.hpp"
+#include "http/access_log.hpp"
+#include "http/direct_io.hpp"
+#include "http/file_cache.hpp"
+#include "http/http_date.hpp"
+#include "http/http_request.hpp"
+#include "http/response.hpp"
 
-namespace pagewire::serve {
+namespace pagewire::http {
 
 // What the workers of one server share. Read-only after start, except the
 // atomic connection count.
 struct WorkerShared {
-    const ServeConfig* config = nullptr;
+    const serve::ServeConfig* config = nullptr;
     int root_fd = -1;
     int stop_fd = -1;                         // eventfd, written once to stop every worker
     int log_fd = -1;                          // access log (O_APPEND), or -1
@@ -86,7 +86,7 @@ class Worker {
     void release(Connection& c);
 
     WorkerShared& shared_;
-    const ServeConfig& config_;
+    const serve::ServeConfig& config_;
     UniqueFd listen_fd_;
     UniqueFd epoll_fd_;
     ClockStrings clock_;
@@ -111,4 +111,4 @@ class Worker {
     std::vector<char> drain_;                       // lingering close reads land here
 };
 
-}  // namespace pagewire::serve
+}  // namespace pagewire::http

@@ -1,5 +1,5 @@
 // The direct path: see direct_io.hpp.
-#include "serve/direct_io.hpp"
+#include "http/direct_io.hpp"
 
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -9,7 +9,7 @@
 
 #include "sys.hpp"
 
-namespace pagewire::serve {
+namespace pagewire::http {
 
 DirectRing::~DirectRing() {
     if (state_ == 1) ::io_uring_queue_exit(&ring_);
@@ -183,4 +183,4 @@ void DirectStream::release(DirectRing& ring) noexcept {
     active_ = false;
 }
 
-}  // namespace pagewire::serve
+}  // namespace pagewire::http

@@ -1,11 +1,9 @@
 // Range header parsing: see range.hpp.
-#include "serve/range.hpp"
+#include "http/range.hpp"
 
 #include <strings.h>
 
-#include "serve/config.hpp"
-
-namespace pagewire::serve {
+namespace pagewire::http {
 namespace {
 
 bool is_space(char c) noexcept {
@@ -74,4 +72,4 @@ RangeStatus parse_range(std::string_view header, std::uint64_t size, std::vector
     return out.empty() ? RangeStatus::Unsatisfiable : RangeStatus::Satisfiable;
 }
 
-}  // namespace pagewire::serve
+}  // namespace pagewire::http

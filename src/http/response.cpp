@@ -1,6 +1,6 @@
 // What to answer: see response.hpp. The order of the checks follows nginx's
 // static module: method, body, path, open, directory, conditionals, range.
-#include "serve/response.hpp"
+#include "http/response.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -13,9 +13,9 @@
 #include <iterator>
 #include <string_view>
 
-#include "serve/path.hpp"
+#include "http/path.hpp"
 
-namespace pagewire::serve {
+namespace pagewire::http {
 namespace {
 
 void append(std::string& s, std::string_view v) {
@@ -91,7 +91,8 @@ std::uint64_t Response::total_bytes() const noexcept {
     return n;
 }
 
-Responder::Responder(const ServeConfig& config, OpenFileCache& cache, const ClockStrings& clock)
+Responder::Responder(const serve::ServeConfig& config, OpenFileCache& cache,
+                     const ClockStrings& clock)
     : config_(config), cache_(cache), clock_(clock) {}
 
 void Responder::begin_head(int status, Response& out) const {
@@ -382,4 +383,4 @@ void Responder::serve_listing(const Request& request, const CachedFile& dir, Res
     end_with_body(&request, out, "text/html; charset=utf-8", scratch_);
 }
 
-}  // namespace pagewire::serve
+}  // namespace pagewire::http
