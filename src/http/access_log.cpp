@@ -1,14 +1,7 @@
-// The access log: see access_log.hpp.
+// The access log's line: see access_log.hpp.
 #include "http/access_log.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <cstdio>
-#include <cstring>
-#include <pagewire/error.hpp>
-
-#include "sys.hpp"
 
 namespace pagewire::http {
 namespace {
@@ -34,39 +27,22 @@ void append_escaped(std::string& out, std::string_view text) {
 
 }  // namespace
 
-UniqueFd open_access_log(const std::string& path) {
-    const int fd = sys::retry_eintr(
-        [&] { return ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644); });
-    if (fd < 0) throw_error("open", path);
-    return UniqueFd(fd);
-}
-
-void AccessLogWriter::record(std::string_view client, std::string_view time,
-                             std::string_view request_line, int status, std::uint64_t body_bytes,
-                             std::string_view referer, std::string_view user_agent) {
-    if (fd_ < 0) return;
-    buffer_.append(client);
-    buffer_ += " - - [";
-    buffer_.append(time);
-    buffer_ += "] \"";
-    append_escaped(buffer_, request_line);
+void append_log_line(std::string& out, std::string_view client, std::string_view time,
+                     std::string_view request_line, int status, std::uint64_t body_bytes,
+                     std::string_view referer, std::string_view user_agent) {
+    out.append(client);
+    out += " - - [";
+    out.append(time);
+    out += "] \"";
+    append_escaped(out, request_line);
     char numbers[48];
     const int n = std::snprintf(numbers, sizeof numbers, "\" %d %llu \"", status,
                                 static_cast<unsigned long long>(body_bytes));
-    buffer_.append(numbers, static_cast<std::size_t>(n));
-    append_escaped(buffer_, referer);
-    buffer_ += "\" \"";
-    append_escaped(buffer_, user_agent);
-    buffer_ += "\"\n";
-}
-
-void AccessLogWriter::flush() noexcept {
-    if (fd_ < 0 || buffer_.empty()) return;
-    if (sys::write_full(fd_, buffer_.data(), buffer_.size()) < 0 && !reported_) {
-        reported_ = true;
-        std::fprintf(stderr, "pagewire serve: access log: %s\n", std::strerror(errno));
-    }
-    buffer_.clear();
+    out.append(numbers, static_cast<std::size_t>(n));
+    append_escaped(out, referer);
+    out += "\" \"";
+    append_escaped(out, user_agent);
+    out += "\"\n";
 }
 
 }  // namespace pagewire::http

@@ -67,27 +67,6 @@ int open_beneath(int root_fd, const std::string& relative, bool follow_symlinks)
     return fd < 0 ? -errno : static_cast<int>(fd);
 }
 
-bool prepare_direct(CachedFile& file) noexcept {
-    if (file.direct != CachedFile::Direct::Unknown) return file.direct == CachedFile::Direct::Ready;
-    file.direct = CachedFile::Direct::Unsupported;
-    std::uint32_t mem_align = 0;
-    std::uint32_t offset_align = 0;
-    if (sys::statx_dio_align(file.fd.get(), &mem_align, &offset_align) != 0 || mem_align == 0 ||
-        offset_align == 0 || mem_align > sys::page_size()) {
-        return false;
-    }
-    // A second open file description of the same file: O_DIRECT on the
-    // shared one would change how sendfile reads it.
-    const std::string self = "/proc/self/fd/" + std::to_string(file.fd.get());
-    const int fd = sys::retry_eintr(
-        [&] { return ::open(self.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC | O_NONBLOCK); });
-    if (fd < 0) return false;
-    file.direct_fd.reset(fd);
-    file.direct_align = offset_align;
-    file.direct = CachedFile::Direct::Ready;
-    return true;
-}
-
 OpenFileCache::OpenFileCache(int root_fd, bool follow_symlinks, unsigned valid_ms,
                              std::size_t max_entries)
     : root_fd_(root_fd),

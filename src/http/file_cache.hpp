@@ -16,13 +16,16 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "net/protocol.hpp"
+
 namespace pagewire::http {
 
 // An open file or directory and what responses need of it. Shared (by
 // shared_ptr) between the cache and the responses in flight, so eviction
-// never closes a descriptor a response still sends from.
-struct CachedFile {
-    UniqueFd fd;  // O_RDONLY, opened beneath the root
+// never closes a descriptor a response still sends from. The
+// net::FileSource part: fd is O_RDONLY, opened beneath the root; its
+// O_DIRECT twin is cached with it.
+struct CachedFile : net::FileSource {
     bool directory = false;
     std::uint64_t size = 0;
     std::time_t mtime = 0;
@@ -34,12 +37,6 @@ struct CachedFile {
     ino_t ino = 0;
     std::int64_t mtime_ns = 0;
     std::int64_t ctime_ns = 0;
-    // Direct I/O: an O_DIRECT descriptor of the same open file, made on
-    // first need by prepare_direct().
-    enum class Direct { Unknown, Ready, Unsupported };
-    Direct direct = Direct::Unknown;
-    UniqueFd direct_fd;
-    std::uint32_t direct_align = 0;  // statx STATX_DIOALIGN offset alignment
 };
 
 // Opens `relative` ("" = the root itself) under root_fd with openat2:
@@ -47,10 +44,6 @@ struct CachedFile {
 // | O_NONBLOCK (a FIFO must not block the worker) | O_CLOEXEC. Returns the
 // descriptor or -errno (EXDEV: a symlink or ".." leads out of the root).
 int open_beneath(int root_fd, const std::string& relative, bool follow_symlinks) noexcept;
-
-// Makes file.direct Ready (direct_fd, direct_align) or Unsupported (the
-// filesystem reports no alignment or refuses O_DIRECT). Returns whether Ready.
-bool prepare_direct(CachedFile& file) noexcept;
 
 struct CacheLookup {
     std::shared_ptr<CachedFile> file;

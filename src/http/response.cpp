@@ -72,23 +72,14 @@ std::string status_page(int status) {
 }  // namespace
 
 void Response::clear() noexcept {
+    net::Response::clear();
     status = 0;
-    data.clear();
-    segments.clear();
     file.reset();
     body_bytes = 0;
-    close = false;
     http10_keep_alive = false;
-    direct = false;
     log_request.clear();
     log_referer.clear();
     log_user_agent.clear();
-}
-
-std::uint64_t Response::total_bytes() const noexcept {
-    std::uint64_t n = 0;
-    for (const Segment& s : segments) n += s.length;
-    return n;
 }
 
 Responder::Responder(const serve::ServeConfig& config, OpenFileCache& cache,
@@ -270,6 +261,7 @@ void Responder::serve_file(const Request& request, const std::shared_ptr<CachedF
     }
 
     out.file = file;
+    out.source = file.get();
     out.direct = config_.direct_threshold > 0 && f.size >= config_.direct_threshold;
     auto add_file = [&](std::uint64_t offset, std::uint64_t length) {
         if (head || length == 0) return;

@@ -15,26 +15,19 @@
 #include "http/http_date.hpp"
 #include "http/http_request.hpp"
 #include "http/range.hpp"
+#include "net/protocol.hpp"
 
 namespace pagewire::http {
 
-// A piece of the response, in sending order: bytes [offset, offset+length)
-// of Response::data, or of the response's file.
-struct Segment {
-    bool file = false;
-    std::uint64_t offset = 0;
-    std::uint64_t length = 0;
-};
+using net::Segment;
 
-struct Response {
+// A net::Response (the header block, then in-memory body parts, in `data`;
+// the segments; close) with what HTTP keeps of it.
+struct Response : net::Response {
     int status = 0;
-    std::string data;                  // the header block, then in-memory body parts
-    std::vector<Segment> segments;     // the header block is the first one
-    std::shared_ptr<CachedFile> file;  // source of the file segments
+    std::shared_ptr<CachedFile> file;  // owns net::Response::source while the response is sent
     std::uint64_t body_bytes = 0;      // body bytes the segments carry (0 for HEAD, 304)
-    bool close = false;                // "Connection: close" sent: close after this response
     bool http10_keep_alive = false;    // "Connection: keep-alive" sent to an HTTP/1.0 client
-    bool direct = false;               // file segments by O_DIRECT reads (size >= threshold)
     // For the access log, copied from the request (only when logging).
     std::string log_request;
     std::string log_referer;
@@ -42,7 +35,6 @@ struct Response {
 
     // Empties it, keeping the capacity (no allocation per request).
     void clear() noexcept;
-    std::uint64_t total_bytes() const noexcept;
 };
 
 class Responder {

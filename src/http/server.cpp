@@ -1,196 +1,56 @@
-// The server's setup and shutdown: see server.hpp.
-#include "http/server.hpp"
+// pagewire::serve::run_server (pagewire/serve.hpp): checks what the server
+// needs (listen address, root, openat2, access log), then runs the network
+// core with one HttpProtocol per worker.
+#include "net/server.hpp"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <signal.h>
-#include <sys/eventfd.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
-#include <cstring>
-#include <exception>
+#include <cstdio>
 #include <memory>
 #include <pagewire/error.hpp>
 #include <pagewire/serve.hpp>
 #include <pagewire/unique_fd.hpp>
-#include <thread>
-#include <vector>
 
-#include "http/access_log.hpp"
 #include "http/file_cache.hpp"
-#include "http/worker.hpp"
-
-namespace pagewire::http {
-namespace {
-
-constexpr int kListenBacklog = 4096;
-
-// A listening socket bound to addr; reuse_port for the workers' sockets.
-UniqueFd bind_socket(const sockaddr_storage& addr, socklen_t len, bool reuse_port,
-                     const std::string& name, bool listen) {
-    const int fd = ::socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw_error("socket", name);
-    UniqueFd sock(fd);
-    const int one = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (reuse_port && ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
-        throw_error("setsockopt SO_REUSEPORT", name);
-    }
-    if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), len) != 0) throw_error("bind", name);
-    if (listen && ::listen(fd, kListenBacklog) != 0) throw_error("listen", name);
-    return sock;
-}
-
-// nginx's worker_rlimit_nofile: every connection is a descriptor.
-void raise_open_file_limit() {
-    rlimit lim{};
-    if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
-        lim.rlim_cur = lim.rlim_max;
-        (void)::setrlimit(RLIMIT_NOFILE, &lim);
-    }
-}
-
-}  // namespace
-
-bool parse_listen_address(const std::string& text, sockaddr_storage& addr, socklen_t& len) {
-    std::memset(&addr, 0, sizeof addr);
-    std::string host;
-    std::string port;
-    if (!text.empty() && text[0] == '[') {
-        const std::size_t close = text.find(']');
-        if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':')
-            return false;
-        host = text.substr(1, close - 1);
-        port = text.substr(close + 2);
-    } else {
-        const std::size_t colon = text.rfind(':');
-        if (colon == std::string::npos) return false;
-        host = text.substr(0, colon);
-        port = text.substr(colon + 1);
-    }
-    if (port.empty() || port.size() > 5 ||
-        port.find_first_not_of("0123456789") != std::string::npos) {
-        return false;
-    }
-    const unsigned long p = std::stoul(port);
-    if (p > 65535) return false;
-    auto* v4 = reinterpret_cast<sockaddr_in*>(&addr);
-    auto* v6 = reinterpret_cast<sockaddr_in6*>(&addr);
-    if (text[0] != '[' && ::inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons(static_cast<std::uint16_t>(p));
-        len = sizeof *v4;
-        return true;
-    }
-    if (text[0] == '[' && ::inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons(static_cast<std::uint16_t>(p));
-        len = sizeof *v6;
-        return true;
-    }
-    return false;
-}
-
-std::string format_address(const sockaddr_storage& addr) {
-    char host[INET6_ADDRSTRLEN] = "?";
-    if (addr.ss_family == AF_INET) {
-        const auto* v4 = reinterpret_cast<const sockaddr_in*>(&addr);
-        ::inet_ntop(AF_INET, &v4->sin_addr, host, sizeof host);
-        return std::string(host) + ":" + std::to_string(ntohs(v4->sin_port));
-    }
-    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&addr);
-    ::inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof host);
-    return "[" + std::string(host) + "]:" + std::to_string(ntohs(v6->sin6_port));
-}
-
-}  // namespace pagewire::http
+#include "http/session.hpp"
+#include "net/access_log.hpp"
 
 namespace pagewire::serve {
 
-using namespace pagewire::http;
-
 void run_server(const ServeConfig& config, std::FILE* out) {
-    sockaddr_storage addr{};
-    socklen_t addr_len = 0;
-    if (!parse_listen_address(config.listen, addr, addr_len)) {
-        throw_error("--listen", config.listen, EINVAL, "expected A.B.C.D:PORT or [IPv6]:PORT");
-    }
+    net::ServerConfig core;
+    core.name = "serve";
+    net::parse_listen_address(config.listen, core);
     const int root = ::open(config.root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (root < 0) throw_error("open", config.root);
     UniqueFd root_fd(root);
     // openat2 (Linux 5.6) is what keeps requests inside the root: no fallback.
-    const int probe = open_beneath(root, "", config.follow_symlinks);
+    const int probe = http::open_beneath(root, "", config.follow_symlinks);
     if (probe < 0) throw_error("openat2", config.root, -probe);
     ::close(probe);
     UniqueFd log_fd;
-    if (!config.access_log.empty()) log_fd = open_access_log(config.access_log);
-    raise_open_file_limit();
+    if (!config.access_log.empty()) log_fd = net::open_access_log(config.access_log);
 
-    unsigned workers = config.workers;
-    if (workers == 0) {
-        const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
-        workers = cpus > 0 ? static_cast<unsigned>(cpus) : 1;
-    }
-
-    // "Address in use" must be an error even when the holder uses
-    // SO_REUSEPORT too: one plain bind first (it also picks port 0's port),
-    // then every worker's socket joins that port with SO_REUSEPORT.
-    {
-        UniqueFd probe_sock = bind_socket(addr, addr_len, false, config.listen, false);
-        socklen_t len = sizeof addr;
-        if (::getsockname(probe_sock.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-            throw_error("getsockname", config.listen);
-        }
-        addr_len = len;
-    }
-    const std::string where = format_address(addr);
-
-    // Signals: SIGPIPE never kills (sendfile to a reset peer); SIGTERM and
-    // SIGINT are blocked in every thread and taken by sigwait() below.
-    ::signal(SIGPIPE, SIG_IGN);
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGTERM);
-    sigaddset(&stop_signals, SIGINT);
-    ::pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-
-    const int stop = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (stop < 0) throw_error("eventfd", "serve");
-    UniqueFd stop_fd(stop);
-    WorkerShared shared;
-    shared.config = &config;
-    shared.root_fd = root_fd.get();
-    shared.stop_fd = stop_fd.get();
-    shared.log_fd = log_fd.get();
-
-    std::vector<std::unique_ptr<Worker>> pool;
-    for (unsigned i = 0; i < workers; ++i) {
-        pool.push_back(std::make_unique<Worker>(
-            shared, bind_socket(addr, addr_len, true, config.listen, true)));
-    }
-    std::vector<std::thread> threads;
-    for (auto& worker : pool) {
-        threads.emplace_back([&worker] {
-            try {
-                worker->run();
-            } catch (const std::exception& e) {
-                std::fprintf(stderr, "pagewire serve: worker: %s\n", e.what());
-                ::kill(::getpid(), SIGTERM);  // the others stop too
-            }
+    core.workers = config.workers;
+    core.max_connections = config.max_connections;
+    core.max_frame_bytes = http::kMaxRequestHeadBytes;
+    core.frame_timeout_ms = config.header_timeout_ms;
+    core.idle_timeout_ms = config.keepalive_timeout_ms;
+    core.send_timeout_ms = config.send_timeout_ms;
+    core.linger_timeout_ms = config.linger_timeout_ms;
+    core.shutdown_grace_ms = config.shutdown_grace_ms;
+    core.access_log_fd = log_fd.get();
+    net::run_server(
+        core,
+        [&](net::WorkerContext& context) {
+            return std::make_unique<http::HttpProtocol>(config, root_fd.get(), context);
+        },
+        [&](const std::string& address, unsigned workers) {
+            std::fprintf(out, "pagewire serve: listening on http://%s/ (%s, %u workers)\n",
+                         address.c_str(), config.root.c_str(), workers);
+            std::fflush(out);
         });
-    }
-    std::fprintf(out, "pagewire serve: listening on http://%s/ (%s, %u workers)\n", where.c_str(),
-                 config.root.c_str(), workers);
-    std::fflush(out);
-
-    int signal = 0;
-    while (::sigwait(&stop_signals, &signal) != 0) {
-    }
-    const std::uint64_t one = 1;
-    (void)::write(stop_fd.get(), &one, sizeof one);
-    for (std::thread& t : threads) t.join();
 }
 
 }  // namespace pagewire::serve

@@ -1,15 +1,38 @@
 // The direct path: see direct_io.hpp.
-#include "http/direct_io.hpp"
+#include "net/direct_io.hpp"
 
+#include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <string>
 
 #include "sys.hpp"
 
-namespace pagewire::http {
+namespace pagewire::net {
+
+bool prepare_direct(FileSource& file) noexcept {
+    if (file.direct != FileSource::Direct::Unknown) return file.direct == FileSource::Direct::Ready;
+    file.direct = FileSource::Direct::Unsupported;
+    std::uint32_t mem_align = 0;
+    std::uint32_t offset_align = 0;
+    if (sys::statx_dio_align(file.fd.get(), &mem_align, &offset_align) != 0 || mem_align == 0 ||
+        offset_align == 0 || mem_align > sys::page_size()) {
+        return false;
+    }
+    // A second open file description of the same file: O_DIRECT on the
+    // shared one would change how sendfile reads it.
+    const std::string self = "/proc/self/fd/" + std::to_string(file.fd.get());
+    const int fd = sys::retry_eintr(
+        [&] { return ::open(self.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC | O_NONBLOCK); });
+    if (fd < 0) return false;
+    file.direct_fd.reset(fd);
+    file.direct_align = offset_align;
+    file.direct = FileSource::Direct::Ready;
+    return true;
+}
 
 DirectRing::~DirectRing() {
     if (state_ == 1) ::io_uring_queue_exit(&ring_);
@@ -183,4 +206,4 @@ void DirectStream::release(DirectRing& ring) noexcept {
     active_ = false;
 }
 
-}  // namespace pagewire::http
+}  // namespace pagewire::net
