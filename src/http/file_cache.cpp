@@ -2,12 +2,11 @@
 #include "http/file_cache.hpp"
 
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <pagewire/file.hpp>
 #include <string>
 
 #include "http/http_date.hpp"
@@ -16,6 +15,9 @@
 
 namespace pagewire::http {
 namespace {
+
+// A FIFO must not block the worker (O_NONBLOCK), nor a terminal become ours.
+constexpr int kOpenFlags = O_RDONLY | O_NONBLOCK | O_NOCTTY;
 
 // A fresh descriptor's stat: 0, or -errno (-EACCES for what is neither a
 // regular file nor a directory: FIFOs, devices, sockets).
@@ -57,16 +59,6 @@ bool same_file(const CachedFile& a, const struct stat& st) noexcept {
 
 }  // namespace
 
-int open_beneath(int root_fd, const std::string& relative, bool follow_symlinks) noexcept {
-    open_how how{};
-    how.flags = O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY;
-    how.resolve = RESOLVE_NO_MAGICLINKS | (follow_symlinks ? 0 : RESOLVE_BENEATH);
-    const char* name = relative.empty() ? "." : relative.c_str();
-    const long fd =
-        sys::retry_eintr([&] { return ::syscall(SYS_openat2, root_fd, name, &how, sizeof how); });
-    return fd < 0 ? -errno : static_cast<int>(fd);
-}
-
 OpenFileCache::OpenFileCache(int root_fd, bool follow_symlinks, unsigned valid_ms,
                              std::size_t max_entries)
     : root_fd_(root_fd),
@@ -81,7 +73,8 @@ CacheLookup OpenFileCache::open(const std::string& relative, std::uint64_t now_m
         return {it->second.file, 0};
     }
     CacheLookup result;
-    const int raw_fd = open_beneath(root_fd_, relative, follow_symlinks_);
+    const int raw_fd = open_beneath(root_fd_, relative, kOpenFlags,
+                                    follow_symlinks_ ? Symlinks::Follow : Symlinks::StayBeneath);
     if (raw_fd < 0) {
         if (it != entries_.end()) entries_.erase(it);
         result.error = -raw_fd;

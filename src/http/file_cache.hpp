@@ -1,7 +1,7 @@
-// pagewire serve: opening request paths under the root, and the open-file
-// cache (nginx's open_file_cache): a descriptor, its stat and the header
-// strings derived from it are reused for `valid_ms`, then the path is
-// opened again and the entry kept if it still names the same unchanged
+// pagewire serve: the open-file cache (nginx's open_file_cache), which opens
+// request paths with pagewire::open_beneath: a descriptor, its stat and the
+// header strings derived from it are reused for `valid_ms`, then the path
+// is opened again and the entry kept if it still names the same unchanged
 // file. One cache per worker thread; not thread-safe.
 #pragma once
 
@@ -38,12 +38,6 @@ struct CachedFile : net::FileSource {
     std::int64_t mtime_ns = 0;
     std::int64_t ctime_ns = 0;
 };
-
-// Opens `relative` ("" = the root itself) under root_fd with openat2:
-// RESOLVE_BENEATH (unless follow_symlinks) | RESOLVE_NO_MAGICLINKS, O_RDONLY
-// | O_NONBLOCK (a FIFO must not block the worker) | O_CLOEXEC. Returns the
-// descriptor or -errno (EXDEV: a symlink or ".." leads out of the root).
-int open_beneath(int root_fd, const std::string& relative, bool follow_symlinks) noexcept;
 
 struct CacheLookup {
     std::shared_ptr<CachedFile> file;

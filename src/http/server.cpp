@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <memory>
 #include <pagewire/error.hpp>
+#include <pagewire/file.hpp>
 #include <pagewire/serve.hpp>
 #include <pagewire/unique_fd.hpp>
 
@@ -26,7 +27,8 @@ void run_server(const ServeConfig& config, std::FILE* out) {
     if (root < 0) throw_error("open", config.root);
     UniqueFd root_fd(root);
     // openat2 (Linux 5.6) is what keeps requests inside the root: no fallback.
-    const int probe = http::open_beneath(root, "", config.follow_symlinks);
+    const int probe = open_beneath(
+        root, "", O_RDONLY, config.follow_symlinks ? Symlinks::Follow : Symlinks::StayBeneath);
     if (probe < 0) throw_error("openat2", config.root, -probe);
     ::close(probe);
     UniqueFd log_fd;
