@@ -3,6 +3,8 @@
 
 #include <strings.h>
 
+#include <algorithm>
+
 namespace pagewire::http {
 namespace {
 
@@ -70,6 +72,27 @@ RangeStatus parse_range(std::string_view header, std::uint64_t size, std::vector
     }
     if (specs == 0) return RangeStatus::Ignore;
     return out.empty() ? RangeStatus::Unsatisfiable : RangeStatus::Satisfiable;
+}
+
+bool coalesce_ranges(std::vector<ByteRange>& ranges, std::uint64_t size) noexcept {
+    std::uint64_t total = 0;
+    for (const ByteRange& r : ranges) {
+        if (r.length() > size - total) return false;  // total + length > size, no overflow
+        total += r.length();
+    }
+    std::sort(ranges.begin(), ranges.end(),
+              [](const ByteRange& a, const ByteRange& b) { return a.first < b.first; });
+    std::size_t kept = 0;
+    for (std::size_t i = 1; i < ranges.size(); ++i) {
+        ByteRange& last = ranges[kept];
+        if (ranges[i].first <= last.last + 1) {
+            last.last = std::max(last.last, ranges[i].last);
+        } else {
+            ranges[++kept] = ranges[i];
+        }
+    }
+    if (!ranges.empty()) ranges.resize(kept + 1);
+    return true;
 }
 
 }  // namespace pagewire::http

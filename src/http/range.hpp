@@ -27,4 +27,12 @@ enum class RangeStatus {
 // Parses `header` against a representation of `size` bytes. `out` is reused.
 RangeStatus parse_range(std::string_view header, std::uint64_t size, std::vector<ByteRange>& out);
 
+// The multi-range policy (RFC 9110 14.2 lets a server coalesce; nginx and
+// Apache after CVE-2011-3192 refuse to amplify): when the satisfiable
+// ranges `ranges` (as parse_range gives them) add up to more bytes than
+// the representation's `size`, returns false: answer with the whole
+// representation (200). Otherwise sorts them and merges the overlapping and
+// adjacent ones, so no byte is sent twice, and returns true.
+bool coalesce_ranges(std::vector<ByteRange>& ranges, std::uint64_t size) noexcept;
+
 }  // namespace pagewire::http

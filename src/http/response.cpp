@@ -131,9 +131,9 @@ void Responder::note_log(const Request* request, Response& out) const {
 }
 
 void Responder::simple(int status, const Request* request, Response& out, bool close) {
-    // The contract: after 400, 408, 414, 431, 500 and 503 the connection ends.
+    // The contract: after 400, 408, 414, 431, 500, 503 and 505 the connection ends.
     const bool fatal = status == 400 || status == 408 || status == 414 || status == 431 ||
-                       status == 500 || status == 503;
+                       status == 500 || status == 503 || status == 505;
     out.close = out.close || close || fatal;
     begin_head(status, out);
     if (status == 405) append(out.data, "Allow: GET, HEAD\r\n");
@@ -260,6 +260,11 @@ void Responder::serve_file(const Request& request, const std::shared_ptr<CachedF
         return;
     }
 
+    // Several ranges: multipart even if they coalesce into one (the client
+    // asked for parts), and the whole file if they add up to more than it.
+    const bool multipart = ranges == RangeStatus::Satisfiable && ranges_.size() > 1;
+    if (multipart && !coalesce_ranges(ranges_, f.size)) ranges = RangeStatus::Ignore;
+
     out.file = file;
     out.source = file.get();
     out.direct = config_.direct_threshold > 0 && f.size >= config_.direct_threshold;
@@ -279,7 +284,7 @@ void Responder::serve_file(const Request& request, const std::shared_ptr<CachedF
         return;
     }
 
-    if (ranges_.size() == 1) {
+    if (!multipart) {
         const ByteRange& r = ranges_.front();
         begin_head(206, out);
         append_content_headers(out.data, f.content_type, r.length());

@@ -46,7 +46,7 @@ class Responder {
     // is stopping) adds "Connection: close".
     void respond(const Request& request, Response& out, bool keep_alive_allowed = true);
     // An error with no request to answer, or one that ends the connection
-    // (400, 405, 408, 414, 431, 500, 503); the response closes it. `request`
+    // (400, 405, 408, 414, 431, 500, 503, 505); the response closes it. `request`
     // may be null when nothing was parsed.
     void respond_error(int status, const Request* request, Response& out);
 
