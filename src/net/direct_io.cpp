@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <string>
 
 #include "sys.hpp"
 
@@ -16,20 +15,14 @@ namespace pagewire::net {
 bool prepare_direct(FileSource& file) noexcept {
     if (file.direct != FileSource::Direct::Unknown) return file.direct == FileSource::Direct::Ready;
     file.direct = FileSource::Direct::Unsupported;
-    std::uint32_t mem_align = 0;
-    std::uint32_t offset_align = 0;
-    if (sys::statx_dio_align(file.fd.get(), &mem_align, &offset_align) != 0 || mem_align == 0 ||
-        offset_align == 0 || mem_align > sys::page_size()) {
+    int fd = -1;
+    std::uint32_t align = 0;
+    // O_NONBLOCK as the buffered descriptor: never let the worker block.
+    if (sys::open_direct(file.fd.get(), O_NONBLOCK, &fd, &align) != sys::DirectOpen::Ready) {
         return false;
     }
-    // A second open file description of the same file: O_DIRECT on the
-    // shared one would change how sendfile reads it.
-    const std::string self = "/proc/self/fd/" + std::to_string(file.fd.get());
-    const int fd = sys::retry_eintr(
-        [&] { return ::open(self.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC | O_NONBLOCK); });
-    if (fd < 0) return false;
     file.direct_fd.reset(fd);
-    file.direct_align = offset_align;
+    file.direct_align = align;
     file.direct = FileSource::Direct::Ready;
     return true;
 }
