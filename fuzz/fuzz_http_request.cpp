@@ -17,18 +17,18 @@
 #include <utility>
 #include <vector>
 
-#include "serve/file_cache.hpp"
-#include "serve/http_date.hpp"
-#include "serve/http_request.hpp"
-#include "serve/response.hpp"
+#include "http/file_cache.hpp"
+#include "http/http_date.hpp"
+#include "http/http_request.hpp"
+#include "http/response.hpp"
 
-namespace serve = pagewire::serve;
+namespace serve = pagewire::http;
 
 namespace {
 
 std::string g_root;
 int g_root_fd = -1;
-serve::ServeConfig g_config;
+pagewire::serve::ServeConfig g_config;
 serve::ClockStrings g_clock;
 std::vector<std::pair<dev_t, ino_t>> g_files;  // every regular file under the root
 
@@ -145,8 +145,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
         check(r.consumed <= available - start, "consumed within the input");
         if (r.kind == serve::ParseResult::Kind::Error) {
-            check(r.status == 400 || r.status == 405 || r.status == 414 || r.status == 431,
-                  "reader errors are 400, 405, 414 or 431");
+            check(r.status == 400 || r.status == 405 || r.status == 414 || r.status == 431 ||
+                      r.status == 505,
+                  "reader errors are 400, 405, 414, 431 or 505");
             responder.respond_error(r.status, r.status == 405 ? &request : nullptr, response);
             verify(nullptr, response);
             check(response.close, "an error closes");

@@ -1,4 +1,6 @@
 #include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -104,6 +106,17 @@ std::size_t File::read_at(std::uint64_t offset, std::span<std::byte> out) const 
 
 void File::write_at(std::uint64_t offset, std::span<const std::byte> in) {
     if (sys::pwrite_full(fd(), in.data(), in.size(), offset) < 0) throw_error("write", path_);
+}
+
+int open_beneath(int root_fd, const std::string& path, int flags, Symlinks symlinks) noexcept {
+    open_how how{};
+    how.flags = static_cast<std::uint64_t>(flags | O_CLOEXEC);
+    how.resolve =
+        RESOLVE_NO_MAGICLINKS | (symlinks == Symlinks::StayBeneath ? RESOLVE_BENEATH : 0);
+    const char* name = path.empty() ? "." : path.c_str();
+    const long fd =
+        sys::retry_eintr([&] { return ::syscall(SYS_openat2, root_fd, name, &how, sizeof how); });
+    return fd < 0 ? -errno : static_cast<int>(fd);
 }
 
 }  // namespace pagewire

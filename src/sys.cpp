@@ -6,6 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdio>
+
 namespace pagewire {
 
 ssize_t pread_full(int fd, void* buf, std::size_t n, std::uint64_t offset) noexcept {
@@ -91,6 +94,25 @@ int statx_dio_align(int fd, std::uint32_t* mem_align, std::uint32_t* offset_alig
     *mem_align = reported ? sx.stx_dio_mem_align : 0;
     *offset_align = reported ? sx.stx_dio_offset_align : 0;
     return 0;
+}
+
+DirectOpen open_direct(int fd, int extra_flags, int* direct_fd,
+                       std::uint32_t* offset_align) noexcept {
+    std::uint32_t mem_align = 0;
+    std::uint32_t align = 0;
+    if (statx_dio_align(fd, &mem_align, &align) != 0) return DirectOpen::StatxFailed;
+    if (mem_align == 0 || align == 0 || mem_align > page_size()) {
+        errno = EOPNOTSUPP;
+        return DirectOpen::NoAlignment;
+    }
+    char self[32];
+    std::snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+    const int d =
+        retry_eintr([&] { return ::open(self, O_RDONLY | O_DIRECT | O_CLOEXEC | extra_flags); });
+    if (d < 0) return errno == EINVAL ? DirectOpen::Refused : DirectOpen::OpenFailed;
+    *direct_fd = d;
+    *offset_align = align;
+    return DirectOpen::Ready;
 }
 
 std::size_t page_size() noexcept {

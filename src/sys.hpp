@@ -32,6 +32,22 @@ int poll_one(int fd, short events, int timeout_ms = -1) noexcept;
 // *mem_align == 0 when the filesystem reports none; -1 and errno on failure.
 int statx_dio_align(int fd, std::uint32_t* mem_align, std::uint32_t* offset_align) noexcept;
 
+// The one way pagewire reopens a file for direct I/O (transfer()'s Direct
+// method and the server's direct path): checks statx(STATX_DIOALIGN) — a
+// memory alignment within a page, so page-aligned buffers do — then opens a
+// second open file description of `fd` through /proc/self/fd with
+// O_RDONLY | O_DIRECT | O_CLOEXEC | extra_flags, so the caller's descriptor
+// stays buffered. Two system calls.
+enum class DirectOpen {
+    Ready,        // *direct_fd (owned by the caller) and *offset_align are set
+    NoAlignment,  // the filesystem reports no usable alignment (errno EOPNOTSUPP)
+    Refused,      // open(O_DIRECT) said EINVAL: the filesystem does not do it
+    StatxFailed,  // statx failed: errno
+    OpenFailed,   // open failed otherwise: errno
+};
+DirectOpen open_direct(int fd, int extra_flags, int* direct_fd,
+                       std::uint32_t* offset_align) noexcept;
+
 std::size_t page_size() noexcept;
 
 // Tells the CPU this is a spin-wait loop (PAUSE / YIELD): saves power and

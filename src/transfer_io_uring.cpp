@@ -127,28 +127,28 @@ MethodStatus run_ring(TransferJob& job, bool direct) noexcept {
     int read_fd = job.source_fd;
     std::uint64_t align = 1;
     if (direct) {
-        std::uint32_t mem_align = 0;
+        int fd = -1;
         std::uint32_t offset_align = 0;
-        ++job.syscalls;
-        if (sys::statx_dio_align(job.source_fd, &mem_align, &offset_align) != 0) {
-            return MethodStatus::failed(errno, "statx", Side::Source);
-        }
-        if (mem_align == 0 || offset_align == 0 || mem_align > sys::page_size()) {
-            return MethodStatus::unsupported_here(
-                EOPNOTSUPP, "statx",
-                "the source's filesystem reports no direct I/O alignment (STATX_DIOALIGN)");
-        }
-        // A second open file description, so O_DIRECT does not change the caller's.
-        const std::string self = "/proc/self/fd/" + std::to_string(job.source_fd);
-        ++job.syscalls;
-        int fd = sys::retry_eintr(
-            [&] { return ::open(self.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC); });
-        if (fd < 0) {
-            if (errno == EINVAL) {
+        const sys::DirectOpen opened = sys::open_direct(job.source_fd, 0, &fd, &offset_align);
+        // statx, then open unless the alignment check stopped it.
+        job.syscalls += opened == sys::DirectOpen::StatxFailed ||
+                                opened == sys::DirectOpen::NoAlignment
+                            ? 1
+                            : 2;
+        switch (opened) {
+            case sys::DirectOpen::Ready:
+                break;
+            case sys::DirectOpen::StatxFailed:
+                return MethodStatus::failed(errno, "statx", Side::Source);
+            case sys::DirectOpen::NoAlignment:
+                return MethodStatus::unsupported_here(
+                    EOPNOTSUPP, "statx",
+                    "the source's filesystem reports no direct I/O alignment (STATX_DIOALIGN)");
+            case sys::DirectOpen::Refused:
                 return MethodStatus::unsupported_here(EINVAL, "open O_DIRECT",
                                                       "the source's filesystem refuses O_DIRECT");
-            }
-            return MethodStatus::failed(errno, "open O_DIRECT", Side::Source);
+            case sys::DirectOpen::OpenFailed:
+                return MethodStatus::failed(errno, "open O_DIRECT", Side::Source);
         }
         engine.direct_fd_.reset(fd);
         read_fd = fd;

@@ -1,6 +1,7 @@
 // Tests of pagewire::File, pagewire::UniqueFd and pagewire::Error against real
 // files, real permissions (a child that drops root) and real descriptors.
 #include <grp.h>
+#include <sys/stat.h>
 
 #include <array>
 #include <cstring>
@@ -546,4 +547,74 @@ TEST(File, PositionalIoOnPipeIsEspipe) {
     Error w = expect_error([&] { writer.write_at(0, buf); });
     EXPECT_EQ(w.error_number(), ESPIPE);
     EXPECT_EQ(w.path(), "pipe-w");
+}
+
+// open_beneath: a root with a file, a subdirectory, and symlinks that stay
+// inside, leave by absolute path, leave by "..", and a magic link.
+class OpenBeneath : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        ::mkdir(dir_.file("root").c_str(), 0755);
+        testutil::write_file(dir_.file("root/a.txt"), "a");
+        ::mkdir(dir_.file("root/sub").c_str(), 0755);
+        testutil::write_file(dir_.file("root/sub/b.txt"), "b");
+        testutil::write_file(dir_.file("outside.txt"), "secret");
+        ASSERT_EQ(::symlink("a.txt", dir_.file("root/in").c_str()), 0);
+        ASSERT_EQ(::symlink(dir_.file("outside.txt").c_str(), dir_.file("root/abs").c_str()), 0);
+        ASSERT_EQ(::symlink("../outside.txt", dir_.file("root/up").c_str()), 0);
+        ASSERT_EQ(::symlink("/proc/self/cwd", dir_.file("root/magic").c_str()), 0);
+        root_.reset(::open(dir_.file("root").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        ASSERT_TRUE(root_);
+        const int probe = pagewire::open_beneath(root_.get(), "", O_RDONLY);
+        if (probe == -ENOSYS) GTEST_SKIP() << "openat2 not available (Linux < 5.6)";
+        ASSERT_GE(probe, 0);
+        ::close(probe);
+    }
+    // What `path` opens to (its first bytes), or the errno of the failure.
+    std::string open_text(const std::string& path,
+                          pagewire::Symlinks mode = pagewire::Symlinks::StayBeneath) {
+        const int fd = pagewire::open_beneath(root_.get(), path, O_RDONLY, mode);
+        if (fd < 0) return "errno " + std::to_string(-fd);
+        UniqueFd owned(fd);
+        char buf[16] = {};
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        return n < 0 ? "read errno " + std::to_string(errno) : std::string(buf, n);
+    }
+    TempDir dir_;
+    UniqueFd root_;
+};
+
+TEST_F(OpenBeneath, OpensInsideTheRootAndRefusesEveryWayOut) {
+    EXPECT_EQ(open_text("a.txt"), "a");
+    EXPECT_EQ(open_text("sub/b.txt"), "b");
+    EXPECT_EQ(open_text("sub/../a.txt"), "a");
+    EXPECT_EQ(open_text("in"), "a");  // a symlink that stays inside
+    const std::string exdev = "errno " + std::to_string(EXDEV);
+    EXPECT_EQ(open_text("../outside.txt"), exdev);
+    EXPECT_EQ(open_text(dir_.file("outside.txt")), exdev);  // absolute path
+    EXPECT_EQ(open_text("abs"), exdev);
+    EXPECT_EQ(open_text("up"), exdev);
+    EXPECT_EQ(open_text("missing"), "errno " + std::to_string(ENOENT));
+}
+
+TEST_F(OpenBeneath, FollowModeFollowsSymlinksOutButNeverMagicLinks) {
+    using pagewire::Symlinks;
+    EXPECT_EQ(open_text("abs", Symlinks::Follow), "secret");
+    EXPECT_EQ(open_text("up", Symlinks::Follow), "secret");
+    // /proc/self/cwd is a symlink to a magic link: refused in both modes.
+    EXPECT_EQ(open_text("magic", Symlinks::Follow), "errno " + std::to_string(ELOOP));
+    EXPECT_EQ(open_text("magic"), "errno " + std::to_string(EXDEV));
+}
+
+TEST_F(OpenBeneath, RootItselfAndDescriptorFlags) {
+    const int fd = pagewire::open_beneath(root_.get(), "", O_RDONLY | O_DIRECTORY);
+    ASSERT_GE(fd, 0);
+    UniqueFd owned(fd);
+    EXPECT_NE(::fcntl(fd, F_GETFD) & FD_CLOEXEC, 0);  // always close-on-exec
+    struct stat a {};
+    struct stat b {};
+    ASSERT_EQ(::fstat(fd, &a), 0);
+    ASSERT_EQ(::fstat(root_.get(), &b), 0);
+    EXPECT_EQ(a.st_ino, b.st_ino);
+    EXPECT_EQ(pagewire::open_beneath(root_.get(), "a.txt", O_RDONLY | O_DIRECTORY), -ENOTDIR);
 }

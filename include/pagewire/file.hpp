@@ -69,4 +69,21 @@ private:
     bool writable_ = false;
 };
 
+// How open_beneath() treats symlinks whose target lies outside the root.
+enum class Symlinks {
+    StayBeneath,  // RESOLVE_BENEATH: ".." past the root or such a symlink fails with EXDEV
+    Follow,       // no confinement but RESOLVE_NO_MAGICLINKS: symlinks and ".." resolve as
+                  // openat(2) would, so the caller must have removed ".." itself
+};
+
+// Opens `path` ("" or "." = the root itself) relative to the directory
+// `root_fd` with openat2(2) (Linux 5.6), so that resolving it can never
+// leave the root: RESOLVE_BENEATH (unless Symlinks::Follow) and always
+// RESOLVE_NO_MAGICLINKS (no /proc/PID/fd/N jumps). `flags` are open(2)
+// flags; O_CLOEXEC is added. Returns the new descriptor or -errno (EXDEV:
+// the path leads out of the root; ENOSYS: no openat2). noexcept and
+// allocation-free for a server's hot path: the caller names the failure.
+int open_beneath(int root_fd, const std::string& path, int flags,
+                 Symlinks symlinks = Symlinks::StayBeneath) noexcept;
+
 }  // namespace pagewire

@@ -11,16 +11,16 @@
 #include <string>
 #include <vector>
 
-#include "serve/file_cache.hpp"
-#include "serve/http_date.hpp"
-#include "serve/http_request.hpp"
-#include "serve/mime.hpp"
-#include "serve/path.hpp"
-#include "serve/range.hpp"
-#include "serve/response.hpp"
+#include "http/file_cache.hpp"
+#include "http/http_date.hpp"
+#include "http/http_request.hpp"
+#include "http/mime.hpp"
+#include "http/path.hpp"
+#include "http/range.hpp"
+#include "http/response.hpp"
 #include "test_util.hpp"
 
-namespace serve = pagewire::serve;
+namespace serve = pagewire::http;
 using serve::ParseResult;
 using testutil::TempDir;
 
@@ -103,7 +103,8 @@ TEST(ServeRequest, Limits) {
 TEST(ServeRequest, MalformedAndBodies) {
     EXPECT_EQ(parse_all("GET / HTTP/1.1\r\nHost: t\r\nBad Header\r\n\r\n").result.status, 400);
     EXPECT_EQ(parse_all("GET /\x01 HTTP/1.1\r\nHost: t\r\n\r\n").result.status, 400);
-    EXPECT_EQ(parse_all("GET / HTTP/2.0\r\n\r\n").result.status, 400);
+    // Issue 12: another major version is 505 (RFC 9110 15.6.6), no longer 400.
+    EXPECT_EQ(parse_all("GET / HTTP/2.0\r\n\r\n").result.status, 505);
     EXPECT_EQ(parse_all("FOO / HTTP/1.1\r\nHost: t\r\n\r\n").result.status, 405);
     EXPECT_EQ(parse_all("BROKEN REQUEST\r\n\r\n").result.status, 400);
     Parsed post = parse_all("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\n");
@@ -233,7 +234,7 @@ class ServeResponder : public ::testing::Test {
 
     TempDir dir_;
     int root_ = -1;
-    serve::ServeConfig config_;
+    pagewire::serve::ServeConfig config_;
     serve::ClockStrings clock_;
 };
 
@@ -392,4 +393,99 @@ TEST(ServeTransferStep, ReturnsWhenTheSocketIsFull) {
     ::close(src);
     ::close(sv[0]);
     ::close(sv[1]);
+}
+
+// ---- issue 12: range coalescing, Host, obs-fold, versions -------------------
+
+TEST(ServeRange, CoalescesOverlappingAndAdjacentRangesInOrder) {
+    using serve::ByteRange;
+    std::vector<ByteRange> r = {{50, 60}, {0, 10}, {11, 20}, {55, 70}, {90, 95}};
+    ASSERT_TRUE(serve::coalesce_ranges(r, 100));
+    ASSERT_EQ(r.size(), 3u);
+    EXPECT_EQ(r[0].first, 0u);
+    EXPECT_EQ(r[0].last, 20u);  // adjacent: 0-10 and 11-20
+    EXPECT_EQ(r[1].first, 50u);
+    EXPECT_EQ(r[1].last, 70u);  // overlapping, given out of order
+    EXPECT_EQ(r[2].first, 90u);
+    EXPECT_EQ(r[2].last, 95u);
+    std::vector<ByteRange> gap = {{0, 0}, {2, 2}};  // a gap of one byte stays two parts
+    ASSERT_TRUE(serve::coalesce_ranges(gap, 100));
+    EXPECT_EQ(gap.size(), 2u);
+    std::vector<ByteRange> halves = {{50, 99}, {0, 49}};  // exactly the file: allowed
+    ASSERT_TRUE(serve::coalesce_ranges(halves, 100));
+    ASSERT_EQ(halves.size(), 1u);
+    EXPECT_EQ(halves[0].first, 0u);
+    EXPECT_EQ(halves[0].last, 99u);
+}
+
+TEST(ServeRange, RangesAddingUpToMoreThanTheFileAreRefused) {
+    using serve::ByteRange;
+    std::vector<ByteRange> r;
+    ASSERT_EQ(serve::parse_range("bytes=0-,0-", 100, r), serve::RangeStatus::Satisfiable);
+    EXPECT_FALSE(serve::coalesce_ranges(r, 100));
+    std::vector<ByteRange> one_over = {{0, 50}, {50, 99}};  // 101 bytes asked of 100
+    EXPECT_FALSE(serve::coalesce_ranges(one_over, 100));
+    std::vector<ByteRange> huge(200, ByteRange{0, UINT64_MAX - 1});  // no overflow
+    EXPECT_FALSE(serve::coalesce_ranges(huge, UINT64_MAX));
+}
+
+TEST_F(ServeResponder, AmplifyingRangesGetTheWholeFileOverlappingOnesOnePart) {
+    std::string spec = "bytes=0-";
+    for (int i = 1; i < 200; ++i) spec += ",0-";
+    const serve::Response whole = respond("GET /a.txt HTTP/1.1\r\nHost: t\r\nRange: " + spec +
+                                          "\r\n\r\n");
+    EXPECT_EQ(whole.status, 200);
+    EXPECT_EQ(whole.body_bytes, 10u);
+    const serve::Response part =
+        respond("GET /a.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=0-3,2-5\r\n\r\n");
+    EXPECT_EQ(part.status, 206);
+    // Two ranges asked: still multipart, with the one coalesced part 0-5.
+    EXPECT_NE(head(part).find("multipart/byteranges"), std::string::npos) << head(part);
+    std::size_t file_segments = 0;
+    for (const serve::Segment& s : part.segments) {
+        if (!s.file) continue;
+        ++file_segments;
+        EXPECT_EQ(s.offset, 0u);
+        EXPECT_EQ(s.length, 6u);
+    }
+    EXPECT_EQ(file_segments, 1u);
+    EXPECT_NE(part.data.find("Content-Range: bytes 0-5/10"), std::string::npos);
+}
+
+TEST(ServeRequest, DuplicateHostObsFoldAndVersions) {
+    auto status_of = [](std::string_view bytes) {
+        const Parsed p = parse_all(bytes);
+        return p.result.kind == ParseResult::Kind::Error ? p.result.status : 0;
+    };
+    EXPECT_EQ(status_of("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n"), 400);
+    EXPECT_EQ(status_of("GET / HTTP/1.1\r\nHOST: a\r\nhost: b\r\n\r\n"), 400);
+    EXPECT_EQ(status_of("GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n 2\r\n\r\n"), 400);
+    EXPECT_EQ(status_of("GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n\t2\r\n\r\n"), 400);
+    EXPECT_EQ(status_of("GET / HTTP/1.1\r\n Host: a\r\n\r\n"), 400);
+    EXPECT_EQ(status_of("GET / HTTP/1.1\r\nX-Host: a\r\nHost: b\r\n\r\n"), 0);  // not a repeat
+    EXPECT_EQ(status_of("GET / HTTP/1.1\r\nX: a b\t c\r\nHost: b\r\n\r\n"), 0);  // inner space
+    EXPECT_EQ(status_of("GET / HTTP/2.0\r\nHost: a\r\n\r\n"), 505);
+    EXPECT_EQ(status_of("GET / HTTP/3.1\r\nHost: a\r\n\r\n"), 505);
+    const Parsed minor = parse_all("GET / HTTP/1.2\r\nHost: a\r\n\r\n");
+    ASSERT_EQ(minor.result.kind, ParseResult::Kind::Ready);
+    EXPECT_EQ(minor.request.http_major, 1u);
+    EXPECT_TRUE(minor.request.keep_alive);  // 1.1's default
+    // Two requests on one buffer: the reader's fold flag does not leak into the next.
+    serve::RequestReader reader;
+    serve::Request request;
+    const std::string two =
+        "GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n 2\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    ParseResult first = reader.parse(two.data(), two.size(), request);
+    ASSERT_EQ(first.kind, ParseResult::Kind::Error);
+    reader.reset();
+    ParseResult second =
+        reader.parse(two.data() + first.consumed, two.size() - first.consumed, request);
+    EXPECT_EQ(second.kind, ParseResult::Kind::Ready);
+}
+
+TEST_F(ServeResponder, Http12IsAnsweredAsHttp11) {
+    const serve::Response r = respond("GET /a.txt HTTP/1.2\r\nHost: t\r\n\r\n");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(head(r).substr(0, 15), "HTTP/1.1 200 OK");
+    EXPECT_FALSE(r.close);
 }

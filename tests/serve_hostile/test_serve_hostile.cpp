@@ -1202,3 +1202,95 @@ TEST_F(ServeHostile, StartupLineAndCleanShutdown) {
 }
 
 }  // namespace
+
+// ---- issue 12: range amplification, Host, obs-fold, versions ---------------
+
+// 200 copies of "0-" on a 1 MiB file once made the server send 200 MiB.
+// Whatever the answer, the bytes on the wire stay about one file's worth.
+TEST_F(ServeHostile, OverlappingRangesAreNotAmplified) {
+    constexpr std::size_t kMiB = 1 << 20;
+    const std::string mib = testutil::random_bytes(kMiB, 12);
+    testutil::write_file(root_ + "/mib.bin", mib);
+    auto server = start({"--workers", "2"});
+    auto wire_bytes = [&](const std::string& spec, std::string* head) {
+        Conn c(server->port());
+        c.send("GET /mib.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\nRange: " + spec +
+               "\r\n\r\n");
+        const std::string all = servetest::read_to_eof(c.fd());
+        *head = all.substr(0, all.find("\r\n\r\n"));
+        return all.size();
+    };
+    std::string spec = "bytes=0-";
+    for (int i = 1; i < 200; ++i) spec += ",0-";
+    std::string head;
+    const std::size_t got = wire_bytes(spec, &head);
+    EXPECT_LE(got, kMiB + 4096) << head;
+    EXPECT_GE(got, kMiB) << head;
+    EXPECT_EQ(head.substr(0, 15), "HTTP/1.1 200 OK") << head;
+    // Two whole copies are already more than the file: the whole file, once.
+    EXPECT_LE(wire_bytes("bytes=0-,0-", &head), kMiB + 4096);
+    EXPECT_EQ(head.substr(0, 15), "HTTP/1.1 200 OK") << head;
+    // Many small overlapping ranges: coalesced, each byte sent once.
+    spec = "bytes=0-99";
+    for (int i = 1; i < 200; ++i) spec += "," + std::to_string(i) + "-" + std::to_string(i + 99);
+    const std::size_t small = wire_bytes(spec, &head);
+    EXPECT_LE(small, 298 + 4096) << head;
+    EXPECT_NE(head.find(" 206 "), std::string::npos) << head;
+    {
+        Conn c(server->port());
+        c.send(get("/mib.bin", "Range: " + spec + "\r\n"));
+        std::string why;
+        auto r = c.read_response(false, kReadTimeout, &why);
+        ASSERT_TRUE(r.has_value()) << why;
+        const auto parts = parse_multipart(*r, &why);
+        ASSERT_TRUE(parts.has_value()) << why;
+        ASSERT_EQ(parts->size(), 1u);
+        EXPECT_EQ(parts->front().first, 0u);
+        EXPECT_EQ(parts->front().last, 298u);
+        EXPECT_TRUE(parts->front().bytes == mib.substr(0, 299));
+    }
+    expect_alive(*server, "amplifying ranges");
+}
+
+TEST_F(ServeHostile, DuplicateHostAndObsFoldAre400) {
+    auto server = start({"--workers", "2"});
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"two Host lines", "GET /a.txt HTTP/1.1\r\nHost: x\r\nHost: x\r\n\r\n"},
+        {"two different Hosts", "GET /a.txt HTTP/1.1\r\nHost: x\r\nhost: y\r\n\r\n"},
+        {"HTTP/1.0 with two Hosts", "GET /a.txt HTTP/1.0\r\nHost: x\r\nHost: y\r\n\r\n"},
+        {"obs-fold with SP", "GET /a.txt HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n"},
+        {"obs-fold with HTAB", "GET /a.txt HTTP/1.1\r\nHost: x\r\nX-A: a\r\n\tb\r\n\r\n"},
+        {"whitespace before the first header", "GET /a.txt HTTP/1.1\r\n Host: x\r\n\r\n"},
+    };
+    for (const auto& [name, request] : cases) {
+        expect_status(*server, request, {400}, name);
+        expect_alive(*server, name);
+    }
+}
+
+TEST_F(ServeHostile, HigherMinorVersionIsServedAsHttp11OtherMajorsAre505) {
+    auto server = start({"--workers", "2"});
+    {
+        Conn c(server->port());
+        c.send("GET /a.txt HTTP/1.2\r\nHost: x\r\n\r\n" + get("/a.txt"));
+        std::string why;
+        for (int i = 0; i < 2; ++i) {  // kept alive as 1.1 would be
+            auto r = c.read_response(false, kReadTimeout, &why);
+            ASSERT_TRUE(r.has_value()) << "HTTP/1.2: " << why;
+            EXPECT_EQ(r->status, 200);
+            EXPECT_EQ(r->status_line.substr(0, 9), "HTTP/1.1 ");
+            EXPECT_EQ(r->body, kHelloBody);
+        }
+    }
+    for (const char* version : {"HTTP/2.0", "HTTP/3.0", "HTTP/3.1"}) {
+        Conn c(server->port());
+        c.send(std::string("GET /a.txt ") + version + "\r\nHost: x\r\n\r\n");
+        std::string why;
+        auto r = c.read_response(false, kReadTimeout, &why);
+        ASSERT_TRUE(r.has_value()) << version << ": " << why;
+        EXPECT_EQ(r->status, 505) << version;
+        EXPECT_EQ(lower(r->header("connection")), "close") << version;
+        EXPECT_TRUE(c.closed_within(kCloseTimeout)) << version;
+        expect_alive(*server, version);
+    }
+}

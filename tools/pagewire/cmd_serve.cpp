@@ -7,11 +7,11 @@
 #include <memory>
 #include <optional>
 #include <pagewire/error.hpp>
+#include <pagewire/serve.hpp>
 #include <string>
 
 #include "cli_util.hpp"
 #include "commands.hpp"
-#include "serve/server.hpp"
 
 namespace pagewire::cli {
 namespace {

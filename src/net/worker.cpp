@@ -1,16 +1,18 @@
 // One worker's event loop: see worker.hpp. A connection's life, top to
-// bottom: accept_all() -> drive() reads and parses (RequestReader), the
-// Responder decides, send_some() sends the header block and the body
-// (transfer_step = sendfile returning on a full socket; or the direct path),
-// finish_response() logs, then keep-alive or begin_close() (lingering, as
-// nginx, so an error page is not lost to a reset).
-#include "serve/worker.hpp"
+// bottom: accept_all() -> drive() reads and hands the bytes to the session
+// (take_input), which answers with a Response, defers it, or asks for more;
+// send_some() sends the header block and the body (transfer_step = sendfile
+// returning on a full socket; or the direct path); end_response() tells the
+// session; then the next frame, or begin_close() (lingering, as nginx, so
+// an error response is not lost to a reset).
+#include "net/worker.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,28 +23,28 @@
 
 #include "sys.hpp"
 
-namespace pagewire::serve {
+namespace pagewire::net {
 
 // One client connection. Owned by its worker (pooled: objects are reused,
 // never freed while the worker runs, so io_uring tags stay valid).
-struct Connection {
-    enum class State { Reading, Sending, Lingering, Closed };
+struct Connection final : Link {
+    enum class State { Reading, Sending, Waiting, Lingering, Closed };
 
+    Worker* worker = nullptr;
+    std::unique_ptr<Session> session;  // made once, start()ed per connection
     int fd = -1;
     State state = State::Closed;
-    // Input: in[in_begin, in_end) holds bytes not yet consumed by a request.
+    // Input: in[in_begin, in_end) holds bytes not yet consumed by a frame.
     std::unique_ptr<char[]> in;
     std::size_t in_cap = 0;
     std::size_t in_begin = 0;
     std::size_t in_end = 0;
-    RequestReader reader;
-    Request request;
-    Response response;
-    // Progress through response.segments.
+    Response* response = nullptr;  // the one being sent (the session's), while Sending
+    // Progress through response->segments.
     std::size_t seg = 0;
     std::uint64_t seg_done = 0;
     std::uint64_t body_sent = 0;
-    bool responding = false;  // a response is under way (not yet logged)
+    bool responding = false;  // a response is under way (the session not yet told)
     // Edge-triggered readiness, as nginx's ready flags: set by events,
     // cleared when a call says EAGAIN.
     bool readable = false;
@@ -51,6 +53,9 @@ struct Connection {
     bool peer_rdhup = false;  // EPOLLRDHUP: a FIN is queued behind any data
     bool posted = false;
     bool releasing = false;  // closed with direct reads in flight
+    // Waiting: the deferred response is due (resumed), and whether by its timer.
+    bool resumed = false;
+    bool defer_timed_out = false;
     DirectStream direct;
     std::size_t direct_seg = SIZE_MAX;  // the segment `direct` streams
     // Timer: one intrusive list per timeout kind.
@@ -58,8 +63,16 @@ struct Connection {
     Connection* timer_next = nullptr;
     int timer = -1;
     std::uint64_t deadline = 0;
+    // A deferral's timer, when it has one.
+    bool has_defer_timer = false;
+    std::multimap<std::uint64_t, Connection*>::iterator defer_timer;
     std::size_t active_index = 0;
-    char client[INET6_ADDRSTRLEN] = "-";
+    char client_name[INET6_ADDRSTRLEN] = "-";
+
+    void resume() noexcept override {
+        if (state == State::Waiting) worker->resume(*this, false);
+    }
+    std::string_view client() const noexcept override { return client_name; }
 };
 
 namespace {
@@ -67,55 +80,82 @@ namespace {
 constexpr std::uint64_t kListenTag = 1;
 constexpr std::uint64_t kStopTag = 2;
 constexpr std::uint64_t kRingTag = 3;
+// A Watch's epoll tag is its address with this bit set (Connections are
+// aligned, so their addresses never have it).
+constexpr std::uint64_t kWatchBit = 1;
 
 constexpr int kMaxEvents = 256;
 constexpr std::size_t kInputInitialBytes = 4096;
-// The request line and header section at their limits, plus room for the
-// framing to see that they are over.
-constexpr std::size_t kInputMaxBytes = kMaxRequestLineBytes + kMaxHeaderSectionBytes + 1024;
 // Fairness: a connection yields to the others after this many pipelined
-// requests or body bytes (nginx sendfile_max_chunk 2m) in one turn.
-constexpr unsigned kRequestsPerTurn = 16;
+// frames or body bytes (nginx sendfile_max_chunk 2m) in one turn.
+constexpr unsigned kFramesPerTurn = 16;
 constexpr std::uint64_t kSendBytesPerTurn = 2 << 20;
 constexpr std::size_t kDrainBytes = 16 * 1024;
 constexpr unsigned kAcceptRetryMs = 100;  // accept paused this long after EMFILE
+// The longest epoll_wait: protocols keep per-second clocks (on_turn), and accept retries.
+constexpr std::uint64_t kMaxWaitMs = 1000;
 
-void epoll_add(int epoll_fd, int fd, std::uint32_t events, std::uint64_t tag) {
+void epoll_add(int epoll_fd, int fd, std::uint32_t events, std::uint64_t tag,
+               const std::string& name) {
     epoll_event ev{};
     ev.events = events;
     ev.data.u64 = tag;
-    if (::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) throw_error("epoll_ctl", "serve");
+    if (::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) throw_error("epoll_ctl", name);
 }
 
 }  // namespace
 
-Worker::Worker(WorkerShared& shared, UniqueFd listen_fd)
+Worker::Worker(WorkerShared& shared, UniqueFd listen_fd, const ProtocolFactory& factory)
     : shared_(shared),
       config_(*shared.config),
       listen_fd_(std::move(listen_fd)),
-      cache_(shared.root_fd, config_.follow_symlinks, config_.open_file_valid_ms),
-      responder_(config_, cache_, clock_),
-      log_(shared.log_fd),
-      timeout_ms_{config_.header_timeout_ms, config_.keepalive_timeout_ms, config_.send_timeout_ms,
+      log_(config_.access_log_fd, config_.name),
+      timeout_ms_{config_.frame_timeout_ms, config_.idle_timeout_ms, config_.send_timeout_ms,
                   config_.linger_timeout_ms} {
     const int fd = ::epoll_create1(EPOLL_CLOEXEC);
-    if (fd < 0) throw_error("epoll_create1", "serve");
+    if (fd < 0) throw_error("epoll_create1", config_.name);
     epoll_fd_.reset(fd);
-    epoll_add(fd, listen_fd_.get(), EPOLLIN | EPOLLET, kListenTag);
-    epoll_add(fd, shared.stop_fd, EPOLLIN | EPOLLET, kStopTag);
+    epoll_add(fd, listen_fd_.get(), EPOLLIN | EPOLLET, kListenTag, config_.name);
+    epoll_add(fd, shared.stop_fd, EPOLLIN | EPOLLET, kStopTag, config_.name);
     drain_.resize(kDrainBytes);
-    clock_.update();
+    update_clock();
+    protocol_ = factory(*this);
 }
 
 Worker::~Worker() = default;
 
+void Worker::update_clock() noexcept {
+    timespec mono{};
+    ::clock_gettime(CLOCK_MONOTONIC_COARSE, &mono);
+    now_ms_ = static_cast<std::uint64_t>(mono.tv_sec) * 1000 +
+              static_cast<std::uint64_t>(mono.tv_nsec) / 1'000'000;
+}
+
+void Worker::watch(int fd, std::function<void()> on_ready) {
+    auto w = std::make_unique<Watch>(Watch{fd, std::move(on_ready)});
+    epoll_add(epoll_fd_.get(), fd, EPOLLIN | EPOLLET,
+              reinterpret_cast<std::uint64_t>(w.get()) | kWatchBit, config_.name);
+    watches_[fd] = std::move(w);
+}
+
+void Worker::unwatch(int fd) noexcept {
+    auto it = watches_.find(fd);
+    if (it == watches_.end()) return;
+    ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, fd, nullptr);
+    // Its event may still be in this turn's batch, or it is running now.
+    it->second->on_ready = nullptr;
+    unwatched_.push_back(std::move(it->second));
+    watches_.erase(it);
+}
+
 void Worker::run() {
     epoll_event events[kMaxEvents];
     for (;;) {
-        if (stopping_ && (active_.empty() || clock_.now_ms() >= stop_deadline_ms_)) break;
+        if (stopping_ && (active_.empty() || now_ms_ >= stop_deadline_ms_)) break;
         const int n = ::epoll_wait(epoll_fd_.get(), events, kMaxEvents, wait_timeout_ms());
-        if (n < 0 && errno != EINTR) throw_error("epoll_wait", "serve");
-        clock_.update();
+        if (n < 0 && errno != EINTR) throw_error("epoll_wait", config_.name);
+        update_clock();
+        protocol_->on_turn();
         for (int i = 0; i < n; ++i) {
             const std::uint64_t tag = events[i].data.u64;
             if (tag == kListenTag) {
@@ -124,12 +164,15 @@ void Worker::run() {
                 begin_stop();
             } else if (tag == kRingTag) {
                 on_direct_completions();
+            } else if ((tag & kWatchBit) != 0) {
+                Watch& w = *reinterpret_cast<Watch*>(tag & ~kWatchBit);
+                if (w.on_ready) w.on_ready();
             } else {
                 on_event(*reinterpret_cast<Connection*>(tag), events[i].events);
             }
         }
         run_posted();
-        if (accept_retry_ms_ != 0 && clock_.now_ms() >= accept_retry_ms_ && !stopping_) {
+        if (accept_retry_ms_ != 0 && now_ms_ >= accept_retry_ms_ && !stopping_) {
             accept_retry_ms_ = 0;
             accept_all();
         }
@@ -137,6 +180,7 @@ void Worker::run() {
         log_.flush();
         for (Connection* c : closed_) free_.push_back(c);
         closed_.clear();
+        unwatched_.clear();
     }
     // Past the grace period: what is left is closed unfinished.
     while (!active_.empty()) close(*active_.back());
@@ -150,16 +194,15 @@ void Worker::run() {
 
 int Worker::wait_timeout_ms() const {
     if (!posted_.empty()) return 0;
-    const std::uint64_t now = clock_.now_ms();
-    std::uint64_t wait = 1000;  // the Date header's second and the accept retry
+    const std::uint64_t now = now_ms_;
+    auto until = [now](std::uint64_t deadline) { return deadline > now ? deadline - now : 0; };
+    std::uint64_t wait = kMaxWaitMs;
     for (const TimerList& list : timers_) {
-        if (list.head != nullptr) {
-            wait = std::min(wait, list.head->deadline > now ? list.head->deadline - now : 0);
-        }
+        if (list.head != nullptr) wait = std::min(wait, until(list.head->deadline));
     }
-    if (stopping_) wait = std::min(wait, stop_deadline_ms_ > now ? stop_deadline_ms_ - now : 0);
-    if (accept_retry_ms_ != 0)
-        wait = std::min(wait, accept_retry_ms_ > now ? accept_retry_ms_ - now : 0);
+    if (!defer_timers_.empty()) wait = std::min(wait, until(defer_timers_.begin()->first));
+    if (stopping_) wait = std::min(wait, until(stop_deadline_ms_));
+    if (accept_retry_ms_ != 0) wait = std::min(wait, until(accept_retry_ms_));
     // COARSE clock ticks: wake a little after the deadline, not before it.
     return static_cast<int>(wait) + (wait > 0 ? 5 : 0);
 }
@@ -167,22 +210,25 @@ int Worker::wait_timeout_ms() const {
 Connection* Worker::get_connection() {
     if (free_.empty()) {
         all_.push_back(std::make_unique<Connection>());
-        free_.push_back(all_.back().get());
+        Connection* fresh = all_.back().get();
+        fresh->worker = this;
+        fresh->session = protocol_->make_session();
+        free_.push_back(fresh);
     }
     Connection* c = free_.back();
     free_.pop_back();
     c->state = Connection::State::Reading;
     c->in_begin = c->in_end = 0;
-    c->reader.reset();
-    c->response.clear();
+    c->response = nullptr;
     c->seg = 0;
     c->seg_done = c->body_sent = 0;
     c->responding = c->peer_eof = c->peer_rdhup = c->posted = c->releasing = false;
+    c->resumed = c->defer_timed_out = c->has_defer_timer = false;
     c->readable = c->writable = true;  // try at once; EAGAIN clears them
     c->direct_seg = SIZE_MAX;
     c->timer = -1;
     c->timer_prev = c->timer_next = nullptr;
-    std::strcpy(c->client, "-");
+    std::strcpy(c->client_name, "-");
     return c;
 }
 
@@ -195,7 +241,7 @@ void Worker::accept_all() {
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                accept_retry_ms_ = clock_.now_ms() + kAcceptRetryMs;
+                accept_retry_ms_ = now_ms_ + kAcceptRetryMs;
             }
             return;  // EAGAIN: all taken
         }
@@ -215,7 +261,7 @@ void Worker::accept_all() {
         }
         Connection* c = get_connection();
         c->fd = fd;
-        std::memcpy(c->client, client, sizeof client);
+        std::memcpy(c->client_name, client, sizeof client);
         // The last segment of a response must not wait for an ACK (Nagle);
         // MSG_MORE still coalesces a header block with its body.
         const int one = 1;
@@ -233,22 +279,22 @@ void Worker::accept_all() {
         }
         c->active_index = active_.size();
         active_.push_back(c);
-        set_timer(*c, kHeaderTimer);
+        c->session->start(*c);
+        set_timer(*c, kFrameTimer);
         drive(*c);
     }
 }
 
 void Worker::reject_over_limit(int fd, const char* client) {
-    Response response;
-    responder_.respond_error(503, nullptr, response);
-    (void)::send(fd, response.data.data(), response.data.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (const Response* response = protocol_->over_limit(client); response != nullptr) {
+        (void)::send(fd, response->data.data(), response->data.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
     ::shutdown(fd, SHUT_WR);
     // Whatever the client already sent is read, so close() sends FIN, not a
-    // reset that could destroy the 503 before the client reads it.
+    // reset that could destroy the response before the client reads it.
     while (::recv(fd, drain_.data(), drain_.size(), MSG_DONTWAIT) > 0) {
     }
     ::close(fd);
-    log_.record(client, clock_.log_time(), {}, 503, response.body_bytes, {}, {});
 }
 
 void Worker::on_event(Connection& c, std::uint32_t events) {
@@ -258,39 +304,53 @@ void Worker::on_event(Connection& c, std::uint32_t events) {
     drive(c);
 }
 
+bool Worker::take_input(Connection& c, unsigned& frames) {
+    const std::size_t buffered = c.in_end - c.in_begin;
+    if (buffered == 0) return true;
+    const Input in = c.session->on_input(c.in.get() + c.in_begin, buffered, stopping_);
+    switch (in.kind) {
+        case Input::Kind::Respond:
+            c.in_begin += in.consumed;
+            start_response(c, *in.response);
+            if (++frames >= kFramesPerTurn) {
+                post(c);
+                return false;
+            }
+            return true;
+        case Input::Kind::Error:
+            c.in_begin = c.in_end;
+            start_response(c, *in.response);
+            return true;
+        case Input::Kind::Defer:
+            c.in_begin += in.consumed;
+            defer(c, in.defer_ms);
+            return true;
+        case Input::Kind::NeedMore:
+            break;
+    }
+    if (buffered >= config_.max_frame_bytes) {
+        c.in_begin = c.in_end;
+        if (Response* r = c.session->on_input_limit(InputLimit::TooLarge); r != nullptr) {
+            r->close = true;
+            start_response(c, *r);
+            return true;
+        }
+        close(c);
+        return false;
+    }
+    return true;
+}
+
 void Worker::drive(Connection& c) {
-    unsigned requests = 0;
+    unsigned frames = 0;
     for (;;) {
         switch (c.state) {
             case Connection::State::Closed:
                 return;
 
             case Connection::State::Reading: {
-                const std::size_t buffered = c.in_end - c.in_begin;
-                if (buffered > 0) {
-                    const ParseResult r =
-                        c.reader.parse(c.in.get() + c.in_begin, buffered, c.request);
-                    if (r.kind == ParseResult::Kind::Ready) {
-                        responder_.respond(c.request, c.response, !stopping_);
-                        c.in_begin += r.consumed;
-                        c.reader.reset();
-                        start_response(c);
-                        if (++requests >= kRequestsPerTurn) {
-                            post(c);
-                            return;
-                        }
-                        continue;
-                    }
-                    if (r.kind == ParseResult::Kind::Error || buffered >= kInputMaxBytes) {
-                        const int status = r.kind == ParseResult::Kind::Error ? r.status : 400;
-                        responder_.respond_error(status, status == 405 ? &c.request : nullptr,
-                                                 c.response);
-                        c.in_begin = c.in_end;
-                        c.reader.reset();
-                        start_response(c);
-                        continue;
-                    }
-                }
+                if (!take_input(c, frames)) return;
+                if (c.state != Connection::State::Reading) continue;
                 if (c.peer_eof) {
                     close(c);
                     return;
@@ -302,9 +362,10 @@ void Worker::drive(Connection& c) {
                         c.in_end -= c.in_begin;
                         c.in_begin = 0;
                     } else {
-                        const std::size_t cap = c.in_cap == 0
-                                                    ? kInputInitialBytes
-                                                    : std::min(c.in_cap * 2, kInputMaxBytes);
+                        // A full buffer of max_frame_bytes is over the limit (take_input).
+                        const std::size_t max = config_.max_frame_bytes;
+                        const std::size_t cap = c.in_cap == 0 ? std::min(kInputInitialBytes, max)
+                                                              : std::min(c.in_cap * 2, max);
                         auto grown = std::make_unique<char[]>(cap);
                         if (c.in_end > 0) std::memcpy(grown.get(), c.in.get(), c.in_end);
                         c.in = std::move(grown);
@@ -318,7 +379,7 @@ void Worker::drive(Connection& c) {
                     // Short read: the socket is drained (the next byte brings an
                     // edge) — unless a FIN is queued, which brings no new edge.
                     if (static_cast<std::size_t>(n) < room && !c.peer_rdhup) c.readable = false;
-                    if (c.timer == kKeepaliveTimer) set_timer(c, kHeaderTimer);
+                    if (c.timer == kIdleTimer) set_timer(c, kFrameTimer);
                 } else if (n == 0) {
                     c.peer_eof = true;
                 } else if (errno == EAGAIN) {
@@ -330,6 +391,20 @@ void Worker::drive(Connection& c) {
                 continue;
             }
 
+            case Connection::State::Waiting: {
+                if (!c.resumed) return;
+                c.resumed = false;
+                clear_defer_timer(c);
+                Response* r = c.session->on_resume(c.defer_timed_out);
+                c.defer_timed_out = false;
+                if (r == nullptr) {
+                    close(c);
+                    return;
+                }
+                start_response(c, *r);
+                continue;
+            }
+
             case Connection::State::Sending: {
                 const SendStatus s = send_some(c);
                 if (s == SendStatus::Blocked) return;
@@ -338,17 +413,17 @@ void Worker::drive(Connection& c) {
                     return;
                 }
                 if (s == SendStatus::Failed) {
-                    log_response(c);
                     close(c);
                     return;
                 }
-                finish_response(c);
-                if (c.response.close || stopping_) {
+                const bool close_after = c.response->close;
+                end_response(c, true);
+                if (close_after || stopping_) {
                     begin_close(c);
                     continue;
                 }
                 c.state = Connection::State::Reading;
-                set_timer(c, c.in_end > c.in_begin ? kHeaderTimer : kKeepaliveTimer);
+                set_timer(c, c.in_end > c.in_begin ? kFrameTimer : kIdleTimer);
                 continue;
             }
 
@@ -368,14 +443,14 @@ void Worker::drive(Connection& c) {
     }
 }
 
-void Worker::start_response(Connection& c) {
+void Worker::start_response(Connection& c, Response& r) {
     c.state = Connection::State::Sending;
+    c.response = &r;
     c.seg = 0;
     c.seg_done = 0;
     c.body_sent = 0;
     c.responding = true;
     c.direct_seg = SIZE_MAX;
-    Response& r = c.response;
     if (r.direct) {
         // Direct needs the ring (its eventfd in our epoll set) and a file
         // system that takes O_DIRECT; otherwise sendfile sends it.
@@ -387,13 +462,13 @@ void Worker::start_response(Connection& c) {
                                                             ring_.event_fd(), &ev) == 0;
             direct_failed_ = !ring_registered_;
         }
-        r.direct = !direct_failed_ && prepare_direct(*r.file);
+        r.direct = !direct_failed_ && r.source != nullptr && prepare_direct(*r.source);
     }
     set_timer(c, kSendTimer);
 }
 
 Worker::SendStatus Worker::send_some(Connection& c) {
-    Response& r = c.response;
+    Response& r = *c.response;
     std::uint64_t turn_bytes = 0;
     while (c.seg < r.segments.size()) {
         const Segment& s = r.segments[c.seg];
@@ -416,7 +491,7 @@ Worker::SendStatus Worker::send_some(Connection& c) {
             note_sent(c, sent, turn_bytes);
         } else {
             const TransferStep step =
-                transfer_step(r.file->fd.get(), c.fd, EndpointKind::Socket, s.offset + c.seg_done,
+                transfer_step(r.source->fd.get(), c.fd, EndpointKind::Socket, s.offset + c.seg_done,
                               std::min(left, kSendBytesPerTurn), TransferMethod::Sendfile);
             note_sent(c, step.bytes, turn_bytes);
             if (step.error != 0) return SendStatus::Failed;  // the header block is out: close
@@ -453,11 +528,11 @@ Worker::SendStatus Worker::send_bytes(Connection& c, const char* data, std::size
 }
 
 Worker::SendStatus Worker::send_direct(Connection& c, bool more, std::uint64_t& turn_bytes) {
-    Response& r = c.response;
+    Response& r = *c.response;
     const Segment& s = r.segments[c.seg];
     const auto tag = reinterpret_cast<std::uint64_t>(&c);
     if (c.direct_seg != c.seg) {
-        c.direct.start(r.file->direct_fd.get(), r.file->direct_align, s.offset,
+        c.direct.start(r.source->direct_fd.get(), r.source->direct_align, s.offset,
                        s.offset + s.length);
         c.direct_seg = c.seg;
     }
@@ -489,9 +564,7 @@ void Worker::on_direct_completions() {
         if (c->state == Connection::State::Closed) {
             if (c->releasing && c->direct.in_flight() == 0) {
                 c->releasing = false;
-                c->direct.release(ring_);
-                c->response.clear();
-                closed_.push_back(c);
+                release(*c);
             }
             return;
         }
@@ -499,21 +572,33 @@ void Worker::on_direct_completions() {
     });
 }
 
-void Worker::finish_response(Connection& c) {
-    log_response(c);
-    if (c.direct_seg != SIZE_MAX) {
+void Worker::end_response(Connection& c, bool complete) {
+    if (!c.responding) return;
+    c.responding = false;
+    if (complete && c.direct_seg != SIZE_MAX) {
         c.direct.release(ring_);  // nothing in flight: every byte was read and sent
         c.direct_seg = SIZE_MAX;
     }
-    c.response.file.reset();  // the cache may close it when it is evicted
+    c.session->on_sent(*c.response, c.body_sent, complete);
 }
 
-void Worker::log_response(Connection& c) {
-    if (!c.responding) return;
-    c.responding = false;
-    if (!log_.enabled()) return;
-    log_.record(c.client, clock_.log_time(), c.response.log_request, c.response.status, c.body_sent,
-                c.response.log_referer, c.response.log_user_agent);
+void Worker::defer(Connection& c, unsigned timeout_ms) {
+    c.state = Connection::State::Waiting;
+    c.resumed = c.defer_timed_out = false;
+    clear_timer(c);
+    if (timeout_ms > 0) {
+        c.defer_timer = defer_timers_.emplace(now_ms_ + timeout_ms, &c);
+        c.has_defer_timer = true;
+    }
+    if (stopping_) resume(c, true);  // finish now: no long poll outlives the server
+}
+
+void Worker::resume(Connection& c, bool timed_out) {
+    if (c.resumed) return;
+    c.resumed = true;
+    c.defer_timed_out = timed_out;
+    clear_defer_timer(c);
+    post(c);
 }
 
 void Worker::begin_close(Connection& c) {
@@ -531,7 +616,9 @@ void Worker::begin_close(Connection& c) {
 
 void Worker::close(Connection& c) {
     if (c.state == Connection::State::Closed) return;
+    end_response(c, false);
     clear_timer(c);
+    clear_defer_timer(c);
     ::close(c.fd);  // also leaves the epoll set
     c.fd = -1;
     c.state = Connection::State::Closed;
@@ -544,8 +631,15 @@ void Worker::close(Connection& c) {
         c.releasing = true;  // on_direct_completions finishes the job
         return;
     }
+    release(c);
+}
+
+void Worker::release(Connection& c) {
     if (c.direct_seg != SIZE_MAX) c.direct.release(ring_);
-    c.response.clear();
+    c.direct_seg = SIZE_MAX;
+    c.response = nullptr;
+    // Only now: a response's file must stay open while direct reads of it run.
+    c.session->on_close();
     closed_.push_back(&c);
 }
 
@@ -571,7 +665,7 @@ void Worker::set_timer(Connection& c, TimerKind kind) {
     clear_timer(c);
     TimerList& list = timers_[kind];
     c.timer = kind;
-    c.deadline = clock_.now_ms() + timeout_ms_[kind];
+    c.deadline = now_ms_ + timeout_ms_[kind];
     c.timer_prev = list.tail;
     c.timer_next = nullptr;
     if (list.tail != nullptr) {
@@ -599,21 +693,34 @@ void Worker::clear_timer(Connection& c) {
     c.timer = -1;
 }
 
+void Worker::clear_defer_timer(Connection& c) {
+    if (!c.has_defer_timer) return;
+    defer_timers_.erase(c.defer_timer);
+    c.has_defer_timer = false;
+}
+
 void Worker::expire_timers() {
-    const std::uint64_t now = clock_.now_ms();
+    const std::uint64_t now = now_ms_;
+    while (!defer_timers_.empty() && defer_timers_.begin()->first <= now) {
+        Connection& c = *defer_timers_.begin()->second;
+        resume(c, true);  // clears the timer; drives on the next turn (posted)
+    }
     for (int kind = 0; kind < kTimerKinds; ++kind) {
         while (timers_[kind].head != nullptr && timers_[kind].head->deadline <= now) {
             Connection& c = *timers_[kind].head;
             clear_timer(c);
-            if (kind == kHeaderTimer && c.state == Connection::State::Reading) {
-                // 408, then close: nothing of a response was sent yet.
-                responder_.respond_error(408, nullptr, c.response);
+            if (kind == kFrameTimer && c.state == Connection::State::Reading) {
+                // The session's answer, then close: nothing of a response was sent yet.
                 c.in_begin = c.in_end;
-                c.reader.reset();
-                start_response(c);
+                Response* r = c.session->on_input_limit(InputLimit::Timeout);
+                if (r == nullptr) {
+                    close(c);
+                    continue;
+                }
+                r->close = true;
+                start_response(c, *r);
                 drive(c);
             } else {
-                if (kind == kSendTimer) log_response(c);
                 close(c);
             }
         }
@@ -623,16 +730,18 @@ void Worker::expire_timers() {
 void Worker::begin_stop() {
     if (stopping_) return;
     stopping_ = true;
-    stop_deadline_ms_ = clock_.now_ms() + config_.shutdown_grace_ms;
+    stop_deadline_ms_ = now_ms_ + config_.shutdown_grace_ms;
     ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, listen_fd_.get(), nullptr);
     listen_fd_.reset();
     // Connections between responses are closed; responses under way finish
-    // (and then close, since stopping_ refuses keep-alive).
+    // (and then close, since stopping_ refuses keep-alive); deferred ones
+    // are answered now, as if their time were up.
     std::vector<Connection*> idle;
     for (Connection* c : active_) {
         if (c->state == Connection::State::Reading) idle.push_back(c);
+        if (c->state == Connection::State::Waiting) resume(*c, true);
     }
     for (Connection* c : idle) close(*c);
 }
 
-}  // namespace pagewire::serve
+}  // namespace pagewire::net

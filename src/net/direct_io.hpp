@@ -1,4 +1,4 @@
-// pagewire serve: the direct path for large files (nginx `aio on; directio
+// pagewire net: the direct path for large files (nginx `aio on; directio
 // N;`). The transfer engine's Direct method waits for its destination, so a
 // worker does it itself, without ever blocking: O_DIRECT reads submitted to
 // the worker's io_uring (completions signalled through an eventfd in the
@@ -17,14 +17,19 @@
 #include <pagewire/unique_fd.hpp>
 #include <vector>
 
+#include "net/protocol.hpp"
 #include "sys.hpp"
 
-namespace pagewire::serve {
+namespace pagewire::net {
 
 // Chunk of one direct read: as the engine's Direct method (kDirectMinChunkBytes),
 // smaller reads waste the device's time on per-request cost.
 inline constexpr std::size_t kDirectChunkBytes = 1 << 20;
 inline constexpr unsigned kDirectBuffers = 2;
+
+// Makes file.direct Ready (direct_fd, direct_align) or Unsupported (the
+// filesystem reports no alignment or refuses O_DIRECT). Returns whether Ready.
+bool prepare_direct(FileSource& file) noexcept;
 
 // A worker's io_uring and its pool of aligned buffers.
 class DirectRing {
@@ -120,4 +125,4 @@ class DirectStream {
     bool active_ = false;
 };
 
-}  // namespace pagewire::serve
+}  // namespace pagewire::net

@@ -1,9 +1,9 @@
 // Request path decoding and normalization: see path.hpp.
-#include "serve/path.hpp"
+#include "http/path.hpp"
 
 #include <cstddef>
 
-namespace pagewire::serve {
+namespace pagewire::http {
 namespace {
 
 int hex_value(char c) noexcept {
@@ -128,4 +128,4 @@ std::string escape_html(std::string_view text) {
     return out;
 }
 
-}  // namespace pagewire::serve
+}  // namespace pagewire::http

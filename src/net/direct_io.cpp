@@ -1,6 +1,7 @@
 // The direct path: see direct_io.hpp.
-#include "serve/direct_io.hpp"
+#include "net/direct_io.hpp"
 
+#include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -9,7 +10,22 @@
 
 #include "sys.hpp"
 
-namespace pagewire::serve {
+namespace pagewire::net {
+
+bool prepare_direct(FileSource& file) noexcept {
+    if (file.direct != FileSource::Direct::Unknown) return file.direct == FileSource::Direct::Ready;
+    file.direct = FileSource::Direct::Unsupported;
+    int fd = -1;
+    std::uint32_t align = 0;
+    // O_NONBLOCK as the buffered descriptor: never let the worker block.
+    if (sys::open_direct(file.fd.get(), O_NONBLOCK, &fd, &align) != sys::DirectOpen::Ready) {
+        return false;
+    }
+    file.direct_fd.reset(fd);
+    file.direct_align = align;
+    file.direct = FileSource::Direct::Ready;
+    return true;
+}
 
 DirectRing::~DirectRing() {
     if (state_ == 1) ::io_uring_queue_exit(&ring_);
@@ -183,4 +199,4 @@ void DirectStream::release(DirectRing& ring) noexcept {
     active_ = false;
 }
 
-}  // namespace pagewire::serve
+}  // namespace pagewire::net

@@ -1,13 +1,11 @@
 // Request framing and parsing: see http_request.hpp.
-#include "serve/http_request.hpp"
+#include "http/http_request.hpp"
 
 #include <strings.h>
 
 #include <cstring>
 
-#include "serve/config.hpp"
-
-namespace pagewire::serve {
+namespace pagewire::http {
 namespace {
 
 // Where http_parser's callbacks put what they see; parser.data points here.
@@ -18,6 +16,7 @@ struct Collector {
     bool field_done = true;                  // a value followed the last name piece
     bool headers_complete = false;
     bool transfer_encoding = false;
+    bool second_host = false;  // RFC 9112 3.2: more than one Host line is a 400
 };
 
 bool equals_nocase(std::string_view a, std::string_view b) noexcept {
@@ -63,6 +62,7 @@ std::string_view* wanted_value(Collector& c) noexcept {
         {"user-agent", &Request::user_agent},
         {"referer", &Request::referer},
     };
+    if (equals_nocase(c.field, "host") && r.host.data() != nullptr) c.second_host = true;
     for (const Wanted& w : kWanted) {
         // The first occurrence counts; repeats are ignored.
         if (equals_nocase(c.field, w.name) && (r.*w.member).data() == nullptr)
@@ -155,6 +155,7 @@ RequestReader::RequestReader() noexcept {
 void RequestReader::reset() noexcept {
     begin_ = scanned_ = line_start_ = line_end_ = header_lines_ = 0;
     started_ = false;
+    folded_ = false;
 }
 
 ParseResult RequestReader::parse(const char* data, std::size_t size, Request& out) noexcept {
@@ -182,6 +183,11 @@ ParseResult RequestReader::parse(const char* data, std::size_t size, Request& ou
         }
         const std::size_t line_bytes = at - line_start_;
         const bool empty = line_bytes == 0 || (line_bytes == 1 && data[line_start_] == '\r');
+        // obs-fold (RFC 9112 5.2), or whitespace before the first header
+        // line (2.2): a line starting with SP or HTAB. http_parser would
+        // join it to the previous value; refused instead.
+        if (line_bytes > 0 && (data[line_start_] == ' ' || data[line_start_] == '\t'))
+            folded_ = true;
         if (scanned_ - line_end_ > kMaxHeaderSectionBytes ||
             (!empty && ++header_lines_ > kMaxHeaderLines)) {
             return over_limit(431, size);
@@ -218,7 +224,8 @@ ParseResult RequestReader::parse_head(const char* data, std::size_t head_end,
         result.status = 405;
         return result;
     }
-    if (err != HPE_OK || parsed != n || !collector.headers_complete) {
+    if (err != HPE_OK || parsed != n || !collector.headers_complete || collector.second_host ||
+        folded_) {
         result.status = 400;
         return result;
     }
@@ -227,6 +234,13 @@ ParseResult RequestReader::parse_head(const char* data, std::size_t head_end,
                  : method == HTTP_HEAD ? Method::Head
                                        : Method::Other;
     out.method_name = http_method_str(method);
+    // RFC 9110 2.5: a higher minor version is answered as 1.1 (http_parser
+    // gives it 1.1's keep-alive rules); another major version is 505.
+    if (out.http_major >= 2) {
+        out.keep_alive = false;
+        result.status = 505;
+        return result;
+    }
     if (out.http_major != 1 || !target_path(out.target, out.path)) {
         result.status = 400;
         return result;
@@ -265,9 +279,11 @@ std::string_view status_text(int status) noexcept {
             return "Internal Server Error";
         case 503:
             return "Service Unavailable";
+        case 505:
+            return "HTTP Version Not Supported";
         default:
             return "Unknown";
     }
 }
 
-}  // namespace pagewire::serve
+}  // namespace pagewire::http

@@ -1,5 +1,5 @@
-// The server's setup and shutdown: see server.hpp.
-#include "serve/server.hpp"
+// A server's setup and shutdown: see server.hpp.
+#include "net/server.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <memory>
@@ -17,11 +18,9 @@
 #include <thread>
 #include <vector>
 
-#include "serve/access_log.hpp"
-#include "serve/file_cache.hpp"
-#include "serve/worker.hpp"
+#include "net/worker.hpp"
 
-namespace pagewire::serve {
+namespace pagewire::net {
 namespace {
 
 constexpr int kListenBacklog = 4096;
@@ -53,7 +52,9 @@ void raise_open_file_limit() {
 
 }  // namespace
 
-bool parse_listen_address(const std::string& text, sockaddr_storage& addr, socklen_t& len) {
+namespace {
+
+bool parse_address(const std::string& text, sockaddr_storage& addr, socklen_t& len) {
     std::memset(&addr, 0, sizeof addr);
     std::string host;
     std::string port;
@@ -92,6 +93,15 @@ bool parse_listen_address(const std::string& text, sockaddr_storage& addr, sockl
     return false;
 }
 
+}  // namespace
+
+void parse_listen_address(const std::string& text, ServerConfig& config) {
+    if (!parse_address(text, config.addr, config.addr_len)) {
+        throw_error("--listen", text, EINVAL, "expected A.B.C.D:PORT or [IPv6]:PORT");
+    }
+    config.listen = text;
+}
+
 std::string format_address(const sockaddr_storage& addr) {
     char host[INET6_ADDRSTRLEN] = "?";
     if (addr.ss_family == AF_INET) {
@@ -104,21 +114,11 @@ std::string format_address(const sockaddr_storage& addr) {
     return "[" + std::string(host) + "]:" + std::to_string(ntohs(v6->sin6_port));
 }
 
-void run_server(const ServeConfig& config, std::FILE* out) {
-    sockaddr_storage addr{};
-    socklen_t addr_len = 0;
-    if (!parse_listen_address(config.listen, addr, addr_len)) {
-        throw_error("--listen", config.listen, EINVAL, "expected A.B.C.D:PORT or [IPv6]:PORT");
-    }
-    const int root = ::open(config.root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (root < 0) throw_error("open", config.root);
-    UniqueFd root_fd(root);
-    // openat2 (Linux 5.6) is what keeps requests inside the root: no fallback.
-    const int probe = open_beneath(root, "", config.follow_symlinks);
-    if (probe < 0) throw_error("openat2", config.root, -probe);
-    ::close(probe);
-    UniqueFd log_fd;
-    if (!config.access_log.empty()) log_fd = open_access_log(config.access_log);
+void run_server(
+    const ServerConfig& config, const ProtocolFactory& factory,
+    const std::function<void(const std::string& address, unsigned workers)>& on_listening) {
+    sockaddr_storage addr = config.addr;
+    socklen_t addr_len = config.addr_len;
     raise_open_file_limit();
 
     unsigned workers = config.workers;
@@ -138,7 +138,6 @@ void run_server(const ServeConfig& config, std::FILE* out) {
         }
         addr_len = len;
     }
-    const std::string where = format_address(addr);
 
     // Signals: SIGPIPE never kills (sendfile to a reset peer); SIGTERM and
     // SIGINT are blocked in every thread and taken by sigwait() below.
@@ -150,33 +149,29 @@ void run_server(const ServeConfig& config, std::FILE* out) {
     ::pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
     const int stop = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (stop < 0) throw_error("eventfd", "serve");
+    if (stop < 0) throw_error("eventfd", config.name);
     UniqueFd stop_fd(stop);
     WorkerShared shared;
     shared.config = &config;
-    shared.root_fd = root_fd.get();
     shared.stop_fd = stop_fd.get();
-    shared.log_fd = log_fd.get();
 
     std::vector<std::unique_ptr<Worker>> pool;
     for (unsigned i = 0; i < workers; ++i) {
         pool.push_back(std::make_unique<Worker>(
-            shared, bind_socket(addr, addr_len, true, config.listen, true)));
+            shared, bind_socket(addr, addr_len, true, config.listen, true), factory));
     }
     std::vector<std::thread> threads;
     for (auto& worker : pool) {
-        threads.emplace_back([&worker] {
+        threads.emplace_back([&worker, &config] {
             try {
                 worker->run();
             } catch (const std::exception& e) {
-                std::fprintf(stderr, "pagewire serve: worker: %s\n", e.what());
+                std::fprintf(stderr, "pagewire %s: worker: %s\n", config.name.c_str(), e.what());
                 ::kill(::getpid(), SIGTERM);  // the others stop too
             }
         });
     }
-    std::fprintf(out, "pagewire serve: listening on http://%s/ (%s, %u workers)\n", where.c_str(),
-                 config.root.c_str(), workers);
-    std::fflush(out);
+    on_listening(format_address(addr), workers);
 
     int signal = 0;
     while (::sigwait(&stop_signals, &signal) != 0) {
@@ -186,4 +181,4 @@ void run_server(const ServeConfig& config, std::FILE* out) {
     for (std::thread& t : threads) t.join();
 }
 
-}  // namespace pagewire::serve
+}  // namespace pagewire::net

@@ -1,21 +1,23 @@
 // Opening beneath the root and the open-file cache: see file_cache.hpp.
-#include "serve/file_cache.hpp"
+#include "http/file_cache.hpp"
 
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <pagewire/file.hpp>
 #include <string>
 
-#include "serve/http_date.hpp"
-#include "serve/mime.hpp"
+#include "http/http_date.hpp"
+#include "http/mime.hpp"
 #include "sys.hpp"
 
-namespace pagewire::serve {
+namespace pagewire::http {
 namespace {
+
+// A FIFO must not block the worker (O_NONBLOCK), nor a terminal become ours.
+constexpr int kOpenFlags = O_RDONLY | O_NONBLOCK | O_NOCTTY;
 
 // A fresh descriptor's stat: 0, or -errno (-EACCES for what is neither a
 // regular file nor a directory: FIFOs, devices, sockets).
@@ -57,37 +59,6 @@ bool same_file(const CachedFile& a, const struct stat& st) noexcept {
 
 }  // namespace
 
-int open_beneath(int root_fd, const std::string& relative, bool follow_symlinks) noexcept {
-    open_how how{};
-    how.flags = O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY;
-    how.resolve = RESOLVE_NO_MAGICLINKS | (follow_symlinks ? 0 : RESOLVE_BENEATH);
-    const char* name = relative.empty() ? "." : relative.c_str();
-    const long fd =
-        sys::retry_eintr([&] { return ::syscall(SYS_openat2, root_fd, name, &how, sizeof how); });
-    return fd < 0 ? -errno : static_cast<int>(fd);
-}
-
-bool prepare_direct(CachedFile& file) noexcept {
-    if (file.direct != CachedFile::Direct::Unknown) return file.direct == CachedFile::Direct::Ready;
-    file.direct = CachedFile::Direct::Unsupported;
-    std::uint32_t mem_align = 0;
-    std::uint32_t offset_align = 0;
-    if (sys::statx_dio_align(file.fd.get(), &mem_align, &offset_align) != 0 || mem_align == 0 ||
-        offset_align == 0 || mem_align > sys::page_size()) {
-        return false;
-    }
-    // A second open file description of the same file: O_DIRECT on the
-    // shared one would change how sendfile reads it.
-    const std::string self = "/proc/self/fd/" + std::to_string(file.fd.get());
-    const int fd = sys::retry_eintr(
-        [&] { return ::open(self.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC | O_NONBLOCK); });
-    if (fd < 0) return false;
-    file.direct_fd.reset(fd);
-    file.direct_align = offset_align;
-    file.direct = CachedFile::Direct::Ready;
-    return true;
-}
-
 OpenFileCache::OpenFileCache(int root_fd, bool follow_symlinks, unsigned valid_ms,
                              std::size_t max_entries)
     : root_fd_(root_fd),
@@ -102,7 +73,8 @@ CacheLookup OpenFileCache::open(const std::string& relative, std::uint64_t now_m
         return {it->second.file, 0};
     }
     CacheLookup result;
-    const int raw_fd = open_beneath(root_fd_, relative, follow_symlinks_);
+    const int raw_fd = open_beneath(root_fd_, relative, kOpenFlags,
+                                    follow_symlinks_ ? Symlinks::Follow : Symlinks::StayBeneath);
     if (raw_fd < 0) {
         if (it != entries_.end()) entries_.erase(it);
         result.error = -raw_fd;
@@ -150,4 +122,4 @@ void OpenFileCache::make_room(std::uint64_t now_ms) {
     entries_.erase(oldest);
 }
 
-}  // namespace pagewire::serve
+}  // namespace pagewire::http

@@ -1,24 +1,22 @@
-// pagewire serve: the settings one server runs with (docs/SERVE-CONTRACT.md).
-// Plain data, filled by cmd_serve.cpp and read by every worker (never written
-// after the workers start, so sharing it between threads is safe).
+// pagewire::serve — the static file server behind `pagewire serve DIR`
+// (behaviour: docs/SERVE-CONTRACT.md): HTTP/1.1 GET and HEAD with ranges,
+// conditionals, keep-alive and pipelining, over the library's network core
+// (epoll workers, one SO_REUSEPORT socket each). Implemented by the
+// pagewire_http library (src/http), which links the HTTP parser; the core
+// libpagewire does not need it.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <pagewire/transfer.hpp>
 #include <string>
 
 namespace pagewire::serve {
 
-// Limits of the contract; 414 / 431 above them.
-inline constexpr std::size_t kMaxRequestLineBytes = 8 * 1024;
-inline constexpr std::size_t kMaxHeaderSectionBytes = 16 * 1024;
-inline constexpr std::size_t kMaxHeaderLines = 100;
-// More ranges than this in one Range header make it "malformed" (full 200):
-// overlapping ranges would otherwise multiply the response size without
-// bound. Apache's MaxRanges default.
-inline constexpr std::size_t kMaxRanges = 200;
-
+// The settings one server runs with. Plain data: filled by the caller,
+// read by every worker and never written after run_server() starts them,
+// so sharing it between threads is safe.
 struct ServeConfig {
     std::string root;  // the served directory, as given
     std::string listen = "127.0.0.1:8080";
@@ -41,5 +39,13 @@ struct ServeConfig {
     // this long before its path is opened and checked again.
     unsigned open_file_valid_ms = 1'000;
 };
+
+// Serves config.root until SIGTERM or SIGINT, then lets in-flight responses
+// finish (at most config.shutdown_grace_ms) and returns. Writes the startup
+// line ("pagewire serve: listening on http://ADDR:PORT/ (...)") to `out`
+// once every worker listens. Throws pagewire::Error for what prevents
+// starting: a bad config.listen (operation "--listen", EINVAL), the root
+// ("open" / "openat2"), the address ("bind", ...), the access log ("open").
+void run_server(const ServeConfig& config, std::FILE* out);
 
 }  // namespace pagewire::serve

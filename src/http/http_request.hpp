@@ -11,7 +11,12 @@
 #include <cstdint>
 #include <string_view>
 
-namespace pagewire::serve {
+namespace pagewire::http {
+
+// Limits of the contract; 414 / 431 above them.
+inline constexpr std::size_t kMaxRequestLineBytes = 8 * 1024;
+inline constexpr std::size_t kMaxHeaderSectionBytes = 16 * 1024;
+inline constexpr std::size_t kMaxHeaderLines = 100;
 
 enum class Method { Get, Head, Other };
 
@@ -39,7 +44,7 @@ struct Request {
 struct ParseResult {
     enum class Kind { NeedMore, Ready, Error };
     Kind kind = Kind::NeedMore;
-    int status = 0;            // Error: 400, 405, 414 or 431
+    int status = 0;            // Error: 400, 405, 414, 431 or 505
     std::size_t consumed = 0;  // Ready / Error: bytes of the head, leading empty lines included
 };
 
@@ -66,10 +71,11 @@ class RequestReader {
     std::size_t line_end_ = 0;    // end of the request line (after its LF), 0 until seen
     std::size_t header_lines_ = 0;
     bool started_ = false;
+    bool folded_ = false;  // a header line starts with SP / HTAB: 400
     http_parser parser_{};
 };
 
 // The reason phrase of a status code ("Not Found").
 std::string_view status_text(int status) noexcept;
 
-}  // namespace pagewire::serve
+}  // namespace pagewire::http

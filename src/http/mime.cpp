@@ -1,9 +1,9 @@
 // Content-Type table: see mime.hpp.
-#include "serve/mime.hpp"
+#include "http/mime.hpp"
 
 #include <strings.h>
 
-namespace pagewire::serve {
+namespace pagewire::http {
 namespace {
 
 struct MimeType {
@@ -68,4 +68,4 @@ std::string_view content_type_for(std::string_view name) noexcept {
     return kDefaultContentType;
 }
 
-}  // namespace pagewire::serve
+}  // namespace pagewire::http

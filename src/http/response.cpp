@@ -1,6 +1,6 @@
 // What to answer: see response.hpp. The order of the checks follows nginx's
 // static module: method, body, path, open, directory, conditionals, range.
-#include "serve/response.hpp"
+#include "http/response.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -13,9 +13,9 @@
 #include <iterator>
 #include <string_view>
 
-#include "serve/path.hpp"
+#include "http/path.hpp"
 
-namespace pagewire::serve {
+namespace pagewire::http {
 namespace {
 
 void append(std::string& s, std::string_view v) {
@@ -72,26 +72,18 @@ std::string status_page(int status) {
 }  // namespace
 
 void Response::clear() noexcept {
+    net::Response::clear();
     status = 0;
-    data.clear();
-    segments.clear();
     file.reset();
     body_bytes = 0;
-    close = false;
     http10_keep_alive = false;
-    direct = false;
     log_request.clear();
     log_referer.clear();
     log_user_agent.clear();
 }
 
-std::uint64_t Response::total_bytes() const noexcept {
-    std::uint64_t n = 0;
-    for (const Segment& s : segments) n += s.length;
-    return n;
-}
-
-Responder::Responder(const ServeConfig& config, OpenFileCache& cache, const ClockStrings& clock)
+Responder::Responder(const serve::ServeConfig& config, OpenFileCache& cache,
+                     const ClockStrings& clock)
     : config_(config), cache_(cache), clock_(clock) {}
 
 void Responder::begin_head(int status, Response& out) const {
@@ -139,9 +131,9 @@ void Responder::note_log(const Request* request, Response& out) const {
 }
 
 void Responder::simple(int status, const Request* request, Response& out, bool close) {
-    // The contract: after 400, 408, 414, 431, 500 and 503 the connection ends.
+    // The contract: after 400, 408, 414, 431, 500, 503 and 505 the connection ends.
     const bool fatal = status == 400 || status == 408 || status == 414 || status == 431 ||
-                       status == 500 || status == 503;
+                       status == 500 || status == 503 || status == 505;
     out.close = out.close || close || fatal;
     begin_head(status, out);
     if (status == 405) append(out.data, "Allow: GET, HEAD\r\n");
@@ -268,7 +260,13 @@ void Responder::serve_file(const Request& request, const std::shared_ptr<CachedF
         return;
     }
 
+    // Several ranges: multipart even if they coalesce into one (the client
+    // asked for parts), and the whole file if they add up to more than it.
+    const bool multipart = ranges == RangeStatus::Satisfiable && ranges_.size() > 1;
+    if (multipart && !coalesce_ranges(ranges_, f.size)) ranges = RangeStatus::Ignore;
+
     out.file = file;
+    out.source = file.get();
     out.direct = config_.direct_threshold > 0 && f.size >= config_.direct_threshold;
     auto add_file = [&](std::uint64_t offset, std::uint64_t length) {
         if (head || length == 0) return;
@@ -286,7 +284,7 @@ void Responder::serve_file(const Request& request, const std::shared_ptr<CachedF
         return;
     }
 
-    if (ranges_.size() == 1) {
+    if (!multipart) {
         const ByteRange& r = ranges_.front();
         begin_head(206, out);
         append_content_headers(out.data, f.content_type, r.length());
@@ -382,4 +380,4 @@ void Responder::serve_listing(const Request& request, const CachedFile& dir, Res
     end_with_body(&request, out, "text/html; charset=utf-8", scratch_);
 }
 
-}  // namespace pagewire::serve
+}  // namespace pagewire::http

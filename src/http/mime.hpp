@@ -4,11 +4,11 @@
 
 #include <string_view>
 
-namespace pagewire::serve {
+namespace pagewire::http {
 
 inline constexpr std::string_view kDefaultContentType = "application/octet-stream";
 
 // The type for `name`'s extension (case-insensitive), or kDefaultContentType.
 std::string_view content_type_for(std::string_view name) noexcept;
 
-}  // namespace pagewire::serve
+}  // namespace pagewire::http

@@ -1,7 +1,7 @@
-// pagewire serve: opening request paths under the root, and the open-file
-// cache (nginx's open_file_cache): a descriptor, its stat and the header
-// strings derived from it are reused for `valid_ms`, then the path is
-// opened again and the entry kept if it still names the same unchanged
+// pagewire serve: the open-file cache (nginx's open_file_cache), which opens
+// request paths with pagewire::open_beneath: a descriptor, its stat and the
+// header strings derived from it are reused for `valid_ms`, then the path
+// is opened again and the entry kept if it still names the same unchanged
 // file. One cache per worker thread; not thread-safe.
 #pragma once
 
@@ -16,13 +16,16 @@
 #include <string_view>
 #include <unordered_map>
 
-namespace pagewire::serve {
+#include "net/protocol.hpp"
+
+namespace pagewire::http {
 
 // An open file or directory and what responses need of it. Shared (by
 // shared_ptr) between the cache and the responses in flight, so eviction
-// never closes a descriptor a response still sends from.
-struct CachedFile {
-    UniqueFd fd;  // O_RDONLY, opened beneath the root
+// never closes a descriptor a response still sends from. The
+// net::FileSource part: fd is O_RDONLY, opened beneath the root; its
+// O_DIRECT twin is cached with it.
+struct CachedFile : net::FileSource {
     bool directory = false;
     std::uint64_t size = 0;
     std::time_t mtime = 0;
@@ -34,23 +37,7 @@ struct CachedFile {
     ino_t ino = 0;
     std::int64_t mtime_ns = 0;
     std::int64_t ctime_ns = 0;
-    // Direct I/O: an O_DIRECT descriptor of the same open file, made on
-    // first need by prepare_direct().
-    enum class Direct { Unknown, Ready, Unsupported };
-    Direct direct = Direct::Unknown;
-    UniqueFd direct_fd;
-    std::uint32_t direct_align = 0;  // statx STATX_DIOALIGN offset alignment
 };
-
-// Opens `relative` ("" = the root itself) under root_fd with openat2:
-// RESOLVE_BENEATH (unless follow_symlinks) | RESOLVE_NO_MAGICLINKS, O_RDONLY
-// | O_NONBLOCK (a FIFO must not block the worker) | O_CLOEXEC. Returns the
-// descriptor or -errno (EXDEV: a symlink or ".." leads out of the root).
-int open_beneath(int root_fd, const std::string& relative, bool follow_symlinks) noexcept;
-
-// Makes file.direct Ready (direct_fd, direct_align) or Unsupported (the
-// filesystem reports no alignment or refuses O_DIRECT). Returns whether Ready.
-bool prepare_direct(CachedFile& file) noexcept;
 
 struct CacheLookup {
     std::shared_ptr<CachedFile> file;
@@ -95,4 +82,4 @@ class OpenFileCache {
     std::unordered_map<std::string, Entry, Hash, Equal> entries_;
 };
 
-}  // namespace pagewire::serve
+}  // namespace pagewire::http

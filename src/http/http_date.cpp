@@ -1,12 +1,12 @@
 // HTTP dates and the cached clock strings: see http_date.hpp.
-#include "serve/http_date.hpp"
+#include "http/http_date.hpp"
 
 #include <time.h>
 
 #include <array>
 #include <cstdio>
 
-namespace pagewire::serve {
+namespace pagewire::http {
 namespace {
 
 // HTTP's names, whatever the locale says (strftime's %a and %b follow it).
@@ -63,4 +63,4 @@ void ClockStrings::update() {
     log_time_.assign(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
 }
 
-}  // namespace pagewire::serve
+}  // namespace pagewire::http

@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-namespace pagewire::serve {
+namespace pagewire::http {
 
 // "Sat, 21 Nov 2026 10:00:00 GMT"
 std::string format_http_date(std::time_t t);
@@ -35,4 +35,4 @@ class ClockStrings {
     std::string log_time_;
 };
 
-}  // namespace pagewire::serve
+}  // namespace pagewire::http

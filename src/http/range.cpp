@@ -1,11 +1,11 @@
 // Range header parsing: see range.hpp.
-#include "serve/range.hpp"
+#include "http/range.hpp"
 
 #include <strings.h>
 
-#include "serve/config.hpp"
+#include <algorithm>
 
-namespace pagewire::serve {
+namespace pagewire::http {
 namespace {
 
 bool is_space(char c) noexcept {
@@ -74,4 +74,25 @@ RangeStatus parse_range(std::string_view header, std::uint64_t size, std::vector
     return out.empty() ? RangeStatus::Unsatisfiable : RangeStatus::Satisfiable;
 }
 
-}  // namespace pagewire::serve
+bool coalesce_ranges(std::vector<ByteRange>& ranges, std::uint64_t size) noexcept {
+    std::uint64_t total = 0;
+    for (const ByteRange& r : ranges) {
+        if (r.length() > size - total) return false;  // total + length > size, no overflow
+        total += r.length();
+    }
+    std::sort(ranges.begin(), ranges.end(),
+              [](const ByteRange& a, const ByteRange& b) { return a.first < b.first; });
+    std::size_t kept = 0;
+    for (std::size_t i = 1; i < ranges.size(); ++i) {
+        ByteRange& last = ranges[kept];
+        if (ranges[i].first <= last.last + 1) {
+            last.last = std::max(last.last, ranges[i].last);
+        } else {
+            ranges[++kept] = ranges[i];
+        }
+    }
+    if (!ranges.empty()) ranges.resize(kept + 1);
+    return true;
+}
+
+}  // namespace pagewire::http

@@ -7,34 +7,27 @@
 
 #include <cstdint>
 #include <memory>
+#include <pagewire/serve.hpp>
 #include <string>
 #include <vector>
 
-#include "serve/config.hpp"
-#include "serve/file_cache.hpp"
-#include "serve/http_date.hpp"
-#include "serve/http_request.hpp"
-#include "serve/range.hpp"
+#include "http/file_cache.hpp"
+#include "http/http_date.hpp"
+#include "http/http_request.hpp"
+#include "http/range.hpp"
+#include "net/protocol.hpp"
 
-namespace pagewire::serve {
+namespace pagewire::http {
 
-// A piece of the response, in sending order: bytes [offset, offset+length)
-// of Response::data, or of the response's file.
-struct Segment {
-    bool file = false;
-    std::uint64_t offset = 0;
-    std::uint64_t length = 0;
-};
+using net::Segment;
 
-struct Response {
+// A net::Response (the header block, then in-memory body parts, in `data`;
+// the segments; close) with what HTTP keeps of it.
+struct Response : net::Response {
     int status = 0;
-    std::string data;                  // the header block, then in-memory body parts
-    std::vector<Segment> segments;     // the header block is the first one
-    std::shared_ptr<CachedFile> file;  // source of the file segments
+    std::shared_ptr<CachedFile> file;  // owns net::Response::source while the response is sent
     std::uint64_t body_bytes = 0;      // body bytes the segments carry (0 for HEAD, 304)
-    bool close = false;                // "Connection: close" sent: close after this response
     bool http10_keep_alive = false;    // "Connection: keep-alive" sent to an HTTP/1.0 client
-    bool direct = false;               // file segments by O_DIRECT reads (size >= threshold)
     // For the access log, copied from the request (only when logging).
     std::string log_request;
     std::string log_referer;
@@ -42,19 +35,18 @@ struct Response {
 
     // Empties it, keeping the capacity (no allocation per request).
     void clear() noexcept;
-    std::uint64_t total_bytes() const noexcept;
 };
 
 class Responder {
   public:
     // `root_fd` must outlive the responder (listings open beneath it through `cache`).
-    Responder(const ServeConfig& config, OpenFileCache& cache, const ClockStrings& clock);
+    Responder(const serve::ServeConfig& config, OpenFileCache& cache, const ClockStrings& clock);
 
     // The answer to a parsed request. keep_alive_allowed false (the server
     // is stopping) adds "Connection: close".
     void respond(const Request& request, Response& out, bool keep_alive_allowed = true);
     // An error with no request to answer, or one that ends the connection
-    // (400, 405, 408, 414, 431, 500, 503); the response closes it. `request`
+    // (400, 405, 408, 414, 431, 500, 503, 505); the response closes it. `request`
     // may be null when nothing was parsed.
     void respond_error(int status, const Request* request, Response& out);
 
@@ -76,14 +68,14 @@ class Responder {
     bool if_range_allows(const Request& request, const CachedFile& file) const;
     int open_error_status(int err) const noexcept;
 
-    const ServeConfig& config_;
+    const serve::ServeConfig& config_;
     OpenFileCache& cache_;
     const ClockStrings& clock_;
     std::string relative_;  // normalized path of the current request (reused)
     std::string scratch_;   // index path, listing body (reused)
     std::vector<ByteRange> ranges_;
     std::vector<std::size_t> part_ends_;  // multipart: end of each part header in scratch_
-    std::uint64_t boundary_ = 0;  // multipart boundaries count up, as in nginx
+    std::uint64_t boundary_ = 0;          // multipart boundaries count up, as in nginx
 };
 
-}  // namespace pagewire::serve
+}  // namespace pagewire::http

@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-namespace pagewire::serve {
+namespace pagewire::http {
 
 struct NormalizedPath {
     int status = 0;               // 0 ok; 400 bad encoding, NUL or escaping "..", 404 dotfile
@@ -26,4 +26,4 @@ std::string encode_path(std::string_view path);
 // Escapes &, <, >, " and ' for HTML text and attribute values.
 std::string escape_html(std::string_view text);
 
-}  // namespace pagewire::serve
+}  // namespace pagewire::http
