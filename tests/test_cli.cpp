@@ -1,6 +1,7 @@
 // The pagewire command, run as a real process: exit codes, messages, and the
 // output of `cat` compared byte for byte with seed 003's program; `replace`
 // compared with a replace-all computed here.
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -467,6 +468,8 @@ TEST(CliUsage, FullStdoutIsAnError) {
         EXPECT_TRUE(contains(testutil::read_file(err), "write stdout: No space left on device")) << cmd;
         std::filesystem::remove(dir.file("g"));
     }
+}
+
 // `ulimit -f` set before exec, SIGXFSZ at its default action: growing the
 // file past the limit is one line naming "File too large", and the file is
 // left as it was (issue 12).
