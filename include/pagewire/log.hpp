@@ -159,7 +159,7 @@ struct LogSlice {
     bool next_batch(std::size_t* cursor, BatchView* out) const noexcept;
 };
 
-struct SegmentInfo {
+struct LogSegmentInfo {
     std::int64_t base_offset = 0;
     std::int64_t next_offset = 0;  // one past the segment's last offset
     std::uint64_t bytes = 0;       // valid bytes (without preallocated space)
@@ -222,7 +222,7 @@ class Log {
     std::int64_t end_offset() const;    // the next offset to be assigned (high watermark)
     // Segments below this offset were sealed and checked; an unclean open scans from here.
     std::int64_t recovery_point() const;
-    std::vector<SegmentInfo> segments() const;
+    std::vector<LogSegmentInfo> segments() const;
     const std::string& dir() const noexcept;
     const LogOptions& options() const noexcept;
     bool clean_open() const noexcept;  // the previous writer closed cleanly (no recovery ran)

@@ -763,17 +763,17 @@ bool Log::clean_open() const noexcept {
     return impl_->clean;
 }
 
-std::vector<SegmentInfo> Log::segments() const {
+std::vector<LogSegmentInfo> Log::segments() const {
     if (impl_->options.read_only) impl_->refresh();
     std::vector<SegmentPtr> list;
     {
         std::lock_guard lock(impl_->mu);
         list = impl_->segments;
     }
-    std::vector<SegmentInfo> out;
+    std::vector<LogSegmentInfo> out;
     std::int64_t end_offset = impl_->end();
     for (const auto& s : list) {
-        SegmentInfo i;
+        LogSegmentInfo i;
         i.base_offset = s->base;
         i.path = s->path;
         i.file_bytes = s->file->size();
