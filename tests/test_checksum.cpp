@@ -96,8 +96,9 @@ TEST(ChecksumFile, AFileShorterThanAskedIsOneErrorNamingIt) {
     const std::string path = dir.file("short");
     testutil::write_file(path, testutil::random_bytes(3 * kPage, 9));
     File f = File::open(path);
-    for (auto [offset, length] :
+    for (const auto& range :
          {std::pair<std::uint64_t, std::uint64_t>{0, 3 * kPage + 1}, {4 * kPage, 10}}) {
+        const std::uint64_t offset = range.first, length = range.second;  // lambdas capture these
         auto e =
             testutil::catch_as<Error>([&] { (void)pagewire::checksum_file(f, offset, length); });
         ASSERT_TRUE(e.has_value()) << offset << "+" << length;
