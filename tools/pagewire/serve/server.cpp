@@ -9,6 +9,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <memory>
@@ -20,6 +22,7 @@
 #include "serve/access_log.hpp"
 #include "serve/file_cache.hpp"
 #include "serve/worker.hpp"
+#include "sys.hpp"
 
 namespace pagewire::serve {
 namespace {
@@ -101,7 +104,13 @@ std::string format_address(const sockaddr_storage& addr) {
     }
     const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&addr);
     ::inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof host);
-    return "[" + std::string(host) + "]:" + std::to_string(ntohs(v6->sin6_port));
+    // Appended, not `"[" + std::string(host)`: GCC 12 at -O3 warns falsely
+    // (-Wrestrict, GCC bug 105329) about operator+(const char*, std::string&&).
+    std::string text = "[";
+    text += host;
+    text += "]:";
+    text += std::to_string(ntohs(v6->sin6_port));
+    return text;
 }
 
 void run_server(const ServeConfig& config, std::FILE* out) {
@@ -182,7 +191,11 @@ void run_server(const ServeConfig& config, std::FILE* out) {
     while (::sigwait(&stop_signals, &signal) != 0) {
     }
     const std::uint64_t one = 1;
-    (void)::write(stop_fd.get(), &one, sizeof one);
+    if (sys::write_full(stop_fd.get(), &one, sizeof one) < 0) {
+        // The workers cannot be told to stop, so joining them would wait forever.
+        std::fprintf(stderr, "pagewire: write serve stop eventfd: %s\n", std::strerror(errno));
+        std::_Exit(1);
+    }
     for (std::thread& t : threads) t.join();
 }
 
