@@ -1,6 +1,7 @@
 // Everything in pagewire, for convenience.
 #pragma once
 
+#include <pagewire/config.hpp>
 #include <pagewire/error.hpp>
 #include <pagewire/event.hpp>
 #include <pagewire/file.hpp>
