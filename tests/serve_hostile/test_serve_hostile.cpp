@@ -6,6 +6,15 @@
 // command this tree built) on 127.0.0.1 with a port it picks itself; the
 // tests speak raw bytes over real sockets. After every hostile exchange a
 // fresh connection must still get a normal response.
+//
+// This file builds its requests with `"literal" + <temporary std::string>` throughout,
+// which GCC 12 at -O3 flags with a false -Wrestrict (GCC bug 105329, fixed in 13).
+// Silenced for g++ 12 only, before any include: the warning is reported inside
+// libstdc++'s char_traits.h.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
+#pragma GCC diagnostic ignored "-Wrestrict"
+#endif
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -908,10 +917,7 @@ TEST_F(ServeHostile, SlowlorisDoesNotStarveOthersAndIsCutAtTheHeaderTimeout) {
     // One failure per kind, naming the connections, rather than 50 lines.
     std::string still_open, early, late, not_408;
     for (int i = 0; i < kSlow; ++i) {
-        // Named first: `"literal" + <temporary string>` trips a GCC 12 -O3 -Wrestrict false
-        // positive (GCC bug 105329).
-        const std::string index = std::to_string(i);
-        const std::string id = " " + index;
+        const std::string id = " " + std::to_string(i);
         if (closed_at[i] < 0) still_open += id;
         if (closed_at[i] >= 0 && closed_at[i] < kHeaderTimeout - 0.5) early += id;
         if (closed_at[i] > kHeaderTimeout + 2.5) late += id;
@@ -1139,10 +1145,7 @@ TEST_F(ServeHostile, FiftyPipelinedRequestsAnsweredInOrder) {
     std::vector<std::string> expected;
     std::vector<bool> head;
     for (int i = 0; i < 50; ++i) {
-        // Named first: `"literal" + <temporary string>` trips a GCC 12 -O3 -Wrestrict false
-        // positive (GCC bug 105329).
-        const std::string digit = std::to_string((i * 7) % 10);
-        const std::string name = "n" + digit + ".txt";
+        const std::string name = "n" + std::to_string((i * 7) % 10) + ".txt";
         const bool is_head = i % 11 == 5;
         requests += std::string(is_head ? "HEAD /" : "GET /") + name + " HTTP/1.1\r\nHost: x\r\n" +
                     (i == 49 ? "Connection: close\r\n" : "") + "\r\n";
