@@ -1,6 +1,7 @@
 // pagewire — command-line front end. Exit codes: 0 ok, 1 failure (one line on
 // stderr: "pagewire: <operation> <path>: <reason>"), 2 usage error.
 #include "commands.hpp"
+#include "pagewire_build_info.hpp"  // generated: cmake/write_build_info.cmake
 
 #include <pagewire/error.hpp>
 
@@ -20,7 +21,11 @@ constexpr int kExitUsage = 2;
 int main(int argc, char** argv) {
     CLI::App app{"pagewire: memory-mapped files, shared memory and zero-copy transfer", "pagewire"};
     app.require_subcommand(1);
-    app.set_version_flag("--version", "pagewire 0.1.0");
+    // First line "pagewire VERSION" as GNU tools print it (help2man reads it).
+    app.set_version_flag(
+        "--version",
+        fmt::format("pagewire {}\nbuild type: {}\ncommit: {}", pagewire::cli::build_info::kVersion,
+                    pagewire::cli::build_info::kBuildType, pagewire::cli::build_info::kCommit));
     pagewire::cli::register_cat(app);
     pagewire::cli::register_replace(app);
     pagewire::cli::register_cache(app);
