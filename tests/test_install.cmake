@@ -1,7 +1,10 @@
 # ctest test: install the build tree into a temporary prefix, then build and run
 # tests/consumer against it, either with CMake's find_package(pagewire)
 # (MODE=cmake) or with the flags of `pkg-config --cflags --libs pagewire`
-# (MODE=pkg-config). Inputs (-D): MODE, BUILD_DIR, CONSUMER_DIR, CXX, GENERATOR.
+# (MODE=pkg-config); or build tests/consumer with pagewire's sources added by
+# add_subdirectory (MODE=subdirectory, also what FetchContent does).
+# Inputs (-D): MODE, BUILD_DIR, CONSUMER_DIR, CXX, GENERATOR; SOURCE_DIR for
+# MODE=subdirectory; LAUNCHER (optional: a compiler launcher such as ccache).
 cmake_minimum_required(VERSION 3.25)
 
 foreach(var MODE BUILD_DIR CONSUMER_DIR CXX GENERATOR)
@@ -35,6 +38,43 @@ function(expect_output what actual expected)
     endif()
 endfunction()
 
+# A file the consumer maps: 5000 bytes starting with 'P'.
+string(REPEAT "x" 4999 filler)
+file(WRITE ${tmp}/input "P${filler}")
+set(expected "size 5000 first 'P'\n")
+
+if(MODE STREQUAL "subdirectory")
+    # The consumer builds pagewire as a part of itself. pagewire must then keep
+    # to itself: no -Werror on its sources (a newer compiler's new warning must
+    # not fail someone else's build), no tests or tools, no install rules.
+    set(launcher)
+    if(LAUNCHER)
+        set(launcher -DCMAKE_CXX_COMPILER_LAUNCHER=${LAUNCHER})
+    endif()
+    run_step("configure consumer" ${CMAKE_COMMAND} -S ${CONSUMER_DIR} -B ${tmp}/build -G ${GENERATOR}
+             -DCMAKE_CXX_COMPILER=${CXX} -DPAGEWIRE_SOURCE_DIR=${SOURCE_DIR} ${launcher})
+    file(GLOB_RECURSE build_files ${tmp}/build/*.ninja ${tmp}/build/*.make ${tmp}/build/*flags.make)
+    foreach(build_file ${build_files})
+        file(STRINGS ${build_file} werror REGEX "-Werror( |$)")
+        if(werror)
+            file(REMOVE_RECURSE ${tmp})
+            message(FATAL_ERROR "add_subdirectory(pagewire) compiles with -Werror (${build_file})")
+        endif()
+    endforeach()
+    run_step("build consumer" ${CMAKE_COMMAND} --build ${tmp}/build --target consumer)
+    run_step("run consumer" ${tmp}/build/consumer ${tmp}/input)
+    expect_output("add_subdirectory consumer" "${step_output}" "${expected}")
+    run_step("install consumer" ${CMAKE_COMMAND} --install ${tmp}/build --prefix ${prefix})
+    file(GLOB_RECURSE installed RELATIVE ${prefix} ${prefix}/*)
+    if(NOT installed STREQUAL "")
+        file(REMOVE_RECURSE ${tmp})
+        message(FATAL_ERROR "installing the consumer installed pagewire's files: ${installed}")
+    endif()
+    file(REMOVE_RECURSE ${tmp})
+    message(STATUS "install test passed")
+    return()
+endif()
+
 # 1. install
 run_step("cmake --install" ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix})
 foreach(header error file guard mapping unique_fd pagewire)
@@ -43,11 +83,6 @@ foreach(header error file guard mapping unique_fd pagewire)
         message(FATAL_ERROR "installed tree lacks include/pagewire/${header}.hpp")
     endif()
 endforeach()
-
-# A file the consumer maps: 5000 bytes starting with 'P'.
-string(REPEAT "x" 4999 filler)
-file(WRITE ${tmp}/input "P${filler}")
-set(expected "size 5000 first 'P'\n")
 
 if(MODE STREQUAL "cmake")
 # 2. find_package(pagewire) consumer

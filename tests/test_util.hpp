@@ -453,7 +453,12 @@ inline std::string vm_flags_of(const void* addr) {
 }
 
 inline bool has_vm_flag(const void* addr, std::string_view flag) {
-    return contains(vm_flags_of(addr), " " + std::string(flag) + " ");
+    // Appended, not `" " + std::string(flag)`: GCC 12 at -O3 warns falsely
+    // (-Wrestrict, GCC bug 105329) about operator+(const char*, std::string&&).
+    std::string needle = " ";
+    needle += flag;
+    needle += ' ';
+    return contains(vm_flags_of(addr), needle);
 }
 
 // "VmLck:" of /proc/self/status, in kB.

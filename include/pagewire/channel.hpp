@@ -1,6 +1,7 @@
 // pagewire::Channel — a bounded message channel between processes, in a POSIX
 // shared memory segment, with a zero-copy loan API.
 #pragma once
+#include <pagewire/config.hpp>
 
 #include <atomic>
 #include <chrono>

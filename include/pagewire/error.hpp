@@ -1,5 +1,6 @@
 // pagewire::Error — the one error type thrown by pagewire's setup and cold paths.
 #pragma once
+#include <pagewire/config.hpp>
 
 #include <cerrno>
 #include <string>

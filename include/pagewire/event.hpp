@@ -1,5 +1,6 @@
 // pagewire::Event — futex-based wait/notify across processes, spin-then-sleep.
 #pragma once
+#include <pagewire/config.hpp>
 
 #include <atomic>
 #include <chrono>

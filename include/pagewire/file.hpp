@@ -1,5 +1,6 @@
 // pagewire::File — an open regular file with the operations mapping needs.
 #pragma once
+#include <pagewire/config.hpp>
 
 #include <pagewire/unique_fd.hpp>
 

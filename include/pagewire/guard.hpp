@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstddef>
+#include <pagewire/config.hpp>
 #include <string>
 #include <type_traits>
 

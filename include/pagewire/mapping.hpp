@@ -1,5 +1,6 @@
 // pagewire::Mapping — a memory mapping of a file or of anonymous memory.
 #pragma once
+#include <pagewire/config.hpp>
 
 #include <pagewire/file.hpp>
 #include <pagewire/guard.hpp>

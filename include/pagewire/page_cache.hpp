@@ -1,6 +1,7 @@
 // Page-cache residency and control for files: how much of a file is in RAM,
 // and evicting, warming or locking it (seeds 001–003, S17).
 #pragma once
+#include <pagewire/config.hpp>
 
 #include <pagewire/file.hpp>
 #include <pagewire/mapping.hpp>

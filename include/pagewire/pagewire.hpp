@@ -1,6 +1,7 @@
 // Everything in pagewire, for convenience.
 #pragma once
 
+#include <pagewire/config.hpp>
 #include <pagewire/channel.hpp>
 #include <pagewire/checksum.hpp>
 #include <pagewire/error.hpp>

@@ -2,6 +2,7 @@
 // (vm_area_struct) of /proc/PID/smaps with their resident, shared and
 // private pages (seeds 001, 002; S21).
 #pragma once
+#include <pagewire/config.hpp>
 
 #include <sys/types.h>
 

@@ -1,5 +1,6 @@
 // pagewire::RobustMutex — a mutex in shared memory that survives its owner dying.
 #pragma once
+#include <pagewire/config.hpp>
 
 #include <chrono>
 #include <cstdint>

@@ -1,5 +1,6 @@
 // pagewire::Segment — a shared memory segment, one API over four backends.
 #pragma once
+#include <pagewire/config.hpp>
 
 #include <pagewire/mapping.hpp>
 #include <pagewire/unique_fd.hpp>

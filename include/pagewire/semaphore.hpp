@@ -1,5 +1,6 @@
 // pagewire::Semaphore, NamedSemaphore — process-shared counting semaphores.
 #pragma once
+#include <pagewire/config.hpp>
 
 #include <chrono>
 #include <cstdint>

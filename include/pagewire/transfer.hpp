@@ -2,6 +2,7 @@
 // a file, socket or pipe with one call, by a chosen method or chosen for you
 // the way nginx does with `sendfile on; aio on; directio N;` (seed 003, S14, S16, S17).
 #pragma once
+#include <pagewire/config.hpp>
 
 #include <pagewire/file.hpp>
 

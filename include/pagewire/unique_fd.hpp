@@ -1,5 +1,6 @@
 // pagewire::UniqueFd — owns one file descriptor.
 #pragma once
+#include <pagewire/config.hpp>
 
 #include <utility>
 

@@ -9,7 +9,9 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <memory>
@@ -19,6 +21,7 @@
 #include <vector>
 
 #include "net/worker.hpp"
+#include "sys.hpp"
 
 namespace pagewire::net {
 namespace {
@@ -111,7 +114,13 @@ std::string format_address(const sockaddr_storage& addr) {
     }
     const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&addr);
     ::inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof host);
-    return "[" + std::string(host) + "]:" + std::to_string(ntohs(v6->sin6_port));
+    // Appended, not `"[" + std::string(host)`: GCC 12 at -O3 warns falsely
+    // (-Wrestrict, GCC bug 105329) about operator+(const char*, std::string&&).
+    std::string text = "[";
+    text += host;
+    text += "]:";
+    text += std::to_string(ntohs(v6->sin6_port));
+    return text;
 }
 
 void run_server(
@@ -177,7 +186,11 @@ void run_server(
     while (::sigwait(&stop_signals, &signal) != 0) {
     }
     const std::uint64_t one = 1;
-    (void)::write(stop_fd.get(), &one, sizeof one);
+    if (sys::write_full(stop_fd.get(), &one, sizeof one) < 0) {
+        // The workers cannot be told to stop, so joining them would wait forever.
+        std::fprintf(stderr, "pagewire: write serve stop eventfd: %s\n", std::strerror(errno));
+        std::_Exit(1);
+    }
     for (std::thread& t : threads) t.join();
 }
 

@@ -1,5 +1,7 @@
 // pagewire — command-line front end. Exit codes: 0 ok, 1 failure (one line on
 // stderr: "pagewire: <operation> <path>: <reason>"), 2 usage error.
+#include "pagewire_build_info.hpp"  // generated: cmake/write_build_info.cmake
+
 #include <fmt/core.h>
 
 #include <CLI/CLI.hpp>
@@ -56,7 +58,11 @@ int main(int argc, char** argv) {
     std::signal(SIGXFSZ, SIG_IGN);
     CLI::App app{"pagewire: memory-mapped files, shared memory and zero-copy transfer", "pagewire"};
     app.require_subcommand(1);
-    app.set_version_flag("--version", "pagewire 0.1.0");
+    // First line "pagewire VERSION" as GNU tools print it (help2man reads it).
+    app.set_version_flag(
+        "--version",
+        fmt::format("pagewire {}\nbuild type: {}\ncommit: {}", pagewire::cli::build_info::kVersion,
+                    pagewire::cli::build_info::kBuildType, pagewire::cli::build_info::kCommit));
     app.failure_message(usage_failure);
     app.footer(
         "Exit status: 0 success; 1 failure, said in one line on stderr "
