@@ -2,6 +2,7 @@
 // and `pagewire recv` put on the wire, and the guarded way to compute it over
 // a file's pages.
 #pragma once
+#include <pagewire/config.hpp>
 
 #include <cstddef>
 #include <cstdint>

@@ -2,6 +2,7 @@
 // directories recursively the way vmtouch and du do; the tree walker of
 // `pagewire cache` (S17), usable for any per-file job.
 #pragma once
+#include <pagewire/config.hpp>
 
 #include <sys/stat.h>
 

@@ -4,6 +4,7 @@
 // They add no policy: the result and errno are the system call's.
 // Thread-safe (they hold no state).
 #pragma once
+#include <pagewire/config.hpp>
 
 #include <sys/types.h>
 

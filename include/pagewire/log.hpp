@@ -3,6 +3,7 @@
 // their 20-digit base offset (.log), each with a sparse offset index (.index)
 // and a time index (.timeindex).
 #pragma once
+#include <pagewire/config.hpp>
 
 #include <chrono>
 #include <cstddef>

@@ -9,6 +9,7 @@
 // ".NAME.pagewire-XXXXXX" beside the destination, never a partial destination.
 // One instance at a time per process; not thread-safe.
 #pragma once
+#include <pagewire/config.hpp>
 
 #include <pagewire/file.hpp>
 

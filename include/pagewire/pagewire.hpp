@@ -1,4 +1,5 @@
-// Everything in pagewire, for convenience.
+// Everything in libpagewire, for convenience. (pagewire/serve.hpp is the
+// pagewire_http library's and is not included here.)
 #pragma once
 
 #include <pagewire/config.hpp>

@@ -5,6 +5,7 @@
 // pagewire_http library (src/http), which links the HTTP parser; the core
 // libpagewire does not need it.
 #pragma once
+#include <pagewire/config.hpp>
 
 #include <cstddef>
 #include <cstdint>
