@@ -6,14 +6,13 @@
 //
 //   sysv_walkthrough            run the walk-through on a new IPC_PRIVATE segment
 //   sysv_walkthrough reader ID  (used by the walk-through) read segment id:ID
-#include <pagewire/error.hpp>
-#include <pagewire/segment.hpp>
-
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
+#include <pagewire/error.hpp>
+#include <pagewire/segment.hpp>
 #include <string>
 
 using pagewire::Backend;
@@ -22,9 +21,10 @@ using pagewire::Segment;
 namespace {
 
 void show(const char* step, const pagewire::SegmentInfo& i) {
-    std::printf("%-8s shmid %d: %llu bytes, mode %04o, creator pid %d, last pid %d, attaches %ld%s\n", step, i.id,
-                static_cast<unsigned long long>(i.size), static_cast<unsigned>(i.mode), i.creator_pid,
-                i.last_pid, i.attach_count, i.marked_for_removal ? ", marked for removal" : "");
+    std::printf(
+        "%-8s shmid %d: %llu bytes, mode %04o, creator pid %d, last pid %d, attaches %ld%s\n", step,
+        i.id, static_cast<unsigned long long>(i.size), static_cast<unsigned>(i.mode), i.creator_pid,
+        i.last_pid, i.attach_count, i.marked_for_removal ? ", marked for removal" : "");
     std::fflush(stdout);
 }
 

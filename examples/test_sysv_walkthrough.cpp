@@ -44,7 +44,8 @@ TEST(SysvWalkthrough, AttachCountsRiseAndFallAndTheSegmentGoes) {
     for (std::string line; std::getline(in, line);) lines.push_back(line);
     ASSERT_EQ(lines.size(), 7u) << out;
     EXPECT_NE(lines[0].find("created  shmid"), std::string::npos) << out;
-    EXPECT_NE(lines[0].find("4224 bytes, mode 0600"), std::string::npos) << out;  // 4096 + pagewire header
+    EXPECT_NE(lines[0].find("4224 bytes, mode 0600"), std::string::npos)
+        << out;  // 4096 + pagewire header
     EXPECT_NE(lines[0].find("attaches 1"), std::string::npos) << out;
     const std::string writer_pid = lines[1].substr(lines[1].rfind(' ') + 1);
     EXPECT_EQ(lines[1], "writer   wrote: hello from pid " + writer_pid);
@@ -56,6 +57,7 @@ TEST(SysvWalkthrough, AttachCountsRiseAndFallAndTheSegmentGoes) {
     reader_pid = reader_pid.substr(0, reader_pid.find(' '));
     EXPECT_NE(lines[4].find("last pid " + reader_pid), std::string::npos) << out;
     EXPECT_NE(lines[5].find("attaches 0"), std::string::npos) << out;
-    EXPECT_NE(lines[5].find("last pid " + writer_pid), std::string::npos) << out;  // shmdt updates it
+    EXPECT_NE(lines[5].find("last pid " + writer_pid), std::string::npos)
+        << out;  // shmdt updates it
     EXPECT_NE(lines[6].find("no System V segment with this shmid"), std::string::npos) << out;
 }

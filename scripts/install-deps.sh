@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(
-    cmake ninja-build g++ clang-14 libclang-rt-14-dev pkg-config
+    cmake ninja-build g++ clang-14 libclang-rt-14-dev clang-format-14 pkg-config
     dpkg-dev help2man man-db file
     libcli11-dev libfmt-dev nlohmann-json3-dev
     libgtest-dev libgmock-dev libbenchmark-dev

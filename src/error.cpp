@@ -1,6 +1,5 @@
-#include <pagewire/error.hpp>
-
 #include <cstring>
+#include <pagewire/error.hpp>
 
 namespace pagewire {
 namespace {

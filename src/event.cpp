@@ -1,14 +1,13 @@
-#include <pagewire/error.hpp>
-#include <pagewire/event.hpp>
-
-#include "sys.hpp"
-#include "sys_ipc.hpp"
-
 #include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <ctime>
 #include <new>
+#include <pagewire/error.hpp>
+#include <pagewire/event.hpp>
+
+#include "sys.hpp"
+#include "sys_ipc.hpp"
 
 namespace pagewire {
 namespace {
@@ -72,25 +71,32 @@ void Event::set() noexcept {
     }
 }
 
-void Event::reset() noexcept { word_.store(0, std::memory_order_seq_cst); }
+void Event::reset() noexcept {
+    word_.store(0, std::memory_order_seq_cst);
+}
 
-Event::Status Event::wait() noexcept { return wait_for(kForever, spin()); }
+Event::Status Event::wait() noexcept {
+    return wait_for(kForever, spin());
+}
 
 Event::Status Event::wait_for(std::chrono::nanoseconds timeout) noexcept {
     return wait_for(timeout, spin());
 }
 
-Event::Status Event::wait_for(std::chrono::nanoseconds timeout, std::chrono::nanoseconds spin) noexcept {
+Event::Status Event::wait_for(std::chrono::nanoseconds timeout,
+                              std::chrono::nanoseconds spin) noexcept {
     if (try_consume()) return Status::Signaled;
     const bool forever = timeout == kForever;
     const std::int64_t start = sys::monotonic_ns();
-    const std::int64_t deadline = forever ? INT64_MAX : start + std::max<std::int64_t>(0, timeout.count());
+    const std::int64_t deadline =
+        forever ? INT64_MAX : start + std::max<std::int64_t>(0, timeout.count());
     // Spin phase: plain loads, no system call.
     if (spin.count() > 0) {
         const std::int64_t spin_end = std::min(deadline, start + spin.count());
         for (;;) {
             for (int i = 0; i < kPausesPerClockRead; ++i) {
-                if (word_.load(std::memory_order_relaxed) != 0 && try_consume()) return Status::Signaled;
+                if (word_.load(std::memory_order_relaxed) != 0 && try_consume())
+                    return Status::Signaled;
                 sys::cpu_relax();
             }
             if (sys::monotonic_ns() >= spin_end) break;

@@ -1,8 +1,8 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
-#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <pagewire/error.hpp>
@@ -111,8 +111,7 @@ void File::write_at(std::uint64_t offset, std::span<const std::byte> in) {
 int open_beneath(int root_fd, const std::string& path, int flags, Symlinks symlinks) noexcept {
     open_how how{};
     how.flags = static_cast<std::uint64_t>(flags | O_CLOEXEC);
-    how.resolve =
-        RESOLVE_NO_MAGICLINKS | (symlinks == Symlinks::StayBeneath ? RESOLVE_BENEATH : 0);
+    how.resolve = RESOLVE_NO_MAGICLINKS | (symlinks == Symlinks::StayBeneath ? RESOLVE_BENEATH : 0);
     const char* name = path.empty() ? "." : path.c_str();
     const long fd =
         sys::retry_eintr([&] { return ::syscall(SYS_openat2, root_fd, name, &how, sizeof how); });

@@ -4,13 +4,12 @@
 // top), each naming up to two address ranges and the sigjmp_buf to return to.
 // The handler is synchronous (a SIGBUS from a fault is delivered to the
 // faulting thread), so reading the thread-local top of stack from it is safe.
-#include <pagewire/guard.hpp>
-
 #include <atomic>
 #include <csetjmp>
 #include <csignal>
 #include <cstring>
 #include <mutex>
+#include <pagewire/guard.hpp>
 
 namespace pagewire {
 namespace {

@@ -1,6 +1,3 @@
-#include <pagewire/error.hpp>
-#include <pagewire/output_file.hpp>
-
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -9,6 +6,8 @@
 
 #include <cstring>
 #include <filesystem>
+#include <pagewire/error.hpp>
+#include <pagewire/output_file.hpp>
 
 namespace pagewire {
 namespace {
@@ -50,7 +49,9 @@ OutputFile::OutputFile(std::string path, mode_t mode, bool overwrite)
     }
 }
 
-OutputFile::~OutputFile() { discard(); }
+OutputFile::~OutputFile() {
+    discard();
+}
 
 void OutputFile::discard() noexcept {
     if (!temporary_.empty()) ::unlink(temporary_.c_str());

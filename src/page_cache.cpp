@@ -1,8 +1,3 @@
-#include <pagewire/error.hpp>
-#include <pagewire/page_cache.hpp>
-
-#include "sys.hpp"
-
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -10,6 +5,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <pagewire/error.hpp>
+#include <pagewire/page_cache.hpp>
+
+#include "sys.hpp"
 
 namespace pagewire {
 namespace {
@@ -190,10 +189,12 @@ CacheStat evict(const File& file, bool write_dirty_first, std::uint64_t offset,
     const Span span = page_span(file.size(), offset, length);
     if (span.length == 0) return CacheStat{};
     if (write_dirty_first) {
-        const int flags = SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER;
+        const int flags =
+            SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER;
         if (sys::retry_eintr([&] {
                 return ::sync_file_range(file.fd(), static_cast<off_t>(span.offset),
-                                         static_cast<off_t>(span.length), static_cast<unsigned>(flags));
+                                         static_cast<off_t>(span.length),
+                                         static_cast<unsigned>(flags));
             }) != 0) {
             throw_error("evict", file.path());
         }

@@ -1,18 +1,16 @@
-#include <pagewire/error.hpp>
-#include <pagewire/proc_maps.hpp>
-
-#include "sys.hpp"
-
 #include <fcntl.h>
 #include <unistd.h>
-
-#include <pagewire/unique_fd.hpp>
 
 #include <cctype>
 #include <charconv>
 #include <cstring>
+#include <pagewire/error.hpp>
+#include <pagewire/proc_maps.hpp>
+#include <pagewire/unique_fd.hpp>
 #include <sstream>
 #include <string_view>
+
+#include "sys.hpp"
 
 namespace pagewire {
 namespace {
@@ -94,12 +92,15 @@ bool is_header(std::string_view line) {
     const auto dash = line.find('-');
     const auto space = line.find(' ');
     return dash != std::string_view::npos && space != std::string_view::npos && dash < space &&
-           std::isxdigit(static_cast<unsigned char>(line[0])) && !std::isupper(static_cast<unsigned char>(line[0]));
+           std::isxdigit(static_cast<unsigned char>(line[0])) &&
+           !std::isupper(static_cast<unsigned char>(line[0]));
 }
 
 }  // namespace
 
-std::span<const VmaField> vma_size_fields() noexcept { return kFields; }
+std::span<const VmaField> vma_size_fields() noexcept {
+    return kFields;
+}
 
 bool Vma::has_flag(const std::string& flag) const {
     for (const auto& f : vm_flags) {

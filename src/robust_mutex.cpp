@@ -1,13 +1,12 @@
-#include <pagewire/error.hpp>
-#include <pagewire/robust_mutex.hpp>
-
-#include "sys_ipc.hpp"
-
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <ctime>
 #include <new>
+#include <pagewire/error.hpp>
+#include <pagewire/robust_mutex.hpp>
+
+#include "sys_ipc.hpp"
 
 namespace pagewire {
 namespace {
@@ -21,7 +20,6 @@ void check_alignment(void* where, const char* operation) {
         throw_error(operation, kName, EINVAL,
                     "address is not aligned to " + std::to_string(alignof(RobustMutex)) + " bytes");
 }
-
 
 #if defined(__has_feature)
 #if __has_feature(thread_sanitizer)
@@ -78,16 +76,24 @@ RobustMutex& RobustMutex::attach_at(void* where) {
 
 RobustMutex::Status RobustMutex::translate(int rc) noexcept {
     switch (rc) {
-        case 0: return Status::Acquired;
-        case EOWNERDEAD: return Status::OwnerDied;
-        case EBUSY: return Status::Busy;
-        case ETIMEDOUT: return Status::TimedOut;
-        case EDEADLK: return Status::WouldDeadlock;
-        default: return Status::NotRecoverable;  // ENOTRECOVERABLE (EINVAL: not a mutex at all)
+        case 0:
+            return Status::Acquired;
+        case EOWNERDEAD:
+            return Status::OwnerDied;
+        case EBUSY:
+            return Status::Busy;
+        case ETIMEDOUT:
+            return Status::TimedOut;
+        case EDEADLK:
+            return Status::WouldDeadlock;
+        default:
+            return Status::NotRecoverable;  // ENOTRECOVERABLE (EINVAL: not a mutex at all)
     }
 }
 
-RobustMutex::Status RobustMutex::lock() noexcept { return translate(::pthread_mutex_lock(&mutex_)); }
+RobustMutex::Status RobustMutex::lock() noexcept {
+    return translate(::pthread_mutex_lock(&mutex_));
+}
 
 RobustMutex::Status RobustMutex::try_lock() noexcept {
     // Not pthread_mutex_trylock: glibc's robust trylock returns ENOTRECOVERABLE
@@ -108,7 +114,8 @@ RobustMutex::Status RobustMutex::lock_for(std::chrono::nanoseconds timeout) noex
 
 void RobustMutex::mark_consistent() {
     int rc = ::pthread_mutex_consistent(&mutex_);
-    if (rc != 0) throw_error("mark consistent", kName, rc, "the mutex is not held in the owner-died state");
+    if (rc != 0)
+        throw_error("mark consistent", kName, rc, "the mutex is not held in the owner-died state");
 }
 
 void RobustMutex::unlock() {
@@ -118,12 +125,18 @@ void RobustMutex::unlock() {
 
 const char* status_name(RobustMutex::Status status) noexcept {
     switch (status) {
-        case RobustMutex::Status::Acquired: return "acquired";
-        case RobustMutex::Status::OwnerDied: return "owner died";
-        case RobustMutex::Status::Busy: return "busy";
-        case RobustMutex::Status::TimedOut: return "timed out";
-        case RobustMutex::Status::NotRecoverable: return "not recoverable";
-        case RobustMutex::Status::WouldDeadlock: return "would deadlock";
+        case RobustMutex::Status::Acquired:
+            return "acquired";
+        case RobustMutex::Status::OwnerDied:
+            return "owner died";
+        case RobustMutex::Status::Busy:
+            return "busy";
+        case RobustMutex::Status::TimedOut:
+            return "timed out";
+        case RobustMutex::Status::NotRecoverable:
+            return "not recoverable";
+        case RobustMutex::Status::WouldDeadlock:
+            return "would deadlock";
     }
     return "?";
 }

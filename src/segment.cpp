@@ -1,9 +1,3 @@
-#include <pagewire/error.hpp>
-#include <pagewire/segment.hpp>
-
-#include "sys.hpp"
-#include "sys_ipc.hpp"
-
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/ipc.h>
@@ -22,8 +16,13 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <pagewire/error.hpp>
+#include <pagewire/segment.hpp>
 #include <set>
 #include <thread>
+
+#include "sys.hpp"
+#include "sys_ipc.hpp"
 
 #ifndef SHM_STAT_ANY
 #define SHM_STAT_ANY 15  // Linux 4.17: SHM_STAT without the read-permission check (as ipcs uses)
@@ -118,11 +117,16 @@ std::string posix_name(const std::string& name, const char* operation) {
     std::string bare = name;
     if (!bare.empty() && bare[0] == '/') bare.erase(0, 1);
     const char* problem = nullptr;
-    if (bare.empty()) problem = "a POSIX segment name must not be empty";
-    else if (bare.size() > NAME_MAX) problem = "a POSIX segment name must be at most 255 bytes";
-    else if (bare.find('/') != std::string::npos) problem = "a POSIX segment name must not contain '/' after the first character";
-    else if (bare == "." || bare == "..") problem = "a POSIX segment name must not be '.' or '..'";
-    else if (bare.find('\0') != std::string::npos) problem = "a POSIX segment name must not contain NUL";
+    if (bare.empty())
+        problem = "a POSIX segment name must not be empty";
+    else if (bare.size() > NAME_MAX)
+        problem = "a POSIX segment name must be at most 255 bytes";
+    else if (bare.find('/') != std::string::npos)
+        problem = "a POSIX segment name must not contain '/' after the first character";
+    else if (bare == "." || bare == "..")
+        problem = "a POSIX segment name must not be '.' or '..'";
+    else if (bare.find('\0') != std::string::npos)
+        problem = "a POSIX segment name must not contain NUL";
     if (problem) throw_error(operation, name.empty() ? "\"\"" : name, EINVAL, problem);
     return "/" + bare;
 }
@@ -151,10 +155,14 @@ std::optional<std::uint64_t> parse_number(const std::string& text) {
     for (std::size_t i = start; i < text.size(); ++i) {
         int digit;
         char c = text[i];
-        if (c >= '0' && c <= '9') digit = c - '0';
-        else if (base == 16 && c >= 'a' && c <= 'f') digit = c - 'a' + 10;
-        else if (base == 16 && c >= 'A' && c <= 'F') digit = c - 'A' + 10;
-        else return std::nullopt;
+        if (c >= '0' && c <= '9')
+            digit = c - '0';
+        else if (base == 16 && c >= 'a' && c <= 'f')
+            digit = c - 'a' + 10;
+        else if (base == 16 && c >= 'A' && c <= 'F')
+            digit = c - 'A' + 10;
+        else
+            return std::nullopt;
         value = value * static_cast<unsigned>(base) + static_cast<unsigned>(digit);
         if (value > 0xffffffffULL) return std::nullopt;
     }
@@ -170,7 +178,8 @@ SysvName sysv_name(const std::string& name, int project, const char* operation) 
     if (name.rfind("id:", 0) == 0) {
         auto id = parse_number(name.substr(3));
         if (!id || *id > INT_MAX)
-            throw_error(operation, name, EINVAL, "'" + name.substr(3) + "' is not a System V shmid");
+            throw_error(operation, name, EINVAL,
+                        "'" + name.substr(3) + "' is not a System V shmid");
         n.kind = SysvName::Id;
         n.id = static_cast<int>(*id);
         return n;
@@ -187,7 +196,8 @@ SysvName sysv_name(const std::string& name, int project, const char* operation) 
         int err = errno;
         throw_error(operation, name, err,
                     std::string("not a System V key (decimal or 0x-hex), \"id:N\", \"private\", "
-                                "nor an existing path for ftok: ") + std::strerror(err));
+                                "nor an existing path for ftok: ") +
+                        std::strerror(err));
     }
     n.key = key;
     return n;
@@ -205,7 +215,8 @@ int sysv_lookup(const SysvName& n, const std::string& name, const char* operatio
         if (::shmctl(n.id, IPC_STAT, &ds) != 0) {
             int err = errno;
             // The kernel says EINVAL for an id that does not exist; say it plainly.
-            if (err == EINVAL) throw_error(operation, name, ENOENT, "no System V segment with this shmid");
+            if (err == EINVAL)
+                throw_error(operation, name, ENOENT, "no System V segment with this shmid");
             throw_error(operation, name, err);
         }
         return n.id;
@@ -213,7 +224,8 @@ int sysv_lookup(const SysvName& n, const std::string& name, const char* operatio
     int id = ::shmget(n.key, 0, access);
     if (id < 0) {
         int err = errno;
-        if (err == ENOENT) throw_error(operation, name, err, "no System V segment with key " + key_name(n.key));
+        if (err == ENOENT)
+            throw_error(operation, name, err, "no System V segment with key " + key_name(n.key));
         throw_error(operation, name, err);
     }
     return id;
@@ -267,7 +279,8 @@ std::map<std::string, long> process_users(const std::string& prefix) {
             auto slash = line.find('/');
             if (slash == std::string::npos) continue;
             std::string path = line.substr(slash);
-            if (path.compare(0, prefix.size(), prefix) == 0 && path.find(" (deleted)") == std::string::npos)
+            if (path.compare(0, prefix.size(), prefix) == 0 &&
+                path.find(" (deleted)") == std::string::npos)
                 users[path].insert(static_cast<pid_t>(pid));
         }
         DIR* fds = ::opendir((base + "/fd").c_str());
@@ -278,7 +291,8 @@ std::map<std::string, long> process_users(const std::string& prefix) {
             ssize_t n = ::readlinkat(::dirfd(fds), f->d_name, target, sizeof target - 1);
             if (n <= 0) continue;
             std::string path(target, static_cast<std::size_t>(n));
-            if (path.compare(0, prefix.size(), prefix) == 0 && path.find(" (deleted)") == std::string::npos)
+            if (path.compare(0, prefix.size(), prefix) == 0 &&
+                path.find(" (deleted)") == std::string::npos)
                 users[path].insert(static_cast<pid_t>(pid));
         }
         ::closedir(fds);
@@ -328,26 +342,35 @@ std::string describe_mode(mode_t mode) {
 
 const char* backend_name(Backend backend) noexcept {
     switch (backend) {
-        case Backend::Posix: return "posix";
-        case Backend::SystemV: return "sysv";
-        case Backend::Memfd: return "memfd";
-        case Backend::File: return "file";
+        case Backend::Posix:
+            return "posix";
+        case Backend::SystemV:
+            return "sysv";
+        case Backend::Memfd:
+            return "memfd";
+        case Backend::File:
+            return "file";
     }
     return "?";
 }
 
 const char* liveness_name(Liveness liveness) noexcept {
     switch (liveness) {
-        case Liveness::Alive: return "yes";
-        case Liveness::Dead: return "no";
-        case Liveness::Unknown: return "?";
+        case Liveness::Alive:
+            return "yes";
+        case Liveness::Dead:
+            return "no";
+        case Liveness::Unknown:
+            return "?";
     }
     return "?";
 }
 
 // ------------------------------------------------------------------ lifetime
 
-Segment::Segment(Segment&& other) noexcept { *this = std::move(other); }
+Segment::Segment(Segment&& other) noexcept {
+    *this = std::move(other);
+}
 
 Segment& Segment::operator=(Segment&& other) noexcept {
     if (this != &other) {
@@ -368,7 +391,9 @@ Segment& Segment::operator=(Segment&& other) noexcept {
     return *this;
 }
 
-Segment::~Segment() { release(); }
+Segment::~Segment() {
+    release();
+}
 
 void Segment::release() noexcept {
     if (options_.remove_on_close && (sysv_id_ >= 0 || !name_.empty())) {
@@ -411,15 +436,16 @@ Segment Segment::make(Backend backend, const std::string& name, std::size_t size
     if (how != How::Open && options.read_only)
         throw_error(operation, name, EINVAL, "a segment cannot be created read-only");
     if ((options.mode & ~static_cast<mode_t>(0777)) != 0)
-        throw_error(operation, name, EINVAL, "mode " + describe_mode(options.mode) + " has bits outside 0777");
+        throw_error(operation, name, EINVAL,
+                    "mode " + describe_mode(options.mode) + " has bits outside 0777");
     if (!options.raw && size > SIZE_MAX - kHeaderSize)
         throw_error(operation, name, EFBIG, "size too large");
     if (backend == Backend::SystemV) return make_sysv(name, size, how, options);
     return make_fd_backed(backend, name, size, how, options);
 }
 
-Segment Segment::make_fd_backed(Backend backend, const std::string& name, std::size_t size,
-                                How how, const SegmentOptions& options) {
+Segment Segment::make_fd_backed(Backend backend, const std::string& name, std::size_t size, How how,
+                                const SegmentOptions& options) {
     const char* operation = how == How::Open ? "open" : "create";
     Segment s;
     s.backend_ = backend;
@@ -430,16 +456,21 @@ Segment Segment::make_fd_backed(Backend backend, const std::string& name, std::s
 
     auto open_it = [&](int flags) -> int {
         switch (backend) {
-            case Backend::Posix: return ::shm_open(s.name_.c_str(), flags | access, options.mode);
-            case Backend::File: return ::open(s.name_.c_str(), flags | access | O_CLOEXEC, options.mode);
-            default: errno = EINVAL; return -1;
+            case Backend::Posix:
+                return ::shm_open(s.name_.c_str(), flags | access, options.mode);
+            case Backend::File:
+                return ::open(s.name_.c_str(), flags | access | O_CLOEXEC, options.mode);
+            default:
+                errno = EINVAL;
+                return -1;
         }
     };
 
     if (backend == Backend::Memfd) {
         if (how == How::Open)
-            throw_error("open", name, EINVAL,
-                        "a memfd has no name to open: pass its descriptor (Segment::send/receive) or fork");
+            throw_error(
+                "open", name, EINVAL,
+                "a memfd has no name to open: pass its descriptor (Segment::send/receive) or fork");
         s.name_ = name.empty() ? "memfd" : name;
         int fd = ::memfd_create(s.name_.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
         if (fd < 0) throw_error("create", s.name_);
@@ -491,8 +522,10 @@ Segment Segment::make_fd_backed(Backend backend, const std::string& name, std::s
         struct stat st {};
         if (!options.raw) {
             // The creator sizes the object after creating it: wait for that.
-            auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kInitWaitMilliseconds);
-            while (::fstat(s.fd_.get(), &st) == 0 && static_cast<std::size_t>(st.st_size) < kHeaderSize &&
+            auto deadline =
+                std::chrono::steady_clock::now() + std::chrono::milliseconds(kInitWaitMilliseconds);
+            while (::fstat(s.fd_.get(), &st) == 0 &&
+                   static_cast<std::size_t>(st.st_size) < kHeaderSize &&
                    std::chrono::steady_clock::now() < deadline) {
                 std::this_thread::sleep_for(std::chrono::milliseconds(1));
             }
@@ -522,10 +555,14 @@ Segment Segment::make_sysv(const std::string& name, std::size_t size, How how,
     if (how == How::Open) {
         id = sysv_lookup(n, name, operation, access);
     } else if (n.kind == SysvName::Id) {
-        if (how == How::Create) throw_error("create", name, EINVAL, "cannot create a segment with a chosen shmid; use a key or \"private\"");
+        if (how == How::Create)
+            throw_error("create", name, EINVAL,
+                        "cannot create a segment with a chosen shmid; use a key or \"private\"");
         id = sysv_lookup(n, name, operation, access);
     } else {
-        if (object_size == 0) throw_error("create", s.name_, EINVAL, "a System V segment needs a size of at least 1 byte");
+        if (object_size == 0)
+            throw_error("create", s.name_, EINVAL,
+                        "a System V segment needs a size of at least 1 byte");
         for (int attempt = 0; attempt < 100 && id < 0; ++attempt) {
             id = ::shmget(n.key, object_size, IPC_CREAT | IPC_EXCL | perms);
             if (id >= 0) {
@@ -535,10 +572,13 @@ Segment Segment::make_sysv(const std::string& name, std::size_t size, How how,
             int err = errno;
             if (err != EEXIST || how == How::Create) {
                 if (err == EINVAL)
+                    throw_error(
+                        "create", s.name_, err,
+                        "size " + std::to_string(object_size) +
+                            " bytes is outside the System V limits (kernel.shmmax / shmall)");
+                if (err == EEXIST)
                     throw_error("create", s.name_, err,
-                                "size " + std::to_string(object_size) +
-                                    " bytes is outside the System V limits (kernel.shmmax / shmall)");
-                if (err == EEXIST) throw_error("create", s.name_, err, "a System V segment with key " + s.name_ + " already exists");
+                                "a System V segment with key " + s.name_ + " already exists");
                 throw_error("create", s.name_, err);
             }
             id = ::shmget(n.key, 0, access);
@@ -578,7 +618,8 @@ Segment Segment::adopt(UniqueFd fd, const std::string& name, const SegmentOption
     s.fd_ = std::move(fd);
     struct stat st {};
     if (::fstat(s.fd_.get(), &st) != 0) throw_error("adopt", name);
-    if (!S_ISREG(st.st_mode)) throw_error("adopt", name, EINVAL, "the descriptor is not a memfd or regular file");
+    if (!S_ISREG(st.st_mode))
+        throw_error("adopt", name, EINVAL, "the descriptor is not a memfd or regular file");
     s.map_fd(static_cast<std::size_t>(st.st_size));
     s.finish(false, 0);
     return s;
@@ -588,12 +629,14 @@ void Segment::map_fd(std::size_t object_size) {
     UniqueFd dup(::fcntl(fd_.get(), F_DUPFD_CLOEXEC, 0));
     if (!dup) throw_error("map", name_);
     File file = File::adopt(std::move(dup), name_, !options_.read_only);
-    mapping_ = Mapping::map(file, options_.read_only ? Access::ReadOnly : Access::ReadWrite, 0, object_size);
+    mapping_ = Mapping::map(file, options_.read_only ? Access::ReadOnly : Access::ReadWrite, 0,
+                            object_size);
     object_size_ = mapping_.size();
 }
 
 void Segment::finish(bool fresh, std::size_t requested_size) {
-    std::byte* base = sysv_address_ != nullptr ? static_cast<std::byte*>(sysv_address_) : mapping_.data();
+    std::byte* base =
+        sysv_address_ != nullptr ? static_cast<std::byte*>(sysv_address_) : mapping_.data();
     if (options_.raw) {
         data_ = base;
         size_ = object_size_;
@@ -641,9 +684,11 @@ void Segment::finish(bool fresh, std::size_t requested_size) {
                       }),
               "create");
     } else {
-        const std::string what = "not a pagewire segment (no pagewire header; open it raw to use its bytes)";
+        const std::string what =
+            "not a pagewire segment (no pagewire header; open it raw to use its bytes)";
         if (object_size_ < kHeaderSize) throw_error("open", name_, EPROTO, what);
-        auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kInitWaitMilliseconds);
+        auto deadline =
+            std::chrono::steady_clock::now() + std::chrono::milliseconds(kInitWaitMilliseconds);
         std::uint64_t magic = 0;
         // A zero magic may be a creation in flight: give the creator a moment.
         while ((magic = magic_of()) == 0 && std::chrono::steady_clock::now() < deadline) {
@@ -686,7 +731,8 @@ void Segment::remove(Backend backend, const std::string& name, int ftok_project)
             if (::unlink(name.c_str()) != 0) throw_error("remove", name);
             return;
         case Backend::Memfd:
-            throw_error("remove", name, EINVAL, "a memfd has no name to remove: it goes with its last descriptor");
+            throw_error("remove", name, EINVAL,
+                        "a memfd has no name to remove: it goes with its last descriptor");
     }
 }
 
@@ -715,7 +761,8 @@ SegmentInfo Segment::stat(Backend backend, const std::string& name, int ftok_pro
             // changes shm_atime, shm_lpid and briefly shm_nattch.
             SegmentInfo info = sysv_info(id, sysv_stat(id, name, "stat"));
             void* address = ::shmat(id, nullptr, SHM_RDONLY);
-            if (address == reinterpret_cast<void*>(-1)) return info;  // no read permission: kernel fields only
+            if (address == reinterpret_cast<void*>(-1))
+                return info;  // no read permission: kernel fields only
             const auto* h = static_cast<const Header*>(address);
             Liveness from_cpid = info.creator;
             apply_header(info, info.size >= kHeaderSize ? h : nullptr);
@@ -737,7 +784,8 @@ std::vector<SegmentInfo> Segment::list() {
         std::vector<std::string> names;
         while (dirent* e = ::readdir(dir)) {
             std::string entry = e->d_name;
-            if (entry == "." || entry == ".." || entry.rfind("sem.", 0) == 0) continue;  // named semaphores
+            if (entry == "." || entry == ".." || entry.rfind("sem.", 0) == 0)
+                continue;  // named semaphores
             names.push_back(entry);
         }
         ::closedir(dir);
@@ -783,7 +831,8 @@ std::vector<SegmentInfo> Segment::list() {
 SegmentInfo Segment::info() const {
     if (backend_ == Backend::SystemV) {
         SegmentInfo info = sysv_info(sysv_id_, sysv_stat(sysv_id_, name_, "stat"));
-        if (!name_.empty() && name_.rfind("id:", 0) == 0 && info.key != IPC_PRIVATE) info.name = key_name(info.key);
+        if (!name_.empty() && name_.rfind("id:", 0) == 0 && info.key != IPC_PRIVATE)
+            info.name = key_name(info.key);
         Liveness from_cpid = info.creator;
         apply_header(info, options_.raw ? nullptr : reinterpret_cast<const Header*>(sysv_address_));
         if (info.pagewire != true) info.creator = from_cpid;
@@ -811,7 +860,8 @@ void Segment::add_seals(unsigned seals) {
     if (::fcntl(fd_.get(), F_ADD_SEALS, static_cast<int>(seals)) != 0) {
         int err = errno;
         if (err == EBUSY && (seals & kSealWrite))
-            throw_error("seal", name_, err, "cannot seal against writes while a writable shared mapping exists");
+            throw_error("seal", name_, err,
+                        "cannot seal against writes while a writable shared mapping exists");
         if (err == EINVAL && backend_ != Backend::Memfd)
             throw_error("seal", name_, err, "only a memfd can be sealed");
         throw_error("seal", name_, err);
@@ -825,7 +875,9 @@ unsigned Segment::seals() const {
 }
 
 void Segment::send(int socket) const {
-    if (!fd_) throw_error("send", name_, EINVAL, "a System V segment has no descriptor to pass; pass its key or id");
+    if (!fd_)
+        throw_error("send", name_, EINVAL,
+                    "a System V segment has no descriptor to pass; pass its key or id");
     if (sys::send_fd(socket, fd_.get()) != 0) throw_error("send", name_);
 }
 

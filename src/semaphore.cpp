@@ -1,26 +1,23 @@
-#include <pagewire/error.hpp>
-#include <pagewire/semaphore.hpp>
-
-#include "sys.hpp"
-
 #include <fcntl.h>
 #include <sys/stat.h>
-
-#include "sys_ipc.hpp"
 
 #include <atomic>
 #include <cerrno>
 #include <climits>
 #include <ctime>
 #include <new>
+#include <pagewire/error.hpp>
+#include <pagewire/semaphore.hpp>
 #include <utility>
+
+#include "sys.hpp"
+#include "sys_ipc.hpp"
 
 namespace pagewire {
 namespace {
 
 constexpr std::uint32_t kMagic = 0x4d455357U;  // "WSEM"
 constexpr const char* kName = "semaphore";
-
 
 // The waits shared by both kinds of semaphore.
 SemaphoreStatus do_wait(sem_t* sem) noexcept {
@@ -30,7 +27,7 @@ SemaphoreStatus do_wait(sem_t* sem) noexcept {
 
 SemaphoreStatus do_try_wait(sem_t* sem) noexcept {
     return sys::retry_eintr([&] { return ::sem_trywait(sem); }) == 0 ? SemaphoreStatus::Acquired
-                                                                      : SemaphoreStatus::Busy;
+                                                                     : SemaphoreStatus::Busy;
 }
 
 SemaphoreStatus do_wait_for(sem_t* sem, std::chrono::nanoseconds timeout) noexcept {
@@ -69,7 +66,8 @@ std::string semaphore_name(const std::string& name, const char* operation) {
 Semaphore& Semaphore::create_at(void* where, unsigned initial) {
     if (where == nullptr || reinterpret_cast<std::uintptr_t>(where) % alignof(Semaphore) != 0)
         throw_error("create", kName, EINVAL, "null or misaligned address");
-    if (initial > SEM_VALUE_MAX) throw_error("create", kName, EINVAL, "initial count exceeds SEM_VALUE_MAX");
+    if (initial > SEM_VALUE_MAX)
+        throw_error("create", kName, EINVAL, "initial count exceeds SEM_VALUE_MAX");
     auto* s = new (where) Semaphore();
     if (::sem_init(&s->sem_, 1, initial) != 0) throw_error("create", kName);
     std::atomic_ref<std::uint32_t>(s->magic_).store(kMagic, std::memory_order_release);
@@ -85,13 +83,21 @@ Semaphore& Semaphore::attach_at(void* where) {
     return *s;
 }
 
-void Semaphore::post() { do_post(&sem_, kName); }
-SemaphoreStatus Semaphore::wait() noexcept { return do_wait(&sem_); }
-SemaphoreStatus Semaphore::try_wait() noexcept { return do_try_wait(&sem_); }
+void Semaphore::post() {
+    do_post(&sem_, kName);
+}
+SemaphoreStatus Semaphore::wait() noexcept {
+    return do_wait(&sem_);
+}
+SemaphoreStatus Semaphore::try_wait() noexcept {
+    return do_try_wait(&sem_);
+}
 SemaphoreStatus Semaphore::wait_for(std::chrono::nanoseconds timeout) noexcept {
     return do_wait_for(&sem_, timeout);
 }
-int Semaphore::value() const noexcept { return do_value(&sem_); }
+int Semaphore::value() const noexcept {
+    return do_value(&sem_);
+}
 
 NamedSemaphore NamedSemaphore::create(const std::string& name, unsigned initial, mode_t mode) {
     std::string canonical = semaphore_name(name, "create");
@@ -110,7 +116,8 @@ NamedSemaphore NamedSemaphore::open(const std::string& name) {
     return NamedSemaphore(sem, canonical);
 }
 
-NamedSemaphore NamedSemaphore::open_or_create(const std::string& name, unsigned initial, mode_t mode) {
+NamedSemaphore NamedSemaphore::open_or_create(const std::string& name, unsigned initial,
+                                              mode_t mode) {
     std::string canonical = semaphore_name(name, "create");
     sem_t* sem = ::sem_open(canonical.c_str(), O_CREAT, mode, initial);
     if (sem == SEM_FAILED) throw_error("create", canonical);
@@ -138,12 +145,20 @@ NamedSemaphore::~NamedSemaphore() {
     if (sem_ != nullptr) ::sem_close(sem_);
 }
 
-void NamedSemaphore::post() { do_post(sem_, name_); }
-SemaphoreStatus NamedSemaphore::wait() noexcept { return do_wait(sem_); }
-SemaphoreStatus NamedSemaphore::try_wait() noexcept { return do_try_wait(sem_); }
+void NamedSemaphore::post() {
+    do_post(sem_, name_);
+}
+SemaphoreStatus NamedSemaphore::wait() noexcept {
+    return do_wait(sem_);
+}
+SemaphoreStatus NamedSemaphore::try_wait() noexcept {
+    return do_try_wait(sem_);
+}
 SemaphoreStatus NamedSemaphore::wait_for(std::chrono::nanoseconds timeout) noexcept {
     return do_wait_for(sem_, timeout);
 }
-int NamedSemaphore::value() const noexcept { return do_value(sem_); }
+int NamedSemaphore::value() const noexcept {
+    return do_value(sem_);
+}
 
 }  // namespace pagewire

@@ -2,11 +2,11 @@
 // full-length (short-transfer) loops exist here once. Internal, not installed.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
-#include <sys/types.h>
-
 #include <pagewire/io.hpp>
 
 namespace pagewire::sys {
@@ -59,7 +59,9 @@ inline void cpu_relax() noexcept {
     asm volatile("yield" ::: "memory");
 #endif
 }
-inline std::uint64_t round_down(std::uint64_t v, std::uint64_t align) { return v & ~(align - 1); }
+inline std::uint64_t round_down(std::uint64_t v, std::uint64_t align) {
+    return v & ~(align - 1);
+}
 inline std::uint64_t round_up(std::uint64_t v, std::uint64_t align) {
     return (v + align - 1) & ~(align - 1);
 }

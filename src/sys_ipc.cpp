@@ -1,7 +1,5 @@
 #include "sys_ipc.hpp"
 
-#include "sys.hpp"
-
 #include <linux/futex.h>
 #include <linux/membarrier.h>
 #include <sys/socket.h>
@@ -14,11 +12,14 @@
 #include <fstream>
 #include <sstream>
 
+#include "sys.hpp"
+
 namespace pagewire::sys {
 
 constexpr std::int64_t kNanosecondsPerSecond = 1000000000;
 
-int futex_wait(const std::uint32_t* word, std::uint32_t expected, const timespec* timeout) noexcept {
+int futex_wait(const std::uint32_t* word, std::uint32_t expected,
+               const timespec* timeout) noexcept {
     return static_cast<int>(::syscall(SYS_futex, word, FUTEX_WAIT, expected, timeout, nullptr, 0));
 }
 
@@ -151,7 +152,8 @@ std::optional<std::time_t> process_start_epoch(pid_t pid) {
         return static_cast<std::time_t>(0);
     }();
     static const long ticks_per_second = ::sysconf(_SC_CLK_TCK);
-    return boot_time + static_cast<std::time_t>(*ticks / static_cast<std::uint64_t>(ticks_per_second));
+    return boot_time +
+           static_cast<std::time_t>(*ticks / static_cast<std::uint64_t>(ticks_per_second));
 }
 
 std::string boot_id() {

@@ -4,12 +4,13 @@
 // segment and synchronization sources read as policy. Internal, not installed.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstdint>
 #include <ctime>
 #include <optional>
 #include <string>
-#include <sys/types.h>
 
 namespace pagewire::sys {
 

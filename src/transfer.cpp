@@ -1,13 +1,6 @@
 // The transfer engine's policy and bookkeeping: which method runs (Auto, the
 // nginx way), what runs instead when a method is impossible here, and the
 // statistics. The methods themselves are the units in transfer_*.cpp.
-#include <pagewire/error.hpp>
-#include <pagewire/page_cache.hpp>
-#include <pagewire/transfer.hpp>
-
-#include "sys.hpp"
-#include "transfer_method.hpp"
-
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -17,6 +10,12 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <pagewire/error.hpp>
+#include <pagewire/page_cache.hpp>
+#include <pagewire/transfer.hpp>
+
+#include "sys.hpp"
+#include "transfer_method.hpp"
 
 namespace pagewire {
 namespace {
@@ -44,19 +43,21 @@ constexpr std::array<TransferMethod, 8> kConcreteMethods{
     TransferMethod::Splice,    TransferMethod::CopyFileRange, TransferMethod::IoUring,
     TransferMethod::Direct,    TransferMethod::MsgZerocopy};
 
-const MethodInfo& info(TransferMethod m) noexcept { return kMethods[static_cast<std::size_t>(m)]; }
+const MethodInfo& info(TransferMethod m) noexcept {
+    return kMethods[static_cast<std::size_t>(m)];
+}
 
 // errno values that mean "this method cannot work with these descriptors or
 // on this kernel", as opposed to an I/O failure: the next method runs.
 bool means_unsupported(int err) noexcept {
     switch (err) {
-        case EINVAL:     // sendfile/splice/copy_file_range: descriptor kinds not supported
-        case ENOSYS:     // system call missing
-        case EXDEV:      // copy_file_range across filesystems
-        case EOPNOTSUPP: // reflink, SO_ZEROCOPY on AF_UNIX, no DIOALIGN
-        case ENOTSOCK:   // msg-zerocopy to a non-socket
-        case ESPIPE:     // positional I/O on a stream
-        case EBADF:      // copy_file_range to an O_APPEND destination
+        case EINVAL:      // sendfile/splice/copy_file_range: descriptor kinds not supported
+        case ENOSYS:      // system call missing
+        case EXDEV:       // copy_file_range across filesystems
+        case EOPNOTSUPP:  // reflink, SO_ZEROCOPY on AF_UNIX, no DIOALIGN
+        case ENOTSOCK:    // msg-zerocopy to a non-socket
+        case ESPIPE:      // positional I/O on a stream
+        case EBADF:       // copy_file_range to an O_APPEND destination
             return true;
         default:
             return false;
@@ -106,7 +107,9 @@ std::string format_rate(double bytes, double seconds) {
 
 }  // namespace
 
-std::string_view method_name(TransferMethod method) noexcept { return info(method).name; }
+std::string_view method_name(TransferMethod method) noexcept {
+    return info(method).name;
+}
 
 std::optional<TransferMethod> parse_method(std::string_view name) noexcept {
     for (const MethodInfo& m : kMethods) {
@@ -115,7 +118,9 @@ std::optional<TransferMethod> parse_method(std::string_view name) noexcept {
     return std::nullopt;
 }
 
-std::span<const TransferMethod> transfer_methods() noexcept { return kConcreteMethods; }
+std::span<const TransferMethod> transfer_methods() noexcept {
+    return kConcreteMethods;
+}
 
 namespace {
 
@@ -134,7 +139,9 @@ EndpointKind kind_of(const struct stat& st) noexcept {
 
 }  // namespace
 
-EndpointKind endpoint_kind(int fd) { return kind_of(stat_fd(fd)); }
+EndpointKind endpoint_kind(int fd) {
+    return kind_of(stat_fd(fd));
+}
 
 // nginx: `sendfile on; aio on; directio N;` — below N zero copy through the
 // page cache, at or above it direct asynchronous reads that leave the cache
@@ -153,30 +160,38 @@ TransferMethod choose_method(EndpointKind source, EndpointKind destination, std:
         return TransferMethod::Direct;
     }
     switch (destination) {
-        case EndpointKind::RegularFile: return TransferMethod::CopyFileRange;
-        case EndpointKind::Pipe: return TransferMethod::Splice;
+        case EndpointKind::RegularFile:
+            return TransferMethod::CopyFileRange;
+        case EndpointKind::Pipe:
+            return TransferMethod::Splice;
         case EndpointKind::Socket:
-        case EndpointKind::Other: break;
+        case EndpointKind::Other:
+            break;
     }
     return TransferMethod::Sendfile;
 }
 
 std::optional<TransferMethod> fallback_method(TransferMethod method) noexcept {
     switch (method) {
-        case TransferMethod::CopyFileRange: return TransferMethod::Sendfile;
-        case TransferMethod::Direct: return TransferMethod::IoUring;
+        case TransferMethod::CopyFileRange:
+            return TransferMethod::Sendfile;
+        case TransferMethod::Direct:
+            return TransferMethod::IoUring;
         case TransferMethod::Auto:
         case TransferMethod::MmapWrite:
         case TransferMethod::Sendfile:
         case TransferMethod::Splice:
         case TransferMethod::IoUring:
-        case TransferMethod::MsgZerocopy: return TransferMethod::ReadWrite;
-        case TransferMethod::ReadWrite: break;
+        case TransferMethod::MsgZerocopy:
+            return TransferMethod::ReadWrite;
+        case TransferMethod::ReadWrite:
+            break;
     }
     return std::nullopt;
 }
 
-TransferStats transfer(const File& source, const File& destination, const TransferOptions& options) {
+TransferStats transfer(const File& source, const File& destination,
+                       const TransferOptions& options) {
     return transfer(Endpoint{source.fd(), source.path()},
                     Endpoint{destination.fd(), destination.path()}, options);
 }
@@ -218,8 +233,9 @@ TransferStats transfer(const Endpoint& source, const Endpoint& destination,
                        : options.method;
     if (source_file && options.measure_cache && length > 0) {
         const std::uint64_t page = sys::page_size();
-        stats.source_pages = (sys::round_up(options.offset + length, page) -
-                              sys::round_down(options.offset, page)) / page;
+        stats.source_pages =
+            (sys::round_up(options.offset + length, page) - sys::round_down(options.offset, page)) /
+            page;
         stats.resident_before = resident_pages(*source_file, options.offset, length);
     }
 
@@ -247,12 +263,14 @@ TransferStats transfer(const Endpoint& source, const Endpoint& destination,
         if (!impossible || !options.fallback || !next) {
             const std::string& name =
                 status.side == detail::MethodStatus::Side::Source ? source.name : destination.name;
-            std::string detail = status.detail != nullptr ? status.detail : std::strerror(status.error);
+            std::string detail =
+                status.detail != nullptr ? status.detail : std::strerror(status.error);
             if (impossible) detail = std::string(method_name(method)) + ": " + detail;
             throw_error(status.operation, name, status.error, detail);
         }
-        std::string reason = std::string(status.operation) + ": " +
-                             (status.detail != nullptr ? status.detail : std::strerror(status.error));
+        std::string reason =
+            std::string(status.operation) + ": " +
+            (status.detail != nullptr ? status.detail : std::strerror(status.error));
         stats.fallbacks.push_back({method, *next, status.error, std::move(reason)});
         method = *next;
     }
@@ -324,8 +342,8 @@ std::string summary(const TransferStats& s) {
                   "switches %ld voluntary %ld involuntary",
                   s.wall_seconds, format_rate(static_cast<double>(s.bytes), s.wall_seconds).c_str(),
                   s.cpu_seconds, s.user_seconds, s.system_seconds,
-                  static_cast<unsigned long long>(s.syscalls),
-                  s.voluntary_switches, s.involuntary_switches);
+                  static_cast<unsigned long long>(s.syscalls), s.voluntary_switches,
+                  s.involuntary_switches);
     line += buf;
     if (s.source_pages) {
         std::snprintf(buf, sizeof buf, "; source pages cached %llu/%llu before, %llu after",

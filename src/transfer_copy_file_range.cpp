@@ -2,15 +2,14 @@
 // (filesystems may share blocks or copy server-side). With options.reflink,
 // FICLONE / FICLONERANGE first: the destination shares the source's blocks
 // and nothing is copied at all (btrfs, XFS with reflink; ext4 says no).
-#include "transfer_method.hpp"
-
-#include "sys.hpp"
-
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 
 #include <cstring>
+
+#include "sys.hpp"
+#include "transfer_method.hpp"
 
 namespace pagewire::detail {
 namespace {

@@ -4,25 +4,23 @@
 // reads the source with O_DIRECT, aligned as statx(STATX_DIOALIGN) says, so
 // the source's pages never enter the page cache — seed 003's "direct I/O +
 // async I/O for large files" (nginx `aio on; directio N;`).
-#include "transfer_method.hpp"
-
-#include <pagewire/unique_fd.hpp>
-
-#include "sys.hpp"
-
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <liburing.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <sys/socket.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <pagewire/unique_fd.hpp>
 #include <string>
+
+#include "sys.hpp"
+#include "transfer_method.hpp"
 
 namespace pagewire::detail {
 namespace {
@@ -96,7 +94,7 @@ struct Slot {
 
 // The ring, the buffers and the direct descriptor, released on scope exit.
 class Engine {
-public:
+  public:
     ~Engine() {
         if (ring_ready_) ::io_uring_queue_exit(&ring_);
         if (memory_ != nullptr) ::munmap(memory_, memory_bytes_);
@@ -106,10 +104,12 @@ public:
     bool registered_ = false;  // buffers registered: *_fixed operations
     void* memory_ = nullptr;   // kIoUringDepth chunks, page-aligned
     std::size_t memory_bytes_ = 0;
-    UniqueFd direct_fd_;       // O_DIRECT descriptor of the source (direct only)
+    UniqueFd direct_fd_;  // O_DIRECT descriptor of the source (direct only)
 };
 
-std::uint64_t user_data(unsigned slot, bool write) noexcept { return (slot << 1) | (write ? 1 : 0); }
+std::uint64_t user_data(unsigned slot, bool write) noexcept {
+    return (slot << 1) | (write ? 1 : 0);
+}
 
 // A socket that refuses SEND_ZC (or its usage report): plain writes from then on.
 bool send_zc_refused(int res) noexcept {
@@ -131,10 +131,9 @@ MethodStatus run_ring(TransferJob& job, bool direct) noexcept {
         std::uint32_t offset_align = 0;
         const sys::DirectOpen opened = sys::open_direct(job.source_fd, 0, &fd, &offset_align);
         // statx, then open unless the alignment check stopped it.
-        job.syscalls += opened == sys::DirectOpen::StatxFailed ||
-                                opened == sys::DirectOpen::NoAlignment
-                            ? 1
-                            : 2;
+        job.syscalls +=
+            opened == sys::DirectOpen::StatxFailed || opened == sys::DirectOpen::NoAlignment ? 1
+                                                                                             : 2;
         switch (opened) {
             case sys::DirectOpen::Ready:
                 break;
@@ -155,15 +154,17 @@ MethodStatus run_ring(TransferJob& job, bool direct) noexcept {
         align = offset_align;
     }
 
-    std::size_t chunk = job.options.buffer_bytes > 0 ? job.options.buffer_bytes
-                                                     : kDefaultTransferBufferBytes;
+    std::size_t chunk =
+        job.options.buffer_bytes > 0 ? job.options.buffer_bytes : kDefaultTransferBufferBytes;
     if (direct) chunk = std::max(chunk, kDirectMinChunkBytes);
-    chunk = static_cast<std::size_t>(sys::round_up(chunk, std::max<std::uint64_t>(align, sys::page_size())));
+    chunk = static_cast<std::size_t>(
+        sys::round_up(chunk, std::max<std::uint64_t>(align, sys::page_size())));
 
     ++job.syscalls;
     int r = ::io_uring_queue_init(kIoUringDepth * 2, &engine.ring_, 0);
     if (r < 0) {
-        return MethodStatus::unsupported_here(-r, "io_uring_setup", "io_uring is not available here");
+        return MethodStatus::unsupported_here(-r, "io_uring_setup",
+                                              "io_uring is not available here");
     }
     engine.ring_ready_ = true;
     engine.memory_bytes_ = chunk * kIoUringDepth;
@@ -309,7 +310,7 @@ MethodStatus run_ring(TransferJob& job, bool direct) noexcept {
                 }
                 s.length = static_cast<std::size_t>(needed - s.file_offset) - s.skip;
                 s.state = Slot::State::Full;
-            } else {  // a write
+            } else {                   // a write
                 if (res == -EAGAIN) {  // a non-blocking destination is full
                     ++job.syscalls;
                     if (sys::poll_one(job.destination_fd, POLLOUT) < 0) {
@@ -324,8 +325,8 @@ MethodStatus run_ring(TransferJob& job, bool direct) noexcept {
                         zc_flags = 0;  // a kernel without usage reports: SEND_ZC without it
                     } else {
                         send_zc = false;
-                        job.note = std::string("send_zc: ") + std::strerror(-res) +
-                                   "; plain writes used";
+                        job.note =
+                            std::string("send_zc: ") + std::strerror(-res) + "; plain writes used";
                     }
                     s.state = Slot::State::Full;  // again
                     continue;
@@ -364,7 +365,11 @@ MethodStatus run_ring(TransferJob& job, bool direct) noexcept {
 
 }  // namespace
 
-MethodStatus run_io_uring(TransferJob& job) noexcept { return run_ring(job, false); }
-MethodStatus run_direct(TransferJob& job) noexcept { return run_ring(job, true); }
+MethodStatus run_io_uring(TransferJob& job) noexcept {
+    return run_ring(job, false);
+}
+MethodStatus run_direct(TransferJob& job) noexcept {
+    return run_ring(job, true);
+}
 
 }  // namespace pagewire::detail

@@ -3,12 +3,11 @@
 // policy elsewhere, in transfer.cpp). Internal, not installed.
 #pragma once
 
-#include <pagewire/transfer.hpp>
-
 #include <cerrno>
 #include <cstddef>
-#include <string>
 #include <cstdint>
+#include <pagewire/transfer.hpp>
+#include <string>
 
 namespace pagewire::detail {
 

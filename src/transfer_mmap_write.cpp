@@ -1,11 +1,10 @@
 // Method mmap-write: map the source, write(2) straight from the mapping —
 // seed 003's "mmap + write": the read copy is gone, the copy into the
 // destination stays (one CPU copy, still two system calls per window).
-#include "transfer_method.hpp"
+#include <sys/mman.h>
 
 #include "sys.hpp"
-
-#include <sys/mman.h>
+#include "transfer_method.hpp"
 
 namespace pagewire::detail {
 namespace {

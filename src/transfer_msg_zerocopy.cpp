@@ -2,17 +2,20 @@
 // source. The kernel pins the mapped pages and the NIC reads them; the socket's
 // error queue says when each send is done with its pages (and whether the
 // kernel had to copy after all, as it does on loopback). Sockets only.
-#include "transfer_method.hpp"
-
-#include "sys.hpp"
-
-#include <linux/errqueue.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+// linux/errqueue.h uses struct timespec without including <time.h>.
+// clang-format off
+#include <time.h>
+#include <linux/errqueue.h>
+// clang-format on
 
 #include <algorithm>
+
+#include "sys.hpp"
+#include "transfer_method.hpp"
 
 namespace pagewire::detail {
 namespace {
@@ -39,7 +42,8 @@ struct Completions {
             msg.msg_control = control;
             msg.msg_controllen = sizeof control;
             ++job.syscalls;
-            if (sys::retry_eintr([&] { return ::recvmsg(job.destination_fd, &msg, MSG_ERRQUEUE); }) < 0) {
+            if (sys::retry_eintr(
+                    [&] { return ::recvmsg(job.destination_fd, &msg, MSG_ERRQUEUE); }) < 0) {
                 return errno == EAGAIN;
             }
             for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {

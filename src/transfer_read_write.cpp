@@ -1,13 +1,12 @@
 // Method read-write: read(2) into a user buffer, write(2) it out — seed 003's
 // "traditional" transfer: two CPU copies and two system calls per buffer.
-#include "transfer_method.hpp"
-
-#include "sys.hpp"
-
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "sys.hpp"
+#include "transfer_method.hpp"
 
 namespace pagewire::detail {
 namespace {
@@ -16,9 +15,10 @@ using Side = MethodStatus::Side;
 
 // A page-aligned anonymous buffer, unmapped on scope exit.
 class Buffer {
-public:
+  public:
     explicit Buffer(std::size_t bytes) noexcept : bytes_(bytes) {
-        void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        void* p =
+            ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         data_ = p == MAP_FAILED ? nullptr : static_cast<char*>(p);
     }
     ~Buffer() {
@@ -28,7 +28,7 @@ public:
     Buffer& operator=(const Buffer&) = delete;
     char* data() const noexcept { return data_; }
 
-private:
+  private:
     char* data_;  // bytes_ of private anonymous memory, or nullptr if mmap failed
     std::size_t bytes_;
 };
@@ -38,12 +38,12 @@ private:
 ssize_t read_some(TransferJob& job, char* buf, std::size_t n) noexcept {
     for (;;) {
         ++job.syscalls;
-        ssize_t r = job.source_kind == EndpointKind::RegularFile
-                        ? sys::retry_eintr([&] {
-                              return ::pread(job.source_fd, buf, n,
-                                             static_cast<off_t>(job.source_offset));
-                          })
-                        : sys::retry_eintr([&] { return ::read(job.source_fd, buf, n); });
+        ssize_t r =
+            job.source_kind == EndpointKind::RegularFile
+                ? sys::retry_eintr([&] {
+                      return ::pread(job.source_fd, buf, n, static_cast<off_t>(job.source_offset));
+                  })
+                : sys::retry_eintr([&] { return ::read(job.source_fd, buf, n); });
         if (r >= 0 || errno != EAGAIN) return r;
         ++job.syscalls;
         if (sys::poll_one(job.source_fd, POLLIN) < 0) return -1;
@@ -90,8 +90,8 @@ MethodStatus write_out(TransferJob& job, const void* buf, std::size_t n,
 }
 
 MethodStatus run_read_write(TransferJob& job) noexcept {
-    const std::size_t size = job.options.buffer_bytes > 0 ? job.options.buffer_bytes
-                                                          : kDefaultTransferBufferBytes;
+    const std::size_t size =
+        job.options.buffer_bytes > 0 ? job.options.buffer_bytes : kDefaultTransferBufferBytes;
     Buffer buffer(size);
     if (buffer.data() == nullptr) return MethodStatus::failed(errno, "mmap", Side::Source);
     while (!job.finished()) {

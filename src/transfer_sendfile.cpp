@@ -1,12 +1,11 @@
 // Method sendfile: sendfile(2) moves file pages to the destination inside the
 // kernel — seed 003's zero copy: no user buffer, one system call per chunk
 // (with scatter-gather DMA the NIC reads the page cache directly).
-#include "transfer_method.hpp"
-
-#include "sys.hpp"
-
 #include <poll.h>
 #include <unistd.h>
+
+#include "sys.hpp"
+#include "transfer_method.hpp"
 
 namespace pagewire::detail {
 namespace {
@@ -21,7 +20,8 @@ constexpr std::uint64_t kSendfileMaxPerCall = 0x7ffff000;
 
 MethodStatus run_sendfile(TransferJob& job) noexcept {
     if (job.source_kind != EndpointKind::RegularFile) {
-        return MethodStatus::unsupported_here(EINVAL, "sendfile", "the source is not a regular file");
+        return MethodStatus::unsupported_here(EINVAL, "sendfile",
+                                              "the source is not a regular file");
     }
     if (job.destination_kind == EndpointKind::RegularFile) {
         // sendfile writes at the destination's file position.

@@ -3,16 +3,15 @@
 // pipe already, one splice(2) per chunk does it; otherwise a private pipe,
 // sized up with F_SETPIPE_SZ, sits in between. Also the receiving side of a
 // socket: socket -> pipe -> file.
-#include "transfer_method.hpp"
-
-#include "sys.hpp"
-
 #include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
 
 #include <pagewire/unique_fd.hpp>
 #include <vector>
+
+#include "sys.hpp"
+#include "transfer_method.hpp"
 
 namespace pagewire::detail {
 namespace {
@@ -23,7 +22,9 @@ using Side = MethodStatus::Side;
 constexpr std::uint64_t kSpliceMaxPerCall = 1ULL << 30;
 constexpr unsigned kSpliceFlags = SPLICE_F_MOVE | SPLICE_F_MORE;
 
-bool is_pipe(EndpointKind kind) noexcept { return kind == EndpointKind::Pipe; }
+bool is_pipe(EndpointKind kind) noexcept {
+    return kind == EndpointKind::Pipe;
+}
 
 // One splice from `in` to `out`, waiting (poll) while a non-blocking end says
 // EAGAIN. may_return: the caller can stop here (return_on_would_block); then
@@ -67,7 +68,8 @@ MethodStatus flush_pipe(TransferJob& job, int pipe_read, std::size_t pending) no
     std::size_t got = 0;
     while (got < pending) {
         ++job.syscalls;
-        ssize_t r = sys::retry_eintr([&] { return ::read(pipe_read, buf.data() + got, pending - got); });
+        ssize_t r =
+            sys::retry_eintr([&] { return ::read(pipe_read, buf.data() + got, pending - got); });
         if (r <= 0) return MethodStatus::failed(r < 0 ? errno : EIO, "read", Side::Source);
         got += static_cast<std::size_t>(r);
     }
@@ -106,8 +108,8 @@ MethodStatus run_splice(TransferJob& job) noexcept {
     // /proc/sys/fs/pipe-max-size for unprivileged users, so a refusal only
     // leaves the default 64 KiB.
     ++job.syscalls;
-    int capacity = ::fcntl(pipe.write_end.get(), F_SETPIPE_SZ,
-                           static_cast<int>(job.options.buffer_bytes));
+    int capacity =
+        ::fcntl(pipe.write_end.get(), F_SETPIPE_SZ, static_cast<int>(job.options.buffer_bytes));
     if (capacity < 0) {
         ++job.syscalls;
         capacity = ::fcntl(pipe.write_end.get(), F_GETPIPE_SZ);
@@ -120,8 +122,7 @@ MethodStatus run_splice(TransferJob& job) noexcept {
         Side side{};
         ssize_t in = splice_waiting(job, job.source_fd, file_source ? &in_off : nullptr,
                                     pipe.write_end.get(), nullptr,
-                                    job.next_chunk(static_cast<std::uint64_t>(capacity)),
-                                    &side);
+                                    job.next_chunk(static_cast<std::uint64_t>(capacity)), &side);
         if (in < 0) return MethodStatus::failed(errno, "splice", Side::Source);
         if (in == 0) return job.until_end() ? MethodStatus::done() : source_ended_early();
         std::size_t pending = static_cast<std::size_t>(in);

@@ -1,6 +1,6 @@
-#include <pagewire/unique_fd.hpp>
-
 #include <unistd.h>
+
+#include <pagewire/unique_fd.hpp>
 
 namespace pagewire {
 

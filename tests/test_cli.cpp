@@ -446,7 +446,8 @@ TEST(CliUsage, UnknownSubcommandIsNamedWithTheList) {
 }
 
 TEST(CliUsage, UsageErrorsStartWithTheProgramName) {
-    for (std::vector<std::string> args : {std::vector<std::string>{"cat"}, {"--no-such-flag"}, {}}) {
+    for (std::vector<std::string> args :
+         {std::vector<std::string>{"cat"}, {"--no-such-flag"}, {}}) {
         RunResult r = pagewire_cli(args);
         EXPECT_EQ(r.exit_code(), 2) << r;
         EXPECT_EQ(r.err.rfind("pagewire: ", 0), 0u) << r;
@@ -468,7 +469,8 @@ TEST(CliUsage, FullStdoutIsAnError) {
         const int status = std::system((cmd + " > /dev/full 2> '" + err + "'").c_str());
         ASSERT_TRUE(WIFEXITED(status)) << cmd;
         EXPECT_EQ(WEXITSTATUS(status), 1) << cmd;
-        EXPECT_TRUE(contains(testutil::read_file(err), "write stdout: No space left on device")) << cmd;
+        EXPECT_TRUE(contains(testutil::read_file(err), "write stdout: No space left on device"))
+            << cmd;
         std::filesystem::remove(dir.file("g"));
     }
 }

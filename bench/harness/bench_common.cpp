@@ -1,10 +1,6 @@
 #include "bench_common.hpp"
 
-#include <pagewire/error.hpp>
-#include <pagewire/mapping.hpp>
-
 #include <fmt/core.h>
-
 #include <signal.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -17,6 +13,8 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <pagewire/error.hpp>
+#include <pagewire/mapping.hpp>
 #include <sstream>
 
 namespace pagewire::bench {
@@ -296,8 +294,8 @@ std::string draw_chart(ScratchDir& scratch, std::string_view section, std::strin
         return fmt::format("chart skipped: pass --json FILE to get FILE's stem + -{}.png", section);
     std::string json = cmd.substr(at + 7);
     json = json.substr(0, json.find(' '));
-    const std::string png =
-        std::filesystem::path(json).replace_extension("").string() + "-" + std::string(section) + ".png";
+    const std::string png = std::filesystem::path(json).replace_extension("").string() + "-" +
+                            std::string(section) + ".png";
     if (!nothing_to_draw.empty()) return "chart skipped: " + std::string(nothing_to_draw);
     const std::string dat = scratch.file(std::string(section) + "-chart.dat");
     const std::string script = scratch.file(std::string(section) + "-chart.gp");

@@ -8,18 +8,17 @@
 // listing it in all_sections() (cmd_bench.cpp); nothing else changes.
 #pragma once
 
-#include "bench_scan.hpp"
-
-#include <nlohmann/json.hpp>
-
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "bench_scan.hpp"
 
 namespace pagewire::bench {
 
@@ -85,7 +84,7 @@ struct SplitMix64 {
 // unlinks the recorded paths (async-signal-safe calls only) and re-raises.
 // One instance at a time per process; not thread-safe.
 class ScratchDir {
-public:
+  public:
     explicit ScratchDir(const std::string& parent = {});
     ~ScratchDir();
     ScratchDir(const ScratchDir&) = delete;
@@ -95,7 +94,7 @@ public:
     // Full path of `name` inside the directory, recorded for removal.
     std::string file(std::string_view name);
 
-private:
+  private:
     std::string path_;
     bool owned_ = false;  // made by us: removed as a whole at the end
 };
@@ -105,7 +104,8 @@ private:
 struct Options {
     bool quick = false;   // smaller sizes and fewer repetitions (make run)
     int repetitions = 0;  // 0: the section's default
-    std::string only;     // POSIX extended regex: run only the methods whose names match (ipc); empty: all
+    std::string
+        only;  // POSIX extended regex: run only the methods whose names match (ipc); empty: all
 };
 
 // What a section is given to run.

@@ -58,7 +58,7 @@ std::uint64_t sum_words_baseline(const unsigned char* p, std::size_t n) noexcept
 
 #if defined(__x86_64__)
 [[gnu::target("avx2")]] std::uint64_t sum_words_avx2(const unsigned char* p,
-                                                      std::size_t n) noexcept {
+                                                     std::size_t n) noexcept {
     return sum_words_body(p, n);
 }
 #endif
@@ -89,6 +89,8 @@ std::uint64_t sum_words(const void* data, std::size_t size) noexcept {
     return sum_choice().function(static_cast<const unsigned char*>(data), size);
 }
 
-const char* sum_words_kernel() noexcept { return sum_choice().name; }
+const char* sum_words_kernel() noexcept {
+    return sum_choice().name;
+}
 
 }  // namespace pagewire::bench

@@ -21,6 +21,8 @@ std::uint64_t sum_words(const void* data, std::size_t size) noexcept;
 const char* sum_words_kernel() noexcept;
 
 // Makes the compiler believe `value` is used, so the work producing it stays.
-inline void keep(std::uint64_t value) noexcept { asm volatile("" : : "r"(value) : "memory"); }
+inline void keep(std::uint64_t value) noexcept {
+    asm volatile("" : : "r"(value) : "memory");
+}
 
 }  // namespace pagewire::bench

@@ -5,20 +5,18 @@
 // `pagewire bench ...` runs this program with the same arguments.
 // Exit codes: 0 ok, 1 a section failed or missed nothing it could measure
 // (one line on stderr), 2 usage error.
-#include "bench_common.hpp"
-
-#include <pagewire/error.hpp>
-
-#include <CLI/CLI.hpp>
 #include <fmt/core.h>
-
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <pagewire/error.hpp>
 #include <string>
 #include <vector>
+
+#include "bench_common.hpp"
 
 namespace pagewire::bench {
 
@@ -141,14 +139,17 @@ void register_options(CLI::App& app, const std::shared_ptr<BenchArgs>& args) {
     app.description("Measure the seeds' performance claims on this machine; sections:" + list);
     CLI::App* cmd = &app;
     cmd->add_flag("--quick", args->quick, "Smaller files and fewer repetitions (under 2 minutes)");
-    cmd->add_option("--json", args->json_path, "Also write every result as one JSON document to FILE")
+    cmd->add_option("--json", args->json_path,
+                    "Also write every result as one JSON document to FILE")
         ->type_name("FILE");
-    cmd->add_option("--dir", args->dir,
-                    "Directory for scratch files (default: a new one under /var/tmp, removed at the end)")
+    cmd->add_option(
+           "--dir", args->dir,
+           "Directory for scratch files (default: a new one under /var/tmp, removed at the end)")
         ->check(CLI::ExistingDirectory)
         ->type_name("DIR");
-    cmd->add_option("--section,SECTION", args->sections,
-                    "Run only these sections (`pagewire bench cache` or --section cache; repeatable)")
+    cmd->add_option(
+           "--section,SECTION", args->sections,
+           "Run only these sections (`pagewire bench cache` or --section cache; repeatable)")
         ->check(CLI::IsMember(names))
         ->type_name("NAME");
     cmd->add_option("--repetitions", args->repetitions,

@@ -9,15 +9,7 @@
 //   BM_SumWords      the checksum scan of `pagewire bench` alone
 // Every benchmark uses one 64 MiB file of pseudo-random data under /var/tmp,
 // read once so it is in the page cache, removed at exit.
-#include "bench_scan.hpp"
-
-#include <pagewire/error.hpp>
-#include <pagewire/file.hpp>
-#include <pagewire/guard.hpp>
-#include <pagewire/mapping.hpp>
-
 #include <benchmark/benchmark.h>
-
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -26,17 +18,23 @@
 #include <cstdlib>
 #include <cstring>
 #include <optional>
+#include <pagewire/error.hpp>
+#include <pagewire/file.hpp>
+#include <pagewire/guard.hpp>
+#include <pagewire/mapping.hpp>
 #include <span>
 #include <string>
 #include <vector>
+
+#include "bench_scan.hpp"
 
 namespace {
 
 using pagewire::Access;
 using pagewire::Advice;
 using pagewire::File;
-using pagewire::Mapping;
 using pagewire::MapOptions;
+using pagewire::Mapping;
 
 constexpr std::size_t kKiB = 1024;
 constexpr std::size_t kMiB = 1024 * kKiB;
@@ -45,7 +43,7 @@ constexpr std::size_t kFillChunkBytes = 1 * kMiB;
 
 // The process's one hot file. Created on first use; unlinked at exit.
 class HotFile {
-public:
+  public:
     static HotFile& get() {
         static HotFile instance;
         return instance;
@@ -56,7 +54,7 @@ public:
 
     ~HotFile() { ::unlink(file_.path().c_str()); }
 
-private:
+  private:
     HotFile() : file_(create()) {
         std::vector<std::byte> sink(kFillChunkBytes);
         for (std::uint64_t off = 0; off < kFileBytes; off += kFillChunkBytes) {
@@ -139,10 +137,10 @@ void BM_FaultPerPage(benchmark::State& state, FaultVariant variant) {
         static_cast<double>(pages),
         benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
     // How many pages one page fault made present (the kernel's fault-around).
-    state.counters["pages_per_fault"] =
-        faults > 0 ? static_cast<double>(pages) * static_cast<double>(state.iterations()) /
-                         static_cast<double>(faults)
-                   : 0.0;
+    state.counters["pages_per_fault"] = faults > 0 ? static_cast<double>(pages) *
+                                                         static_cast<double>(state.iterations()) /
+                                                         static_cast<double>(faults)
+                                                   : 0.0;
 }
 BENCHMARK_CAPTURE(BM_FaultPerPage, fault, FaultVariant{{}, std::nullopt})
     ->Arg(64 * kMiB)
@@ -177,10 +175,12 @@ void BM_ReadChunk(benchmark::State& state, ReadKind kind) {
                 std::memcpy(buffer.data(), view.data() + offset, chunk);
                 break;
             case ReadKind::MappingRead:
-                if (auto r = view.read(offset, buffer); !r) state.SkipWithError(r.message().c_str());
+                if (auto r = view.read(offset, buffer); !r)
+                    state.SkipWithError(r.message().c_str());
                 break;
             case ReadKind::GuardedCopy:
-                if (auto r = pagewire::guarded_copy(buffer.data(), view.data() + offset, chunk); !r) {
+                if (auto r = pagewire::guarded_copy(buffer.data(), view.data() + offset, chunk);
+                    !r) {
                     state.SkipWithError(r.message().c_str());
                 }
                 break;
@@ -193,7 +193,7 @@ void BM_ReadChunk(benchmark::State& state, ReadKind kind) {
     state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
                             static_cast<std::int64_t>(chunk));
 }
-#define PAGEWIRE_READ_ARGS                                                                   \
+#define PAGEWIRE_READ_ARGS \
     ArgsProduct({{4 * kKiB, 64 * kKiB, 1 * kMiB}, {0, 64 * kMiB}})->ArgNames({"chunk", "span"})
 BENCHMARK_CAPTURE(BM_ReadChunk, memcpy, ReadKind::Memcpy)->PAGEWIRE_READ_ARGS;
 BENCHMARK_CAPTURE(BM_ReadChunk, mapping_read, ReadKind::MappingRead)->PAGEWIRE_READ_ARGS;

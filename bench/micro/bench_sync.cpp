@@ -3,13 +3,6 @@
 // wake-up latency of a ping-pong between two processes (fork) through Event
 // (no spin and default spin), a raw futex and a pipe, in the same run.
 // Not ctest tests. Results and commands: docs/BENCHMARKS.md.
-#include <pagewire/event.hpp>
-#include <pagewire/mapping.hpp>
-#include <pagewire/robust_mutex.hpp>
-#include <pagewire/semaphore.hpp>
-
-#include "raw_futex.hpp"
-
 #include <benchmark/benchmark.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,6 +11,12 @@
 #include <cstdint>
 #include <cstdlib>
 #include <mutex>
+#include <pagewire/event.hpp>
+#include <pagewire/mapping.hpp>
+#include <pagewire/robust_mutex.hpp>
+#include <pagewire/semaphore.hpp>
+
+#include "raw_futex.hpp"
 
 namespace {
 
@@ -33,7 +32,9 @@ struct alignas(64) Shared {
     alignas(64) std::atomic<std::uint32_t> stop{0};
 };
 
-Mapping shared_memory() { return Mapping::anonymous(sizeof(Shared), Sharing::Shared); }
+Mapping shared_memory() {
+    return Mapping::anonymous(sizeof(Shared), Sharing::Shared);
+}
 
 void BM_PthreadMutexPrivate(benchmark::State& state) {
     std::mutex m;  // baseline: process-private, not robust
@@ -94,8 +95,9 @@ void ping_pong(benchmark::State& state, Ping ping_child, Pong serve, Stop stop) 
     int status = 0;
     ::waitpid(pid, &status, 0);
     // Seconds per one-way wake-up (printed with an SI prefix, e.g. 1.2u).
-    state.counters["one_way"] = benchmark::Counter(static_cast<double>(state.iterations()) * 2,
-                                                   benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+    state.counters["one_way"] =
+        benchmark::Counter(static_cast<double>(state.iterations()) * 2,
+                           benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
 void BM_PingPongEvent(benchmark::State& state) {

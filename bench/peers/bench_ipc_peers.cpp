@@ -13,9 +13,9 @@
 //     run and stopped by cleanup().
 // Everything a run creates (queues in /dev/shm, scratch directories in /tmp)
 // is named "pagewire-peers-<pid>-..." after the process that called prepare().
-#include "bench_ipc.hpp"
-
 #include <pagewire/error.hpp>
+
+#include "bench_ipc.hpp"
 
 #if PAGEWIRE_BENCH_HAVE_BOOST
 #include <boost/interprocess/ipc/message_queue.hpp>
@@ -105,7 +105,8 @@ using Clock = std::chrono::steady_clock;
 // install, and nothing else of it runs.
 class MissingPeer final : public Method {
   public:
-    MissingPeer(std::string name, std::string package) : name_(std::move(name)), package_(std::move(package)) {}
+    MissingPeer(std::string name, std::string package)
+        : name_(std::move(name)), package_(std::move(package)) {}
     std::string name() const override { return name_; }
     std::optional<std::string> unavailable(const LinkLimits& /*limits*/) const override {
         return "not built in: install the Debian package " + package_ + " and reconfigure";
@@ -771,8 +772,8 @@ class IceoryxMethod final : public Method {
         cleanup();
         queue_capacity_ = std::min<std::uint64_t>(link_depth(limits), kMaxQueue);
         const std::size_t payload = std::max<std::size_t>(limits.max_message, 1);
-        const auto chunk_size = static_cast<std::uint32_t>(
-            (payload + kChunkAlignment - 1) / kChunkAlignment * kChunkAlignment);
+        const auto chunk_size = static_cast<std::uint32_t>((payload + kChunkAlignment - 1) /
+                                                           kChunkAlignment * kChunkAlignment);
         const auto chunks =
             static_cast<std::uint32_t>(2 * (queue_capacity_ + kChunksOutsideQueue) + kSpareChunks);
         Roudi::instance().acquire(chunk_size, chunks);

@@ -23,25 +23,14 @@
 // run when its manifest matches, else it is removed at the end of the
 // section. If the run is interrupted (SIGINT, SIGTERM, SIGHUP), the signal
 // is held until the tree is removed, then delivered.
-#include "bench_common.hpp"
-
-#include <pagewire/error.hpp>
-#include <pagewire/file.hpp>
-#include <pagewire/mapping.hpp>
-#include <pagewire/page_cache.hpp>
-#include <pagewire/unique_fd.hpp>
-
-#include <pagewire/io.hpp>
-
 #include <fcntl.h>
+#include <fmt/core.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <fmt/core.h>
 
 #include <cmath>
 #include <cstdio>
@@ -50,12 +39,20 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <pagewire/error.hpp>
+#include <pagewire/file.hpp>
+#include <pagewire/io.hpp>
+#include <pagewire/mapping.hpp>
+#include <pagewire/page_cache.hpp>
+#include <pagewire/unique_fd.hpp>
 #include <span>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "bench_common.hpp"
 
 extern char** environ;
 
@@ -91,7 +88,7 @@ struct Interrupted : std::runtime_error {
 // delivered when this object ends (ScratchDir's handler then finishes the
 // cleanup and ends the process the way the signal would have).
 class HeldSignals {
-public:
+  public:
     HeldSignals() {
         sigemptyset(&held_);
         for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&held_, sig);
@@ -117,7 +114,7 @@ public:
     // The mask children start with: the one before this object held anything.
     const sigset_t& previous() const noexcept { return previous_; }
 
-private:
+  private:
     sigset_t held_;
     sigset_t previous_;
 };

@@ -516,9 +516,9 @@ std::string draw_ipc_chart(const std::vector<Json>& rows, Context& ctx) {
         for (std::size_t i = 0; i < order.size(); ++i) {
             if (!plots.empty()) plots += ", ";
             // gnuplot has 8 line colours: the dash pattern tells the ninth on apart.
-            plots += fmt::format(
-                "'{}' index {} using 1:2 with linespoints lc {} pt {} dt {} title '{}'", dat, i,
-                i % 8 + 1, i + 1, i / 8 + 1, order[i]);
+            plots +=
+                fmt::format("'{}' index {} using 1:2 with linespoints lc {} pt {} dt {} title '{}'",
+                            dat, i, i % 8 + 1, i + 1, i / 8 + 1, order[i]);
         }
         std::string script = "set title 'pagewire bench ipc: one-way latency p50 (ping-pong)'\n";
         std::string tics;
@@ -527,7 +527,8 @@ std::string draw_ipc_chart(const std::vector<Json>& rows, Context& ctx) {
         script += fmt::format(
             "set termoption noenhanced\nset logscale x 2\nset logscale y\nset xtics ({})\n", tics);
         script += "set xlabel 'message size'\nset ylabel 'p50 one-way latency, us'\n";
-        return script + fmt::format("set key outside right top font ',9'\nset grid\nplot {}\n", plots);
+        return script +
+               fmt::format("set key outside right top font ',9'\nset grid\nplot {}\n", plots);
     };
     return draw_chart(ctx.scratch, "ipc", "1200,800", data, plot,
                       order.empty() ? "no method ran" : "");

@@ -19,36 +19,33 @@
 // with mincore; when
 // the kernel keeps the pages, the later phases are skipped with a note,
 // never estimated.
-#include "bench_common.hpp"
-
-#include <pagewire/error.hpp>
-#include <pagewire/file.hpp>
-#include <pagewire/mapping.hpp>
-#include <pagewire/page_cache.hpp>
-#include <pagewire/proc_maps.hpp>
-
-#include <pagewire/io.hpp>
-
-#include <unistd.h>
-
 #include <fmt/core.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <pagewire/error.hpp>
+#include <pagewire/file.hpp>
+#include <pagewire/io.hpp>
+#include <pagewire/mapping.hpp>
+#include <pagewire/page_cache.hpp>
+#include <pagewire/proc_maps.hpp>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "bench_common.hpp"
+
 namespace pagewire::bench {
 namespace {
 
-constexpr std::uint64_t kFullFileBytes = std::uint64_t{1} << 30;   // 1 GiB
+constexpr std::uint64_t kFullFileBytes = std::uint64_t{1} << 30;     // 1 GiB
 constexpr std::uint64_t kQuickFileBytes = std::uint64_t{256} << 20;  // 256 MiB
-constexpr std::size_t kReadBufferBytes = 128 * 1024;   // the read()/pread() loops' buffer
-constexpr std::size_t kFillChunkBytes = 1024 * 1024;   // write size while creating the file
+constexpr std::size_t kReadBufferBytes = 128 * 1024;  // the read()/pread() loops' buffer
+constexpr std::size_t kFillChunkBytes = 1024 * 1024;  // write size while creating the file
 constexpr int kFullRounds = 9;
 constexpr int kQuickRounds = 7;
 constexpr int kWarmupRounds = 1;
@@ -68,8 +65,8 @@ void check_sum(std::uint64_t got, std::uint64_t expected, const std::string& met
                const std::string& path) {
     if (got != expected) {
         throw_error("bench mapping", path, EIO,
-                    fmt::format("{}: checksum {:016x} differs from the file's {:016x}", method,
-                                got, expected));
+                    fmt::format("{}: checksum {:016x} differs from the file's {:016x}", method, got,
+                                expected));
     }
 }
 
@@ -122,7 +119,8 @@ std::size_t drop_from_page_cache(File& file) {
 std::uint64_t pmd_mapped_bytes(const void* start) {
     const auto address = reinterpret_cast<std::uintptr_t>(start);
     for (const Vma& vma : read_smaps()) {
-        if (vma.start == address) return vma.path.empty() ? vma.anon_huge_pages : vma.file_pmd_mapped;
+        if (vma.start == address)
+            return vma.path.empty() ? vma.anon_huge_pages : vma.file_pmd_mapped;
     }
     return 0;
 }
@@ -139,7 +137,7 @@ struct MapVariant {
 
 // The methods measured, each one repetition over the whole file.
 class Scanner {
-public:
+  public:
     Scanner(File& file, std::uint64_t size, std::uint64_t expected)
         : file_(file),
           reader_(File::open(file.path())),
@@ -152,7 +150,8 @@ public:
         if (::lseek(reader_.fd(), 0, SEEK_SET) < 0) throw_error("lseek", reader_.path());
         std::uint64_t sum = 0;
         for (;;) {
-            std::size_t n = read_full(reader_.fd(), buffer_.data(), kReadBufferBytes, reader_.path());
+            std::size_t n =
+                read_full(reader_.fd(), buffer_.data(), kReadBufferBytes, reader_.path());
             if (n == 0) break;
             sum += sum_words(buffer_.data(), n);
         }
@@ -208,7 +207,7 @@ public:
 
     std::uint64_t size() const noexcept { return size_; }
 
-private:
+  private:
     File& file_;
     File reader_;  // own descriptor: read() moves its file offset
     std::uint64_t size_;
@@ -271,8 +270,8 @@ constexpr const char* kAnonymousHugeRow = "anonymous memory, THP";
 // Runs a phase and returns its rows, with ratios to the phase's own read()
 // and anonymous-memory rows. `probe_pmd`: afterwards map once more per
 // mapping row (untimed) to report how much the kernel mapped with 2 MiB entries.
-std::vector<Json> run_phase(Context& ctx, Phase& phase, int rounds, int warmup,
-                            Scanner& scanner, bool probe_pmd) {
+std::vector<Json> run_phase(Context& ctx, Phase& phase, int rounds, int warmup, Scanner& scanner,
+                            bool probe_pmd) {
     std::vector<Trial> trials;
     for (const Method& m : phase.methods) trials.push_back({m.name, m.run, {}});
     run_interleaved(trials, rounds, warmup, [&](int r, int n) {
@@ -389,8 +388,8 @@ SectionResult run_mapping(Context& ctx) {
     // The same bytes in anonymous memory, already faulted in: the ceiling,
     // with normal pages and with transparent huge pages (fewer TLB misses).
     Mapping anonymous = Mapping::anonymous(size);
-    Mapping anonymous_huge = Mapping::anonymous(
-        size, Sharing::Private, {.huge_pages = HugePages::Transparent});
+    Mapping anonymous_huge =
+        Mapping::anonymous(size, Sharing::Private, {.huge_pages = HugePages::Transparent});
     // (Reading the file here also leaves every page of it in the page cache.)
     for (Mapping* memory : {&anonymous, &anonymous_huge}) {
         if (file.read_at(0, memory->bytes()) != size) {
@@ -415,7 +414,8 @@ SectionResult run_mapping(Context& ctx) {
                                  &anonymous});
         phase.methods.push_back(
             {kAnonymousHugeRow, "scan of resident anonymous memory (MADV_HUGEPAGE)", std::nullopt,
-             [&] { return scanner.scan_only(anonymous_huge, kAnonymousHugeRow); }, &anonymous_huge});
+             [&] { return scanner.scan_only(anonymous_huge, kAnonymousHugeRow); },
+             &anonymous_huge});
         return phase;
     };
     std::vector<Json> verdicts;
@@ -497,9 +497,9 @@ SectionResult run_mapping(Context& ctx) {
     result.notes.push_back(
         "x read(): relative to the same phase's read() row; x anon: relative to the faster "
         "anonymous-memory row of the phase (the stricter ceiling)");
-    result.notes.push_back(fmt::format(
-        "every scan's checksum matched the file's ({:016x}); scan kernel: {}", expected,
-        sum_words_kernel()));
+    result.notes.push_back(
+        fmt::format("every scan's checksum matched the file's ({:016x}); scan kernel: {}", expected,
+                    sum_words_kernel()));
     result.summary = std::move(summary);
     return result;
 }

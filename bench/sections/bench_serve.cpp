@@ -42,11 +42,11 @@
 #include <optional>
 #include <pagewire/error.hpp>
 #include <pagewire/file.hpp>
+#include <pagewire/io.hpp>
 #include <sstream>
 #include <thread>
 
 #include "bench_common.hpp"
-#include <pagewire/io.hpp>
 
 namespace pagewire::bench {
 namespace {

@@ -20,23 +20,13 @@
 // Then the page-cache phase: a cold file (4 GiB; 256 MiB with --quick) sent
 // through the direct path and through sendfile, with the share of the file
 // left in the page cache afterwards.
-#include "bench_common.hpp"
-
-#include <pagewire/error.hpp>
-#include <pagewire/file.hpp>
-#include <pagewire/page_cache.hpp>
-#include <pagewire/transfer.hpp>
-
-#include <pagewire/io.hpp>
-
-#include <fmt/core.h>
-
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <sys/mman.h>
+#include <fmt/core.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -48,6 +38,13 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <pagewire/error.hpp>
+#include <pagewire/file.hpp>
+#include <pagewire/io.hpp>
+#include <pagewire/page_cache.hpp>
+#include <pagewire/transfer.hpp>
+
+#include "bench_common.hpp"
 
 extern char** environ;
 
@@ -57,7 +54,8 @@ namespace {
 constexpr std::uint64_t kKiB = 1024;
 constexpr std::uint64_t kMiB = 1024 * kKiB;
 constexpr std::uint64_t kGiB = 1024 * kMiB;
-const std::vector<std::uint64_t> kFullSizes = {4 * kKiB, 64 * kKiB, 1 * kMiB, 16 * kMiB, 256 * kMiB, 1 * kGiB};
+const std::vector<std::uint64_t> kFullSizes = {4 * kKiB,  64 * kKiB,  1 * kMiB,
+                                               16 * kMiB, 256 * kMiB, 1 * kGiB};
 const std::vector<std::uint64_t> kQuickSizes = {4 * kKiB, 1 * kMiB, 16 * kMiB, 256 * kMiB};
 // Bytes one repetition moves at least (small files are sent repeatedly).
 constexpr std::uint64_t kFullBytesPerRepetition = 64 * kMiB;
@@ -93,7 +91,7 @@ constexpr const char* kCpRow = "cp (coreutils)";
 // (and which one pays varies with scheduling), so the sender's CPU alone is
 // not the cost of the transfer.
 class Sink {
-public:
+  public:
     Sink() {
         void* shared = ::mmap(nullptr, sizeof(std::atomic<std::uint64_t>), PROT_READ | PROT_WRITE,
                               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -119,7 +117,8 @@ public:
             while (c >= 0) {
                 ssize_t n = ::read(c, buf.data(), buf.size());
                 if (n == 0 || (n < 0 && errno != EINTR)) break;
-                if (n > 0) received_->fetch_add(static_cast<std::uint64_t>(n), std::memory_order_release);
+                if (n > 0)
+                    received_->fetch_add(static_cast<std::uint64_t>(n), std::memory_order_release);
             }
             ::_exit(0);
         }
@@ -127,7 +126,8 @@ public:
         if (::connect(socket_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
             throw_error("connect", "127.0.0.1 sink");
         }
-        schedstat_ = UniqueFd(::open(fmt::format("/proc/{}/schedstat", pid_).c_str(), O_RDONLY | O_CLOEXEC));
+        schedstat_ =
+            UniqueFd(::open(fmt::format("/proc/{}/schedstat", pid_).c_str(), O_RDONLY | O_CLOEXEC));
     }
     ~Sink() {
         socket_.reset();
@@ -152,13 +152,14 @@ public:
         return static_cast<double>(std::strtoull(text, nullptr, 10)) / 1e9;
     }
 
-private:
+  private:
     static constexpr unsigned kSinkPollMicroseconds = 50;
     pid_t pid_ = -1;
     UniqueFd socket_;
     UniqueFd schedstat_;
-    std::atomic<std::uint64_t>* received_ = nullptr;  // bytes the sink has read, in a MAP_SHARED page
-    std::uint64_t sent_ = 0;                          // bytes written to socket_, sender side only
+    std::atomic<std::uint64_t>* received_ =
+        nullptr;              // bytes the sink has read, in a MAP_SHARED page
+    std::uint64_t sent_ = 0;  // bytes written to socket_, sender side only
 };
 
 void create_file(const std::string& path, std::uint64_t size) {
@@ -167,7 +168,8 @@ void create_file(const std::string& path, std::uint64_t size) {
     std::uint64_t state = 0x7472616e73666572ULL + size;  // "transfer"
     for (std::uint64_t off = 0; off < size; off += kFillChunkBytes) {
         for (auto& w : chunk) w = (state += 0x9e3779b97f4a7c15ULL) * 0xbf58476d1ce4e5b9ULL;
-        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kFillChunkBytes, size - off));
+        const std::size_t n =
+            static_cast<std::size_t>(std::min<std::uint64_t>(kFillChunkBytes, size - off));
         f.write_at(off, std::as_bytes(std::span(chunk)).first(n));
     }
     f.datasync();
@@ -232,7 +234,8 @@ struct Config {
 Json make_row(const Config& c, const Row& r) {
     const Tally& t = r.tally;
     std::vector<double> gbps;
-    const double bytes_per_rep = static_cast<double>(t.bytes) / static_cast<double>(t.seconds.size());
+    const double bytes_per_rep =
+        static_cast<double>(t.bytes) / static_cast<double>(t.seconds.size());
     for (double s : t.seconds) gbps.push_back(bytes_per_rep / s / 1e9);
     const Summary g = summarize(gbps);
     Json row;
@@ -258,8 +261,10 @@ Json make_row(const Config& c, const Row& r) {
         row["pair_cpu_s_per_gb"] = (t.cpu_seconds + t.receiver_cpu_seconds) / gb;
     }
     row["syscalls_per_mb"] =
-        t.syscalls ? Json(static_cast<double>(*t.syscalls) / (static_cast<double>(t.bytes) / 1e6)) : Json(nullptr);
-    row["switches_per_rep"] = static_cast<double>(t.switches) / static_cast<double>(t.seconds.size());
+        t.syscalls ? Json(static_cast<double>(*t.syscalls) / (static_cast<double>(t.bytes) / 1e6))
+                   : Json(nullptr);
+    row["switches_per_rep"] =
+        static_cast<double>(t.switches) / static_cast<double>(t.seconds.size());
     row["ratio_gbps"] = nullptr;
     row["ratio_cpu"] = nullptr;
     row["transfers_per_rep"] = r.transfers;
@@ -281,9 +286,11 @@ std::vector<Json> run_config(Context& ctx, const Config& c, const std::string& s
     if (c.destination == "socket") methods.push_back(TransferMethod::MsgZerocopy);
     const std::uint64_t per_rep = quick ? kQuickBytesPerRepetition : kFullBytesPerRepetition;
     std::uint64_t transfers = std::clamp<std::uint64_t>(
-        per_rep / c.size, 1, quick ? kQuickMaxTransfersPerRepetition : kFullMaxTransfersPerRepetition);
+        per_rep / c.size, 1,
+        quick ? kQuickMaxTransfersPerRepetition : kFullMaxTransfersPerRepetition);
     if (c.cold) transfers = std::min(transfers, kMaxColdTransfersPerRepetition);
-    for (TransferMethod m : methods) rows.push_back({std::string(method_name(m)), m, {}, transfers});
+    for (TransferMethod m : methods)
+        rows.push_back({std::string(method_name(m)), m, {}, transfers});
     if (c.destination == "file") {
         rows.push_back({kCpRow, std::nullopt, {}, std::min(transfers, kMaxCpPerRepetition)});
     }
@@ -297,49 +304,55 @@ std::vector<Json> run_config(Context& ctx, const Config& c, const std::string& s
 
     std::vector<Trial> trials;
     for (Row& row : rows) {
-        trials.push_back({row.method, [&, r = &row]() -> double {
-            double seconds = 0;
-            const bool to_socket = c.destination == "socket";
-            const double receiver_cpu_before = to_socket ? sink.cpu_seconds() : 0;
-            for (std::uint64_t i = 0; i < r->transfers; ++i) {
-                if (c.cold) (void)evict(source, false);
-                if (c.destination == "file") destination.resize(0);  // drops last copy's dirty pages
-                if (!r->transfer) {
-                    seconds += run_cp(src_path, cp_path, r->tally);
-                    r->tally.bytes += c.size;
-                    continue;
-                }
-                TransferOptions o;
-                o.method = *r->transfer;
-                o.measure_cache = false;
-                TransferStats s = transfer({source.fd(), src_path}, {dst_fd, dst_name}, o);
-                seconds += s.wall_seconds;
-                if (to_socket) sink.sent(s.bytes);
-                r->tally.cpu_seconds += s.cpu_seconds;
-                r->tally.bytes += s.bytes;
-                *r->tally.syscalls += s.syscalls;
-                r->tally.switches += s.voluntary_switches + s.involuntary_switches;
-                r->tally.used = s.used;
-                if (!s.fallbacks.empty()) r->tally.fallback = s.fallbacks.back().reason;
-            }
-            r->tally.seconds.push_back(seconds);
-            if (to_socket) {
-                // Untimed for GB/s: the sender is done; the sink drains what
-                // the socket buffers still hold, and its CPU is charged here.
-                const auto drain = Clock::now();
-                sink.wait_drained();
-                r->tally.e2e_seconds.push_back(seconds + seconds_since(drain));
-                r->tally.receiver_cpu_seconds += sink.cpu_seconds() - receiver_cpu_before;
-            }
-            return seconds;
-        }, {}});
+        trials.push_back(
+            {row.method,
+             [&, r = &row]() -> double {
+                 double seconds = 0;
+                 const bool to_socket = c.destination == "socket";
+                 const double receiver_cpu_before = to_socket ? sink.cpu_seconds() : 0;
+                 for (std::uint64_t i = 0; i < r->transfers; ++i) {
+                     if (c.cold) (void)evict(source, false);
+                     if (c.destination == "file")
+                         destination.resize(0);  // drops last copy's dirty pages
+                     if (!r->transfer) {
+                         seconds += run_cp(src_path, cp_path, r->tally);
+                         r->tally.bytes += c.size;
+                         continue;
+                     }
+                     TransferOptions o;
+                     o.method = *r->transfer;
+                     o.measure_cache = false;
+                     TransferStats s = transfer({source.fd(), src_path}, {dst_fd, dst_name}, o);
+                     seconds += s.wall_seconds;
+                     if (to_socket) sink.sent(s.bytes);
+                     r->tally.cpu_seconds += s.cpu_seconds;
+                     r->tally.bytes += s.bytes;
+                     *r->tally.syscalls += s.syscalls;
+                     r->tally.switches += s.voluntary_switches + s.involuntary_switches;
+                     r->tally.used = s.used;
+                     if (!s.fallbacks.empty()) r->tally.fallback = s.fallbacks.back().reason;
+                 }
+                 r->tally.seconds.push_back(seconds);
+                 if (to_socket) {
+                     // Untimed for GB/s: the sender is done; the sink drains what
+                     // the socket buffers still hold, and its CPU is charged here.
+                     const auto drain = Clock::now();
+                     sink.wait_drained();
+                     r->tally.e2e_seconds.push_back(seconds + seconds_since(drain));
+                     r->tally.receiver_cpu_seconds += sink.cpu_seconds() - receiver_cpu_before;
+                 }
+                 return seconds;
+             },
+             {}});
     }
     if (!rows.back().transfer) rows.back().tally.syscalls = std::nullopt;
     const int warmup = c.cold || quick ? 0 : 1;
     run_interleaved(trials, rounds, warmup, [&](int r, int n) {
-        ctx.progress(fmt::format("{} -> {}, {}, {}: round {}/{}", format_bytes(c.size), c.destination,
-                                 c.cold ? "cold" : "hot", transfers > 1 ? fmt::format("{} transfers each", transfers) : "1 transfer each",
-                                 r + 1, n));
+        ctx.progress(fmt::format(
+            "{} -> {}, {}, {}: round {}/{}", format_bytes(c.size), c.destination,
+            c.cold ? "cold" : "hot",
+            transfers > 1 ? fmt::format("{} transfers each", transfers) : "1 transfer each", r + 1,
+            n));
     });
     std::error_code ec;
     std::filesystem::remove(cp_path, ec);
@@ -356,11 +369,13 @@ std::vector<Json> run_config(Context& ctx, const Config& c, const std::string& s
             t.cpu_seconds *= keep;
             t.receiver_cpu_seconds *= keep;
             t.bytes = static_cast<std::uint64_t>(static_cast<double>(t.bytes) * keep);
-            if (t.syscalls) *t.syscalls = static_cast<std::uint64_t>(static_cast<double>(*t.syscalls) * keep);
+            if (t.syscalls)
+                *t.syscalls = static_cast<std::uint64_t>(static_cast<double>(*t.syscalls) * keep);
             t.switches = static_cast<long>(static_cast<double>(t.switches) * keep);
             t.seconds.erase(t.seconds.begin(), t.seconds.begin() + static_cast<long>(extra));
             if (!t.e2e_seconds.empty()) {
-                t.e2e_seconds.erase(t.e2e_seconds.begin(), t.e2e_seconds.begin() + static_cast<long>(extra));
+                t.e2e_seconds.erase(t.e2e_seconds.begin(),
+                                    t.e2e_seconds.begin() + static_cast<long>(extra));
             }
         }
         out.push_back(make_row(c, row));
@@ -371,7 +386,8 @@ std::vector<Json> run_config(Context& ctx, const Config& c, const std::string& s
         const double base_cpu = base["cpu_s_per_gb"];
         if (base_cpu > 0) row["ratio_cpu"] = row["cpu_s_per_gb"].get<double>() / base_cpu;
         if (!base["pair_cpu_s_per_gb"].is_null() && base["pair_cpu_s_per_gb"].get<double>() > 0) {
-            row["ratio_pair_cpu"] = row["pair_cpu_s_per_gb"].get<double>() / base["pair_cpu_s_per_gb"].get<double>();
+            row["ratio_pair_cpu"] =
+                row["pair_cpu_s_per_gb"].get<double>() / base["pair_cpu_s_per_gb"].get<double>();
         }
     }
     return out;
@@ -397,15 +413,18 @@ std::vector<Json> page_cache_phase(Context& ctx, std::uint64_t size, Sink& sink,
     File source = File::open(path);
     std::vector<Json> rows;
     for (TransferMethod m : {TransferMethod::Direct, TransferMethod::Sendfile}) {
-        ctx.progress(fmt::format("page cache: {} cold file by {}", format_bytes(size), method_name(m)));
+        ctx.progress(
+            fmt::format("page cache: {} cold file by {}", format_bytes(size), method_name(m)));
         (void)evict(source, true);
         TransferOptions o;
         o.method = m;
         TransferStats s = transfer({source.fd(), path}, {sink.fd(), "127.0.0.1 sink"}, o);
         sink.sent(s.bytes);
         sink.wait_drained();
-        const double before = 100.0 * static_cast<double>(*s.resident_before) / static_cast<double>(*s.source_pages);
-        const double after = 100.0 * static_cast<double>(*s.resident_after) / static_cast<double>(*s.source_pages);
+        const double before =
+            100.0 * static_cast<double>(*s.resident_before) / static_cast<double>(*s.source_pages);
+        const double after =
+            100.0 * static_cast<double>(*s.resident_after) / static_cast<double>(*s.source_pages);
         Json row;
         row["method"] = std::string(method_name(m));
         row["used"] = std::string(method_name(s.used));
@@ -427,10 +446,12 @@ std::vector<Json> page_cache_phase(Context& ctx, std::uint64_t size, Sink& sink,
                {"sendfile_resident_after_percent", buffered_after},
                {"met", met}};
     notes.push_back(fmt::format(
-        "page cache: a cold {} file sent by direct left {:.2f}% of itself cached (target < {:.0f}%: "
+        "page cache: a cold {} file sent by direct left {:.2f}% of itself cached (target < "
+        "{:.0f}%: "
         "{}), by sendfile {:.1f}%{}",
         format_bytes(size), direct_after, kTargetDirectResidentPercent, met ? "met" : "NOT met",
-        buffered_after, ctx.options.quick ? " (--quick: 256 MiB instead of the 4 GiB of the full run)" : ""));
+        buffered_after,
+        ctx.options.quick ? " (--quick: 256 MiB instead of the 4 GiB of the full run)" : ""));
     return rows;
 }
 
@@ -440,8 +461,9 @@ std::string draw_transfer_chart(const std::vector<Json>& rows, ScratchDir& scrat
     std::map<std::string, std::string> by_key;  // dest|method -> "size gbps cpu\n" lines
     for (const Json& r : rows) {
         if (r["cache"] != "hot") continue;
-        by_key[r["destination"].get<std::string>() + "|" + r["method"].get<std::string>()] += fmt::format(
-            "{} {} {}\n", r["size_bytes"].get<std::uint64_t>(), r["gbps"].get<double>(), r["cpu_s_per_gb"].get<double>());
+        by_key[r["destination"].get<std::string>() + "|" + r["method"].get<std::string>()] +=
+            fmt::format("{} {} {}\n", r["size_bytes"].get<std::uint64_t>(), r["gbps"].get<double>(),
+                        r["cpu_s_per_gb"].get<double>());
     }
     std::string data;
     for (const auto& [key, lines] : by_key) data += fmt::format("\"{}\"\n{}\n\n", key, lines);
@@ -454,13 +476,16 @@ std::string draw_transfer_chart(const std::vector<Json>& rows, ScratchDir& scrat
             const std::string title = key.substr(key.find('|') + 1);
             for (int metric = 0; metric < 2; ++metric) {
                 if (!plots[d][metric].empty()) plots[d][metric] += ", ";
-                plots[d][metric] += fmt::format("'{}' index {} using 1:{} with linespoints title '{}'", dat,
-                                                index, metric == 0 ? 2 : 3, title);
+                plots[d][metric] +=
+                    fmt::format("'{}' index {} using 1:{} with linespoints title '{}'", dat, index,
+                                metric == 0 ? 2 : 3, title);
             }
             ++index;
         }
-        std::string script = "set multiplot layout 2,2 title 'pagewire bench transfer (page cache hot)'\n";
-        script += "set logscale x 2\nset format x '%.0s%cB'\nset key left top font ',8'\nset grid\n";
+        std::string script =
+            "set multiplot layout 2,2 title 'pagewire bench transfer (page cache hot)'\n";
+        script +=
+            "set logscale x 2\nset format x '%.0s%cB'\nset key left top font ',8'\nset grid\n";
         const char* titles[2][2] = {{"file -> socket: GB/s", "file -> socket: sender CPU s/GB"},
                                     {"file -> file: GB/s", "file -> file: CPU s/GB"}};
         for (int d = 0; d < 2; ++d) {
@@ -478,12 +503,14 @@ std::string draw_transfer_chart(const std::vector<Json>& rows, ScratchDir& scrat
 SectionResult run_transfer(Context& ctx) {
     const bool quick = ctx.options.quick;
     const std::vector<std::uint64_t>& sizes = quick ? kQuickSizes : kFullSizes;
-    const int rounds = ctx.options.repetitions > 0 ? ctx.options.repetitions : (quick ? kQuickRounds : kFullRounds);
+    const int rounds = ctx.options.repetitions > 0 ? ctx.options.repetitions
+                                                   : (quick ? kQuickRounds : kFullRounds);
     ::signal(SIGPIPE, SIG_IGN);
 
     SectionResult result;
     result.title = fmt::format(
-        "transfer: file -> TCP socket on 127.0.0.1 and file -> file, hot and cold (GB/s median of {} "
+        "transfer: file -> TCP socket on 127.0.0.1 and file -> file, hot and cold (GB/s median of "
+        "{} "
         "interleaved repetitions; sender CPU s/GB and ratios to read-write of the same row group)",
         rounds);
     result.columns = {
@@ -516,7 +543,8 @@ SectionResult run_transfer(Context& ctx) {
     for (const char* destination : {"socket", "file"}) {
         for (std::uint64_t size : sizes) {
             for (bool cold : {false, true}) {
-                for (Json& row : run_config(ctx, {destination, size, cold}, files[size], dst, sink, rounds)) {
+                for (Json& row :
+                     run_config(ctx, {destination, size, cold}, files[size], dst, sink, rounds)) {
                     result.rows.push_back(std::move(row));
                 }
             }
@@ -532,17 +560,22 @@ SectionResult run_transfer(Context& ctx) {
     const std::uint64_t largest = sizes.back();
     if (const Json* sf = find_row(result.rows, "socket", largest, "hot", "sendfile")) {
         const double ratio = (*sf)["ratio_cpu"];
-        const double pair_ratio = (*sf)["ratio_pair_cpu"].is_null() ? 0.0 : (*sf)["ratio_pair_cpu"].get<double>();
+        const double pair_ratio =
+            (*sf)["ratio_pair_cpu"].is_null() ? 0.0 : (*sf)["ratio_pair_cpu"].get<double>();
         const bool met = ratio <= kTargetSendfileCpuRatio;
-        verdicts["sendfile_cpu"] = {{"size", format_bytes(largest)}, {"ratio", ratio},
-                                    {"pair_ratio", pair_ratio}, {"met", met}};
+        verdicts["sendfile_cpu"] = {{"size", format_bytes(largest)},
+                                    {"ratio", ratio},
+                                    {"pair_ratio", pair_ratio},
+                                    {"met", met}};
         const Json& rw = *find_row(result.rows, "socket", largest, "hot", "read-write");
-        result.notes.push_back(fmt::format(
-            "sendfile sender CPU/GB, {} hot: {:.3f} s/GB = {:.2f}x read-write's {:.3f} (target <= {:.2f}x: {}); "
-            "sender + receiver: {:.3f} vs {:.3f} s/GB = {:.2f}x",
-            format_bytes(largest), (*sf)["cpu_s_per_gb"].get<double>(), ratio, rw["cpu_s_per_gb"].get<double>(),
-            kTargetSendfileCpuRatio, met ? "met" : "NOT met", (*sf)["pair_cpu_s_per_gb"].get<double>(),
-            rw["pair_cpu_s_per_gb"].get<double>(), pair_ratio));
+        result.notes.push_back(
+            fmt::format("sendfile sender CPU/GB, {} hot: {:.3f} s/GB = {:.2f}x read-write's {:.3f} "
+                        "(target <= {:.2f}x: {}); "
+                        "sender + receiver: {:.3f} vs {:.3f} s/GB = {:.2f}x",
+                        format_bytes(largest), (*sf)["cpu_s_per_gb"].get<double>(), ratio,
+                        rw["cpu_s_per_gb"].get<double>(), kTargetSendfileCpuRatio,
+                        met ? "met" : "NOT met", (*sf)["pair_cpu_s_per_gb"].get<double>(),
+                        rw["pair_cpu_s_per_gb"].get<double>(), pair_ratio));
     }
     Json socket_speed = Json::array();
     for (std::uint64_t size : sizes) {
@@ -552,10 +585,13 @@ SectionResult run_transfer(Context& ctx) {
             if (sf == nullptr) continue;
             const double ratio = (*sf)["ratio_gbps"];
             const bool met = ratio >= kTargetSocketSpeedup;
-            socket_speed.push_back({{"size", format_bytes(size)}, {"cache", cache}, {"ratio", ratio}, {"met", met}});
-            result.notes.push_back(fmt::format("file -> socket {} {}: sendfile {:.2f} GB/s = {:.2f}x read-write (target >= {:.1f}x: {})",
-                                               format_bytes(size), cache, (*sf)["gbps"].get<double>(), ratio,
-                                               kTargetSocketSpeedup, met ? "met" : "NOT met"));
+            socket_speed.push_back(
+                {{"size", format_bytes(size)}, {"cache", cache}, {"ratio", ratio}, {"met", met}});
+            result.notes.push_back(
+                fmt::format("file -> socket {} {}: sendfile {:.2f} GB/s = {:.2f}x read-write "
+                            "(target >= {:.1f}x: {})",
+                            format_bytes(size), cache, (*sf)["gbps"].get<double>(), ratio,
+                            kTargetSocketSpeedup, met ? "met" : "NOT met"));
         }
     }
     verdicts["sendfile_speed"] = socket_speed;
@@ -569,26 +605,35 @@ SectionResult run_transfer(Context& ctx) {
             const double ratio = (*cfr)["ratio_gbps"];
             const double to_cp = (*cfr)["gbps"].get<double>() / (*cp)["gbps"].get<double>();
             const bool met = ratio >= kTargetCopyFileRangeSpeedup && to_cp >= 1.0;
-            cfr_speed.push_back({{"size", format_bytes(size)}, {"cache", cache}, {"ratio", ratio},
-                                 {"ratio_to_cp", to_cp}, {"met", met}});
-            result.notes.push_back(fmt::format(
-                "file -> file {} {}: copy-file-range {:.2f} GB/s = {:.2f}x read-write, {:.2f}x cp (target >= {:.1f}x and >= cp: {})",
-                format_bytes(size), cache, (*cfr)["gbps"].get<double>(), ratio, to_cp,
-                kTargetCopyFileRangeSpeedup, met ? "met" : "NOT met"));
+            cfr_speed.push_back({{"size", format_bytes(size)},
+                                 {"cache", cache},
+                                 {"ratio", ratio},
+                                 {"ratio_to_cp", to_cp},
+                                 {"met", met}});
+            result.notes.push_back(
+                fmt::format("file -> file {} {}: copy-file-range {:.2f} GB/s = {:.2f}x read-write, "
+                            "{:.2f}x cp (target >= {:.1f}x and >= cp: {})",
+                            format_bytes(size), cache, (*cfr)["gbps"].get<double>(), ratio, to_cp,
+                            kTargetCopyFileRangeSpeedup, met ? "met" : "NOT met"));
         }
     }
     verdicts["copy_file_range_speed"] = cfr_speed;
 
     Json page_cache_verdict;
-    const std::vector<Json> cache_rows = page_cache_phase(
-        ctx, quick ? kQuickPageCacheFileBytes : kFullPageCacheFileBytes, sink, page_cache_verdict, result.notes);
+    const std::vector<Json> cache_rows =
+        page_cache_phase(ctx, quick ? kQuickPageCacheFileBytes : kFullPageCacheFileBytes, sink,
+                         page_cache_verdict, result.notes);
     verdicts["page_cache"] = page_cache_verdict;
 
     result.notes.push_back(draw_transfer_chart(result.rows, ctx.scratch));
     result.notes.push_back(
-        "time is the sender's: until the last byte is in the socket buffer or the destination's page "
-        "cache; CPU is the sending thread's (CLOCK_THREAD_CPUTIME_ID; cp: getrusage RUSAGE_CHILDREN, "
-        "process start included, tick-granular); rcv CPU is the sink process's (schedstat), pair = sender + sink; direct reads bypass the page cache, so its hot and cold rows both read the disk");
+        "time is the sender's: until the last byte is in the socket buffer or the destination's "
+        "page "
+        "cache; CPU is the sending thread's (CLOCK_THREAD_CPUTIME_ID; cp: getrusage "
+        "RUSAGE_CHILDREN, "
+        "process start included, tick-granular); rcv CPU is the sink process's (schedstat), pair = "
+        "sender + sink; direct reads bypass the page cache, so its hot and cold rows both read the "
+        "disk");
     Json summary;
     summary["sizes"] = Json::array();
     for (std::uint64_t s : sizes) summary["sizes"].push_back(s);
@@ -606,10 +651,11 @@ SectionResult run_transfer(Context& ctx) {
 }  // namespace
 
 Section transfer_section() {
-    return {"transfer",
-            "seed 003's table: read-write vs mmap-write, sendfile, splice, copy_file_range, io_uring, "
-            "direct, MSG_ZEROCOPY to a socket and a file, hot and cold; cp",
-            run_transfer};
+    return {
+        "transfer",
+        "seed 003's table: read-write vs mmap-write, sendfile, splice, copy_file_range, io_uring, "
+        "direct, MSG_ZEROCOPY to a socket and a file, hot and cold; cp",
+        run_transfer};
 }
 
 }  // namespace pagewire::bench

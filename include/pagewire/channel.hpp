@@ -1,14 +1,13 @@
 // pagewire::Channel — a bounded message channel between processes, in a POSIX
 // shared memory segment, with a zero-copy loan API.
 #pragma once
-#include <pagewire/config.hpp>
-
 #include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <pagewire/config.hpp>
 #include <pagewire/segment.hpp>
 #include <span>
 #include <string>
@@ -49,7 +48,7 @@ enum class ChannelRole { Producer, Consumer, Observer };
 const char* channel_role_name(ChannelRole role) noexcept;  // "producer", "consumer", "observer"
 
 // Outcome of a hot-path call; look at it.
-enum class [[nodiscard]] ChannelStatus {
+enum class [[nodiscard]] ChannelStatus{
     Ok,
     Empty,      // nothing to receive now
     Full,       // no free slot now

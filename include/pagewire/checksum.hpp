@@ -2,10 +2,9 @@
 // and `pagewire recv` put on the wire, and the guarded way to compute it over
 // a file's pages.
 #pragma once
-#include <pagewire/config.hpp>
-
 #include <cstddef>
 #include <cstdint>
+#include <pagewire/config.hpp>
 #include <pagewire/file.hpp>
 #include <pagewire/guard.hpp>
 

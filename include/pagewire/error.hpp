@@ -1,8 +1,7 @@
 // pagewire::Error — the one error type thrown by pagewire's setup and cold paths.
 #pragma once
-#include <pagewire/config.hpp>
-
 #include <cerrno>
+#include <pagewire/config.hpp>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -15,7 +14,7 @@ namespace pagewire {
 // `detail` replaces the errno text when the kernel's wording would not explain
 // the failure (e.g. "offset 4096 is past end of file (size 100)").
 class Error : public std::system_error {
-public:
+  public:
     Error(std::string operation, std::string path, int err, std::string detail = {});
 
     const std::string& operation() const noexcept { return operation_; }
@@ -25,7 +24,7 @@ public:
     // the errno text after it).
     const char* what() const noexcept override { return line_.c_str(); }
 
-private:
+  private:
     std::string operation_;
     std::string path_;
     std::string line_;

@@ -1,10 +1,9 @@
 // pagewire::Event — futex-based wait/notify across processes, spin-then-sleep.
 #pragma once
-#include <pagewire/config.hpp>
-
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <pagewire/config.hpp>
 
 namespace pagewire {
 
@@ -20,7 +19,7 @@ namespace pagewire {
 // microseconds; when the peer answers within the spin time the waiter never
 // sleeps. Spinning burns its CPU, so keep it short (0 disables it).
 class Event {
-public:
+  public:
     enum class Mode : std::uint32_t {
         AutoReset,    // a successful wait consumes the signal; set() wakes one waiter
         ManualReset,  // stays set until reset(); set() wakes every waiter
@@ -48,7 +47,8 @@ public:
     // Waits at most `timeout` (CLOCK_MONOTONIC), spinning for min(spin, timeout) first.
     [[nodiscard]] Status wait_for(std::chrono::nanoseconds timeout) noexcept;
     // As wait_for, with this call's own spin time.
-    [[nodiscard]] Status wait_for(std::chrono::nanoseconds timeout, std::chrono::nanoseconds spin) noexcept;
+    [[nodiscard]] Status wait_for(std::chrono::nanoseconds timeout,
+                                  std::chrono::nanoseconds spin) noexcept;
 
     // The spin time every process's waits use (stored in the shared memory).
     std::chrono::nanoseconds spin() const noexcept;
@@ -56,14 +56,14 @@ public:
 
     static constexpr std::chrono::nanoseconds kForever = std::chrono::nanoseconds::max();
 
-private:
+  private:
     Event() = default;
     bool try_consume() noexcept;
 
-    std::atomic<std::uint32_t> word_{0};     // the futex word: 1 set, 0 clear
+    std::atomic<std::uint32_t> word_{0};      // the futex word: 1 set, 0 clear
     std::atomic<std::uint32_t> sleepers_{0};  // waiters in (or entering) FUTEX_WAIT
-    std::uint32_t mode_ = 0;                   // Mode
-    std::uint32_t magic_ = 0;                  // kMagic once initialized
+    std::uint32_t mode_ = 0;                  // Mode
+    std::uint32_t magic_ = 0;                 // kMagic once initialized
     std::atomic<std::int64_t> spin_ns_{0};
 };
 

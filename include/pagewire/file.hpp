@@ -1,14 +1,13 @@
 // pagewire::File — an open regular file with the operations mapping needs.
 #pragma once
-#include <pagewire/config.hpp>
-
-#include <pagewire/unique_fd.hpp>
+#include <sys/types.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <pagewire/config.hpp>
+#include <pagewire/unique_fd.hpp>
 #include <span>
 #include <string>
-#include <sys/types.h>
 
 namespace pagewire {
 
@@ -28,7 +27,7 @@ enum class CreateMode {
 // calls are (positional I/O only; there is no shared file offset in use).
 // Every failure throws pagewire::Error naming the operation and the path.
 class File {
-public:
+  public:
     // Opens an existing file: a regular file or a block device. Directories are
     // refused with EISDIR; FIFOs, sockets and character devices with EINVAL
     // ("not a regular file (a FIFO)"), without waiting for a FIFO's writer.
@@ -44,12 +43,12 @@ public:
     const std::string& path() const noexcept { return path_; }
     bool writable() const noexcept { return writable_; }
 
-    std::uint64_t size() const;                    // fstat st_size
+    std::uint64_t size() const;  // fstat st_size
     // False for a file whose size the kernel does not report: size 0 on a
     // pseudo filesystem (/proc/cpuinfo, /proc/self/status) while reads return
     // content. Such a file cannot be mapped; read it as a stream.
     bool size_known() const;
-    void resize(std::uint64_t new_size);           // ftruncate: grows sparse or shrinks
+    void resize(std::uint64_t new_size);  // ftruncate: grows sparse or shrinks
     // Reserves disk blocks for [offset, offset+length) (posix_fallocate), growing
     // the file if needed, so later writes through a mapping cannot hit ENOSPC.
     void allocate(std::uint64_t offset, std::uint64_t length);
@@ -61,12 +60,12 @@ public:
     std::size_t read_at(std::uint64_t offset, std::span<std::byte> out) const;
     void write_at(std::uint64_t offset, std::span<const std::byte> in);
 
-private:
+  private:
     File(UniqueFd fd, std::string path, bool writable)
         : fd_(std::move(fd)), path_(std::move(path)), writable_(writable) {}
 
-    UniqueFd fd_;        // open, O_CLOEXEC
-    std::string path_;   // as given by the caller, for messages only
+    UniqueFd fd_;       // open, O_CLOEXEC
+    std::string path_;  // as given by the caller, for messages only
     bool writable_ = false;
 };
 

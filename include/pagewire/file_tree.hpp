@@ -2,11 +2,10 @@
 // directories recursively the way vmtouch and du do; the tree walker of
 // `pagewire cache` (S17), usable for any per-file job.
 #pragma once
-#include <pagewire/config.hpp>
-
 #include <sys/stat.h>
 
 #include <cstdint>
+#include <pagewire/config.hpp>
 #include <pagewire/file.hpp>
 #include <string>
 #include <string_view>

@@ -4,13 +4,12 @@
 // They add no policy: the result and errno are the system call's.
 // Thread-safe (they hold no state).
 #pragma once
-#include <pagewire/config.hpp>
-
 #include <sys/types.h>
 
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <pagewire/config.hpp>
 
 namespace pagewire {
 

@@ -3,13 +3,12 @@
 // their 20-digit base offset (.log), each with a sparse offset index (.index)
 // and a time index (.timeindex).
 #pragma once
-#include <pagewire/config.hpp>
-
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <pagewire/config.hpp>
 #include <pagewire/error.hpp>
 #include <span>
 #include <string>

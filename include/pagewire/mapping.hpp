@@ -1,15 +1,13 @@
 // pagewire::Mapping — a memory mapping of a file or of anonymous memory.
 #pragma once
-#include <pagewire/config.hpp>
-
-#include <pagewire/file.hpp>
-#include <pagewire/guard.hpp>
-#include <pagewire/unique_fd.hpp>
-
 #include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <pagewire/config.hpp>
+#include <pagewire/file.hpp>
+#include <pagewire/guard.hpp>
+#include <pagewire/unique_fd.hpp>
 #include <span>
 #include <string>
 #include <string_view>
@@ -80,7 +78,7 @@ enum class Advice {
 // is an error (EINVAL); an empty file maps as an empty view (any offset other
 // than 0 is past its end).
 class Mapping {
-public:
+  public:
     static constexpr std::size_t kToEnd = std::numeric_limits<std::size_t>::max();
 
     // Maps [offset, offset+length) of an open file. The file must be open for
@@ -117,8 +115,10 @@ public:
     Access access() const noexcept { return access_; }
     bool writable() const noexcept { return access_ != Access::ReadOnly; }
     bool is_anonymous() const noexcept { return anonymous_; }
-    std::uint64_t file_offset() const noexcept { return offset_; }  // offset of data()[0] in the file
-    const std::string& name() const noexcept { return name_; }      // path, or "[anonymous]"
+    std::uint64_t file_offset() const noexcept {
+        return offset_;
+    }                                                           // offset of data()[0] in the file
+    const std::string& name() const noexcept { return name_; }  // path, or "[anonymous]"
 
     // Typed view of fixed-size records (S4). Throws Error(EINVAL) when the view's
     // size is not a whole number of records or data() is not aligned for T
@@ -168,7 +168,7 @@ public:
 
     static std::size_t page_size() noexcept;
 
-private:
+  private:
     void check_records(std::size_t record_size, std::size_t record_align) const;
     void unmap() noexcept;
     std::byte* page_start() const noexcept { return data_ - delta_; }
@@ -180,12 +180,12 @@ private:
     std::size_t delta_ = 0;      // offset_ modulo the page size
     std::uint64_t offset_ = 0;   // file offset of data_[0]
     Access access_ = Access::ReadOnly;
-    std::size_t granule_ = 0;    // page size the kernel maps with: base or huge page size
-    int map_flags_ = 0;          // MAP_SHARED/MAP_PRIVATE (+ MAP_ANONYMOUS, MAP_HUGETLB), for resize
-    bool anonymous_ = false;     // not a file the caller named (shared anonymous memory is a memfd)
-    UniqueFd fd_;                // file's descriptor (a duplicate), the memfd behind shared
-                                 // anonymous memory, or invalid for private anonymous memory
-    std::string name_;           // for error messages
+    std::size_t granule_ = 0;  // page size the kernel maps with: base or huge page size
+    int map_flags_ = 0;        // MAP_SHARED/MAP_PRIVATE (+ MAP_ANONYMOUS, MAP_HUGETLB), for resize
+    bool anonymous_ = false;   // not a file the caller named (shared anonymous memory is a memfd)
+    UniqueFd fd_;              // file's descriptor (a duplicate), the memfd behind shared
+                               // anonymous memory, or invalid for private anonymous memory
+    std::string name_;         // for error messages
 };
 
 // Writes all n bytes at `data`, memory mapped from `source` (a file or a

@@ -9,18 +9,17 @@
 // ".NAME.pagewire-XXXXXX" beside the destination, never a partial destination.
 // One instance at a time per process; not thread-safe.
 #pragma once
-#include <pagewire/config.hpp>
-
-#include <pagewire/file.hpp>
+#include <sys/types.h>
 
 #include <optional>
+#include <pagewire/config.hpp>
+#include <pagewire/file.hpp>
 #include <string>
-#include <sys/types.h>
 
 namespace pagewire {
 
 class OutputFile {
-public:
+  public:
     // Creates the temporary file. Fails early (EEXIST) when `path` exists and
     // !overwrite; `mode` is applied to the temporary file (mkstemp makes 0600)
     // before any byte is written. Throws pagewire::Error naming `path`.
@@ -36,13 +35,13 @@ public:
     // fsync: call file().sync() first where the data must survive a power loss.
     void commit();
 
-private:
+  private:
     void discard() noexcept;  // removes the temporary file, if any
 
-    std::string path_;            // the destination
-    std::string temporary_;       // the temporary file while not committed, else empty
+    std::string path_;       // the destination
+    std::string temporary_;  // the temporary file while not committed, else empty
     bool overwrite_;
-    std::optional<File> file_;    // the open temporary file
+    std::optional<File> file_;  // the open temporary file
 };
 
 }  // namespace pagewire

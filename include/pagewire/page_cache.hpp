@@ -1,14 +1,12 @@
 // Page-cache residency and control for files: how much of a file is in RAM,
 // and evicting, warming or locking it (seeds 001–003, S17).
 #pragma once
-#include <pagewire/config.hpp>
-
-#include <pagewire/file.hpp>
-#include <pagewire/mapping.hpp>
-
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <pagewire/config.hpp>
+#include <pagewire/file.hpp>
+#include <pagewire/mapping.hpp>
 #include <string>
 #include <vector>
 
@@ -30,8 +28,8 @@ struct CacheStat {
 
 // How cache_stat gets its numbers.
 enum class CacheProbe {
-    Auto,      // cachestat(2) when the kernel has it, else mincore
-    Mincore,   // map the file and ask mincore(2): works everywhere, no dirty counts
+    Auto,     // cachestat(2) when the kernel has it, else mincore
+    Mincore,  // map the file and ask mincore(2): works everywhere, no dirty counts
 };
 
 inline constexpr std::uint64_t kWholeFile = std::numeric_limits<std::uint64_t>::max();
@@ -68,12 +66,12 @@ CacheStat warm(const File& file, std::uint64_t offset = 0, std::uint64_t length 
 // Keeps a whole file's pages in RAM (mmap + mlock) for as long as it lives.
 // Move-only. RLIMIT_MEMLOCK applies to unprivileged users.
 class CacheLock {
-public:
+  public:
     explicit CacheLock(const File& file);
     std::uint64_t bytes() const noexcept { return mapping_.size(); }
     const std::string& path() const noexcept { return mapping_.name(); }
 
-private:
+  private:
     Mapping mapping_;  // read-only, locked
 };
 

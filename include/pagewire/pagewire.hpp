@@ -2,9 +2,9 @@
 // pagewire_http library's and is not included here.)
 #pragma once
 
-#include <pagewire/config.hpp>
 #include <pagewire/channel.hpp>
 #include <pagewire/checksum.hpp>
+#include <pagewire/config.hpp>
 #include <pagewire/error.hpp>
 #include <pagewire/event.hpp>
 #include <pagewire/file.hpp>

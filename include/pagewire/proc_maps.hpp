@@ -2,11 +2,10 @@
 // (vm_area_struct) of /proc/PID/smaps with their resident, shared and
 // private pages (seeds 001, 002; S21).
 #pragma once
-#include <pagewire/config.hpp>
-
 #include <sys/types.h>
 
 #include <cstdint>
+#include <pagewire/config.hpp>
 #include <span>
 #include <string>
 #include <vector>
@@ -17,11 +16,11 @@ namespace pagewire {
 struct Vma {
     std::uint64_t start = 0;
     std::uint64_t end = 0;
-    std::string perms;          // e.g. "rw-s": read, write, execute, shared/private
-    std::uint64_t offset = 0;   // offset in the mapped file
-    std::string device;         // "major:minor" of the file's device
+    std::string perms;         // e.g. "rw-s": read, write, execute, shared/private
+    std::uint64_t offset = 0;  // offset in the mapped file
+    std::string device;        // "major:minor" of the file's device
     std::uint64_t inode = 0;
-    std::string path;           // file, "[heap]", "[stack]", "/memfd:x (deleted)", or "" (anonymous)
+    std::string path;  // file, "[heap]", "[stack]", "/memfd:x (deleted)", or "" (anonymous)
     std::uint64_t size = 0;
     std::uint64_t rss = 0;
     std::uint64_t pss = 0;

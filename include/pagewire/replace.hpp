@@ -1,9 +1,8 @@
 // pagewire::replace_in_place — seed 000's in-place edit of a mapped file
 // ("test" -> "map"), generalised to any lengths and to files larger than RAM (S5, S20).
 #pragma once
-#include <pagewire/config.hpp>
-
 #include <cstdint>
+#include <pagewire/config.hpp>
 #include <string>
 #include <string_view>
 

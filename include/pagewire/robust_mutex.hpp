@@ -1,10 +1,10 @@
 // pagewire::RobustMutex — a mutex in shared memory that survives its owner dying.
 #pragma once
-#include <pagewire/config.hpp>
+#include <pthread.h>
 
 #include <chrono>
 #include <cstdint>
-#include <pthread.h>
+#include <pagewire/config.hpp>
 
 namespace pagewire {
 
@@ -20,12 +20,12 @@ namespace pagewire {
 // mark_consistent() makes the mutex permanently NotRecoverable (every lock
 // says so), which is how a caller that cannot repair the data says so.
 class RobustMutex {
-public:
+  public:
     enum class Status {
-        Acquired,        // locked, the data is as the last owner left it
-        OwnerDied,       // locked, but the previous owner died holding it: repair, mark_consistent()
-        Busy,            // try_lock only: someone else holds it
-        TimedOut,        // lock_for only: not acquired within the timeout
+        Acquired,   // locked, the data is as the last owner left it
+        OwnerDied,  // locked, but the previous owner died holding it: repair, mark_consistent()
+        Busy,       // try_lock only: someone else holds it
+        TimedOut,   // lock_for only: not acquired within the timeout
         NotRecoverable,  // an OwnerDied lock was released unrepaired; the mutex is unusable
         WouldDeadlock,   // this thread already holds it
     };
@@ -52,7 +52,7 @@ public:
     // Throws Error(EPERM) when this thread does not hold the mutex.
     void unlock();
 
-private:
+  private:
     RobustMutex() = default;
     Status translate(int rc) noexcept;
 

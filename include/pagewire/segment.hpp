@@ -1,18 +1,17 @@
 // pagewire::Segment — a shared memory segment, one API over four backends.
 #pragma once
-#include <pagewire/config.hpp>
-
-#include <pagewire/mapping.hpp>
-#include <pagewire/unique_fd.hpp>
+#include <sys/types.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <ctime>
 #include <optional>
+#include <pagewire/config.hpp>
+#include <pagewire/mapping.hpp>
+#include <pagewire/unique_fd.hpp>
 #include <span>
 #include <string>
 #include <string_view>
-#include <sys/types.h>
 #include <vector>
 
 namespace pagewire {
@@ -58,28 +57,28 @@ const char* liveness_name(Liveness liveness) noexcept;  // "yes", "no", "?"
 // What `ipcs` shows, for any backend (fields a backend lacks are 0 / -1).
 struct SegmentInfo {
     Backend backend = Backend::Posix;
-    std::string name;               // "/name", "0x0000abcd" (System V key), or a path
-    key_t key = 0;                  // System V
-    int id = -1;                    // System V shmid
-    std::uint64_t size = 0;         // bytes of the object (the kernel's size; ipcs "bytes")
-    std::uint64_t data_size = 0;    // bytes after the pagewire header (== size when raw)
-    mode_t mode = 0;                // permission bits
+    std::string name;             // "/name", "0x0000abcd" (System V key), or a path
+    key_t key = 0;                // System V
+    int id = -1;                  // System V shmid
+    std::uint64_t size = 0;       // bytes of the object (the kernel's size; ipcs "bytes")
+    std::uint64_t data_size = 0;  // bytes after the pagewire header (== size when raw)
+    mode_t mode = 0;              // permission bits
     uid_t uid = 0;
     gid_t gid = 0;
-    uid_t cuid = 0;                 // System V creator uid/gid
+    uid_t cuid = 0;  // System V creator uid/gid
     gid_t cgid = 0;
-    pid_t creator_pid = 0;          // System V shm_cpid, or the pagewire header's
-    pid_t last_pid = 0;             // System V shm_lpid (last shmat/shmdt)
-    std::time_t attach_time = 0;    // System V shm_atime
-    std::time_t detach_time = 0;    // System V shm_dtime
-    std::time_t change_time = 0;    // System V shm_ctime; mtime for files
-    long attach_count = -1;         // System V shm_nattch; POSIX/file: processes mapping it
-                                    // or holding it open, as far as /proc shows (-1: unknown)
+    pid_t creator_pid = 0;        // System V shm_cpid, or the pagewire header's
+    pid_t last_pid = 0;           // System V shm_lpid (last shmat/shmdt)
+    std::time_t attach_time = 0;  // System V shm_atime
+    std::time_t detach_time = 0;  // System V shm_dtime
+    std::time_t change_time = 0;  // System V shm_ctime; mtime for files
+    long attach_count = -1;       // System V shm_nattch; POSIX/file: processes mapping it
+                                  // or holding it open, as far as /proc shows (-1: unknown)
     // A valid pagewire header is present; nullopt when not looked at (list()
     // never attaches System V segments, so as not to change their shm_lpid/atime).
     std::optional<bool> pagewire;
-    bool marked_for_removal = false;  // System V SHM_DEST: removed once the last attach goes
-    bool locked = false;              // System V SHM_LOCKED
+    bool marked_for_removal = false;       // System V SHM_DEST: removed once the last attach goes
+    bool locked = false;                   // System V SHM_LOCKED
     Liveness creator = Liveness::Unknown;  // creator pid + start time (+ boot id) still running?
 };
 
@@ -95,7 +94,7 @@ struct SegmentInfo {
 // then size() + kHeaderSize. Creation writes the header last: an open that
 // races a creation waits up to kInitWait for it.
 class Segment {
-public:
+  public:
     static constexpr std::size_t kHeaderSize = 128;
     static constexpr std::uint32_t kLayoutVersion = 1;
     static constexpr int kInitWaitMilliseconds = 1000;
@@ -109,7 +108,8 @@ public:
     static Segment create(Backend backend, const std::string& name, std::size_t size,
                           const SegmentOptions& options = {});
     // Opens an existing segment (ENOENT if there is none). Its size comes from the segment.
-    static Segment open(Backend backend, const std::string& name, const SegmentOptions& options = {});
+    static Segment open(Backend backend, const std::string& name,
+                        const SegmentOptions& options = {});
     // Opens the segment if it exists, creates it with `size` data bytes
     // otherwise (as create(): reserved, cleaned up after a failure).
     static Segment open_or_create(Backend backend, const std::string& name, std::size_t size,
@@ -144,7 +144,7 @@ public:
     const std::string& name() const noexcept { return name_; }  // canonical: "/x", "0x..." or path
     bool created() const noexcept { return created_; }          // this handle created it
     bool writable() const noexcept { return !options_.read_only; }
-    int fd() const noexcept { return fd_.get(); }  // -1 for System V
+    int fd() const noexcept { return fd_.get(); }      // -1 for System V
     int sysv_id() const noexcept { return sysv_id_; }  // -1 unless System V
 
     SegmentInfo info() const;
@@ -160,7 +160,7 @@ public:
     // Receives a descriptor sent by send() and maps it.
     static Segment receive(int socket, const SegmentOptions& options = {});
 
-private:
+  private:
     enum class How { Create, Open, OpenOrCreate };
     static Segment make(Backend backend, const std::string& name, std::size_t size, How how,
                         const SegmentOptions& options);
@@ -176,9 +176,9 @@ private:
     std::string name_;
     SegmentOptions options_;
     bool created_ = false;
-    UniqueFd fd_;              // POSIX, memfd, file: the open object; invalid for System V
-    Mapping mapping_;          // POSIX, memfd, file: the whole object
-    int sysv_id_ = -1;         // System V shmid
+    UniqueFd fd_;                   // POSIX, memfd, file: the open object; invalid for System V
+    Mapping mapping_;               // POSIX, memfd, file: the whole object
+    int sysv_id_ = -1;              // System V shmid
     void* sysv_address_ = nullptr;  // System V: shmat's address, shmdt'ed on destruction
     std::size_t object_size_ = 0;   // bytes mapped (header + data)
     std::byte* data_ = nullptr;     // first data byte: after the header unless raw

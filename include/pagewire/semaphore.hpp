@@ -1,12 +1,12 @@
 // pagewire::Semaphore, NamedSemaphore — process-shared counting semaphores.
 #pragma once
-#include <pagewire/config.hpp>
+#include <semaphore.h>
+#include <sys/types.h>
 
 #include <chrono>
 #include <cstdint>
-#include <semaphore.h>
+#include <pagewire/config.hpp>
 #include <string>
-#include <sys/types.h>
 
 namespace pagewire {
 
@@ -21,7 +21,7 @@ enum class SemaphoreStatus {
 // memory. create_at() once, attach_at() everywhere else; neither copyable nor
 // movable. Waits retry on EINTR. Thread- and process-safe.
 class Semaphore {
-public:
+  public:
     // Initializes a semaphore with count `initial` in `where` (writable, aligned).
     static Semaphore& create_at(void* where, unsigned initial);
     // The semaphore another process initialized at `where`; Error(EPROTO) if none.
@@ -38,7 +38,7 @@ public:
     [[nodiscard]] SemaphoreStatus wait_for(std::chrono::nanoseconds timeout) noexcept;
     int value() const noexcept;  // the count now (a snapshot)
 
-private:
+  private:
     Semaphore() = default;
 
     std::uint32_t magic_ = 0;  // kMagic once initialized
@@ -48,11 +48,12 @@ private:
 // A named POSIX semaphore (sem_open, "/name" in /dev/shm as sem.name): any
 // process that knows the name can open it. Owns its sem_close; move-only.
 class NamedSemaphore {
-public:
+  public:
     // Creates a new semaphore (EEXIST if the name is taken). Mode exact (no umask).
     static NamedSemaphore create(const std::string& name, unsigned initial, mode_t mode = 0600);
     static NamedSemaphore open(const std::string& name);  // ENOENT if there is none
-    static NamedSemaphore open_or_create(const std::string& name, unsigned initial, mode_t mode = 0600);
+    static NamedSemaphore open_or_create(const std::string& name, unsigned initial,
+                                         mode_t mode = 0600);
     // sem_unlink: the name goes now, the semaphore when the last process closes it.
     static void remove(const std::string& name);
 
@@ -69,7 +70,7 @@ public:
     [[nodiscard]] SemaphoreStatus wait_for(std::chrono::nanoseconds timeout) noexcept;
     int value() const noexcept;
 
-private:
+  private:
     NamedSemaphore(sem_t* sem, std::string name) noexcept : sem_(sem), name_(std::move(name)) {}
 
     sem_t* sem_ = nullptr;  // from sem_open, sem_close'd on destruction; null when moved from

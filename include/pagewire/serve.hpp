@@ -5,11 +5,10 @@
 // pagewire_http library (src/http), which links the HTTP parser; the core
 // libpagewire does not need it.
 #pragma once
-#include <pagewire/config.hpp>
-
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <pagewire/config.hpp>
 #include <pagewire/transfer.hpp>
 #include <string>
 

@@ -2,15 +2,13 @@
 // a file, socket or pipe with one call, by a chosen method or chosen for you
 // the way nginx does with `sendfile on; aio on; directio N;` (seed 003, S14, S16, S17).
 #pragma once
-#include <pagewire/config.hpp>
-
-#include <pagewire/file.hpp>
-
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <limits>
 #include <optional>
+#include <pagewire/config.hpp>
+#include <pagewire/file.hpp>
 #include <span>
 #include <string>
 #include <string_view>
@@ -75,7 +73,7 @@ struct TransferOptions {
     bool fallback = true;            // false: an impossible method is an error, not the next method
     bool drop_source_pages = false;  // afterwards, POSIX_FADV_DONTNEED the source range
     ZeroCopySend send_zc = ZeroCopySend::Auto;  // io-uring / direct to a socket
-    bool measure_cache = true;       // fill TransferStats::resident_* (cachestat, file sources)
+    bool measure_cache = true;  // fill TransferStats::resident_* (cachestat, file sources)
     // Event loops: when a non-blocking destination is full (EAGAIN), return
     // with the bytes moved so far and TransferStats::would_block set instead
     // of poll(2)ing. Honoured by sendfile, read-write and mmap-write from a
@@ -109,7 +107,7 @@ struct TransferStats {
     double system_seconds = 0;  // scheduler ticks (0 for transfers shorter than a tick)
     long voluntary_switches = 0;
     long involuntary_switches = 0;
-    bool reflinked = false;                 // CopyFileRange shared the blocks (FICLONE)
+    bool reflinked = false;    // CopyFileRange shared the blocks (FICLONE)
     bool would_block = false;  // return_on_would_block: stopped early, the destination was full
     std::uint64_t zerocopy_completions = 0;  // MSG_ZEROCOPY / SEND_ZC sends completed
     std::uint64_t zerocopy_copied = 0;       // ... of which the kernel completed by copying

@@ -1,7 +1,6 @@
 // pagewire::UniqueFd — owns one file descriptor.
 #pragma once
 #include <pagewire/config.hpp>
-
 #include <utility>
 
 namespace pagewire {
@@ -9,7 +8,7 @@ namespace pagewire {
 // Owns a file descriptor and closes it on destruction. Move-only; not
 // thread-safe (one owner at a time, like std::unique_ptr). -1 means empty.
 class UniqueFd {
-public:
+  public:
     UniqueFd() noexcept = default;
     explicit UniqueFd(int fd) noexcept : fd_(fd) {}
     UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
@@ -28,7 +27,7 @@ public:
     // descriptor is gone either way) and takes ownership of `fd`.
     void reset(int fd = -1) noexcept;
 
-private:
+  private:
     int fd_ = -1;  // owned descriptor, or -1
 };
 

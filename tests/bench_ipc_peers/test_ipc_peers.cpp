@@ -3,13 +3,8 @@
 // fork, connect() in each child, cleanup() after both exited. Every byte and
 // the order of every message is checked, and cleanup() must leave nothing of
 // the run behind: no RouDi child, no /dev/shm entry, no scratch directory.
-#include "bench_ipc.hpp"
-
-#include <pagewire/error.hpp>
-
-#include <gtest/gtest.h>
-
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,10 +17,13 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <pagewire/error.hpp>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "bench_ipc.hpp"
 
 namespace ipc = pagewire::bench::ipc;
 namespace fs = std::filesystem;

@@ -5,7 +5,13 @@
 // the rest of the basics come from ../test_util.hpp.
 #pragma once
 
-#include "../test_util.hpp"
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -22,13 +28,7 @@
 #include <string_view>
 #include <vector>
 
-#include <fcntl.h>
-#include <linux/magic.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <sys/statfs.h>
-#include <sys/types.h>
-#include <unistd.h>
+#include "../test_util.hpp"
 
 namespace cachetest {
 
@@ -61,12 +61,12 @@ inline std::uint64_t pages_of(std::uint64_t bytes) {
 // contents on destruction. Refuses a tmpfs /var/tmp: there every file page
 // lives in the page cache until deleted, so eviction could not be tested.
 class DiskDir : public testutil::TempDir {
-public:
+  public:
     DiskDir() : TempDir(disk_template()) {}
 
     std::string operator/(std::string_view name) const { return file(name); }
 
-private:
+  private:
     static std::string disk_template() {
         struct statfs fs {};
         if (::statfs("/var/tmp", &fs) != 0) die("statfs /var/tmp");

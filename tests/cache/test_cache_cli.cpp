@@ -4,21 +4,19 @@
 // trees are not followed, hard links count once; unreadable files, missing
 // paths, FIFOs and devices are reported and skipped without hanging; a lock
 // daemon holds the pages until it is killed.
-#include "cache_test_util.hpp"
-
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <numeric>
 #include <pagewire/error.hpp>
 #include <pagewire/file.hpp>
 #include <pagewire/page_cache.hpp>
 #include <pagewire/proc_maps.hpp>
-
-#include <nlohmann/json.hpp>
-
-#include <fstream>
-#include <numeric>
 #include <regex>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "cache_test_util.hpp"
 
 using cachetest::contains;
 using cachetest::DiskDir;
@@ -31,12 +29,13 @@ namespace {
 
 const std::uint64_t kPage = cachetest::page_size();
 
-RunResult cli(std::vector<std::string> args,
-              const RunOptions& options = cachetest::run_options()) {
+RunResult cli(std::vector<std::string> args, const RunOptions& options = cachetest::run_options()) {
     return testutil::run_pagewire(std::move(args), options);
 }
 
-RunOptions within(std::chrono::milliseconds limit) { return cachetest::run_options(limit); }
+RunOptions within(std::chrono::milliseconds limit) {
+    return cachetest::run_options(limit);
+}
 
 // Parses the JSON document a `--json` run printed; fails the test on bad JSON.
 Json parse(const RunResult& r) {

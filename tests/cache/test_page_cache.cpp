@@ -2,20 +2,19 @@
 // give exactly the residency the kernel reports through mincore, and the
 // same page counts as vmtouch and util-linux fincore on the same files;
 // cachestat(2) and the mincore fallback agree; dirty pages; locked pages.
-#include "cache_test_util.hpp"
-
-#include <pagewire/error.hpp>
-#include <pagewire/mapping.hpp>
-#include <pagewire/page_cache.hpp>
-
 #include <grp.h>
 #include <sys/syscall.h>
 
 #include <cstdlib>
 #include <fstream>
 #include <numeric>
+#include <pagewire/error.hpp>
+#include <pagewire/mapping.hpp>
+#include <pagewire/page_cache.hpp>
 #include <string>
 #include <vector>
+
+#include "cache_test_util.hpp"
 
 using cachetest::DiskDir;
 using cachetest::make_file;

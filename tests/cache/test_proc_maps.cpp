@@ -3,18 +3,16 @@
 // shared, locked — and blocks; read_smaps() and `pagewire maps PID` must show
 // each with its size, permissions, resident size, lock state and file.
 // parse_smaps() refuses malformed text with EINVAL.
-#include "cache_test_util.hpp"
-
-#include <pagewire/error.hpp>
-#include <pagewire/proc_maps.hpp>
-
 #include <sys/syscall.h>
 
-#include <nlohmann/json.hpp>
-
 #include <array>
+#include <nlohmann/json.hpp>
+#include <pagewire/error.hpp>
+#include <pagewire/proc_maps.hpp>
 #include <string>
 #include <vector>
+
+#include "cache_test_util.hpp"
 
 using cachetest::contains;
 using cachetest::DiskDir;
@@ -38,7 +36,7 @@ enum Region { kAnon, kFile, kShared, kLocked, kRegions };
 // between PROT_NONE guard pages inside one reservation, so the kernel cannot
 // merge them with neighbouring mappings (malloc's anonymous memory, say).
 class MappingChild {
-public:
+  public:
     explicit MappingChild(const std::string& file_path) {
         int to_parent[2], to_child[2];
         if (::pipe2(to_parent, O_CLOEXEC) != 0 || ::pipe2(to_child, O_CLOEXEC) != 0)
@@ -75,7 +73,7 @@ public:
     pid_t pid() const { return pid_; }
     std::uint64_t start(Region r) const { return starts_[r]; }
 
-private:
+  private:
     [[noreturn]] static void child(const std::string& file_path, int report, int wait) {
         const std::uint64_t page = cachetest::page_size();
         const std::uint64_t sizes[kRegions] = {kAnonBytes, kFileBytes, kSharedBytes, kLockedBytes};

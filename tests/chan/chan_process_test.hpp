@@ -32,9 +32,8 @@ using Clock = std::chrono::steady_clock;
 
 // Creates PubSub channel `name` (capacity, max_message) with the given
 // overflow policy, opened in `role`.
-inline Channel create_pubsub(const std::string& name, std::size_t capacity,
-                             std::size_t max_message, ChannelOverflow overflow,
-                             ChannelRole role = ChannelRole::Observer) {
+inline Channel create_pubsub(const std::string& name, std::size_t capacity, std::size_t max_message,
+                             ChannelOverflow overflow, ChannelRole role = ChannelRole::Observer) {
     ChannelOptions options{ChannelKind::PubSub, capacity, max_message};
     options.overflow = overflow;
     return Channel::create(name, options, role);

@@ -38,7 +38,8 @@ std::vector<pid_t> wait_for_subscribers(const std::string& name, std::size_t cou
         std::vector<pid_t> pids;
         const nlohmann::json j = stat_json(name);
         for (const auto& p : j["peers"])
-            if (p["role"] == "subscriber" && p["alive"] == true) pids.push_back(p["pid"].get<pid_t>());
+            if (p["role"] == "subscriber" && p["alive"] == true)
+                pids.push_back(p["pid"].get<pid_t>());
         if (pids.size() >= count) return pids;
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
@@ -147,13 +148,15 @@ TEST(ChanCli, BadInputGivesOneLineErrors) {
 TEST(ChanCli, PubSubEverySubscriberGetsEveryLine) {
     const std::string name = shmtest::unique_posix_name();
     Cleanup cleanup(Backend::Posix, name);
-    RunResult r = cli({"chan", "create", name, "--kind", "pubsub", "--capacity", "4",
-                       "--max-message", "64"});
+    RunResult r =
+        cli({"chan", "create", name, "--kind", "pubsub", "--capacity", "4", "--max-message", "64"});
     ASSERT_EQ(r.exit_code(), 0) << r;
     EXPECT_TRUE(contains(r.out, "slow subscribers make the publisher wait")) << r;
     RunResult a, b;
     std::thread ta([&] { a = cli({"chan", "recv", name, "--count", "200", "--timeout", "20s"}); });
-    std::thread tb([&] { b = cli({"chan", "recv", name, "--count", "200", "--sleep", "-t", "20s"}); });
+    std::thread tb([&] {
+        b = cli({"chan", "recv", name, "--count", "200", "--sleep", "-t", "20s"});
+    });
     wait_for_subscribers(name, 2);
     std::string input;
     for (int i = 0; i < 200; ++i) input += "message " + std::to_string(i) + "\n";

@@ -3,9 +3,10 @@
 // producer, an epoll producer waiting for room while a chan_helper consumer
 // frees it, and several chan_helper consumers sleeping at once (WaitMode::Sleep)
 // that must all be woken. Named chan.<Suite>.<Case>.
-#include "chan_process_test.hpp"
 #include <sys/epoll.h>
 #include <time.h>
+
+#include "chan_process_test.hpp"
 
 namespace {
 
@@ -67,9 +68,9 @@ T median(std::vector<T> v) {
 
 // How an epoll loop fared.
 struct Sleeps {
-    int armed = 0;     // arm() said "sleep" and we did
-    int woken = 0;     // ... and epoll reported the descriptor readable
-    int timeouts = 0;  // ... and epoll timed out instead
+    int armed = 0;      // arm() said "sleep" and we did
+    int woken = 0;      // ... and epoll reported the descriptor readable
+    int timeouts = 0;   // ... and epoll timed out instead
     int not_armed = 0;  // arm() said "something is there already"
 };
 
@@ -259,7 +260,7 @@ TEST(Notify, MpmcEpollLoopsGetPastDeadPeers) {
     std::byte buf[16];
     std::size_t size = 0;
     ASSERT_EQ(consumer.try_receive(buf, size), ChannelStatus::Ok);  // frees the other slot
-    EXPECT_EQ(producer.try_send(msg), ChannelStatus::Full);  // next in line: the dead one's
+    EXPECT_EQ(producer.try_send(msg), ChannelStatus::Full);         // next in line: the dead one's
     {
         Epoll ep(producer.notify_fd());
         const auto t0 = Clock::now();
@@ -405,7 +406,8 @@ void epoll_producer(ChannelKind kind) {
               << " times waiting for room, woken by the descriptor " << s.woken << ", timed out "
               << s.timeouts << ", longest wait " << ms(longest) << " ms\n";
     EXPECT_EQ(s.timeouts, 0);
-    EXPECT_GT(s.woken, static_cast<int>(n / 4)) << "the ring was hardly ever full: the test is void";
+    EXPECT_GT(s.woken, static_cast<int>(n / 4))
+        << "the ring was hardly ever full: the test is void";
     EXPECT_LT(ms(longest), 100.0);
 }
 
@@ -470,9 +472,9 @@ void sleepers(ChannelKind kind) {
         k->wait();
     }
     std::cout << "[ info ] " << channel_kind_name(kind) << ": " << consumers
-              << " sleepers, slowest wake-up per round: median " << median(slowest)
-              << " ms, max " << *std::max_element(slowest.begin(), slowest.end()) << " ms; "
-              << late_rounds << " of " << rounds << " rounds >= 10 ms\n";
+              << " sleepers, slowest wake-up per round: median " << median(slowest) << " ms, max "
+              << *std::max_element(slowest.begin(), slowest.end()) << " ms; " << late_rounds
+              << " of " << rounds << " rounds >= 10 ms\n";
     // Lost wake-ups would leave three of four to the 20 ms re-check: a
     // round's slowest then waits ~15 ms on average.
     EXPECT_LT(median(slowest), 5.0);

@@ -182,11 +182,11 @@ void publish_all(const std::string& name, std::uint64_t n, WaitMode mode,
 
 // What one subscriber thread saw.
 struct Seen {
-    std::uint64_t received = 0;  // messages of producer 1
-    std::uint64_t lost = 0;      // sum of lost_before, the end marker's included
-    std::uint64_t last = 0;      // position of the end marker
+    std::uint64_t received = 0;    // messages of producer 1
+    std::uint64_t lost = 0;        // sum of lost_before, the end marker's included
+    std::uint64_t last = 0;        // position of the end marker
     std::uint64_t lost_total = 0;  // Channel::lost() at the end
-    std::string error;           // first problem, if any
+    std::string error;             // first problem, if any
 };
 
 // Reads until the end marker, checking each message: whole, seq ==
@@ -396,14 +396,15 @@ TEST(ChannelThreads, PubSubJoinLeaveChurn) {
                     std::string why = chantest::check_message({v.data, v.size}, m);
                     const ChannelView got = v;
                     sub.release(v);
-                    if (!why.empty()) problems[t] = why;
+                    if (!why.empty())
+                        problems[t] = why;
                     else if (k == 0 && (got.position < before || got.position > after))
                         problems[t] = "joined between " + std::to_string(before) + " and " +
                                       std::to_string(after) + " but first got " +
                                       std::to_string(got.position);
                     else if (k > 0 && got.position != expected)
-                        problems[t] = "position " + std::to_string(got.position) +
-                                      " instead of " + std::to_string(expected);
+                        problems[t] = "position " + std::to_string(got.position) + " instead of " +
+                                      std::to_string(expected);
                     else if (got.lost_before != 0 || m.seq != got.position)
                         problems[t] = "lost or foreign message at " + std::to_string(got.position);
                     if (!problems[t].empty()) break;

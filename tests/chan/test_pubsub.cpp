@@ -144,7 +144,7 @@ TEST(PubSub, OverwriteSlowSubscriberLosesAndCountsFastOneKeepsUp) {
     EXPECT_EQ(rs["last"], n);
     EXPECT_EQ(rs["received"] + rs["lost"], n) << rs.line;
     EXPECT_GT(rs["lost"], 0u) << "a 200 us/message subscriber kept up with " << n << " messages in "
-                             << took << " ms?";
+                              << took << " ms?";
     EXPECT_EQ(rf["received"] + rf["lost"], n) << rf.line;
     EXPECT_LT(rf["lost"] * 4, rs["lost"]) << rf.line << " vs " << rs.line;
     // 200 us x 20000 messages is 4 s at least for a publisher that waited for it.
@@ -153,9 +153,8 @@ TEST(PubSub, OverwriteSlowSubscriberLosesAndCountsFastOneKeepsUp) {
     EXPECT_EQ(s.lost, rs["lost"] + rf["lost"]);
     EXPECT_EQ(s.sent, n + 1);
     std::cout << "[ info ] publisher: " << took << " ms for " << n
-              << " messages; slow subscriber got " << rs["received"] << " and lost "
-              << rs["lost"] << "; fast one got " << rf["received"] << " and lost " << rf["lost"]
-              << "\n";
+              << " messages; slow subscriber got " << rs["received"] << " and lost " << rs["lost"]
+              << "; fast one got " << rf["received"] << " and lost " << rf["lost"] << "\n";
 }
 
 // This process subscribes and sits on each view for 2 ms while a
@@ -190,8 +189,8 @@ TEST(PubSub, OverwriteNeverRewritesAHeldView) {
     }
     publisher.kill9();
     int status = publisher.wait();
-    EXPECT_TRUE(WIFSIGNALED(status)) << testutil::describe_status(status) << " ("
-                                     << publisher.read_line(1) << ")";
+    EXPECT_TRUE(WIFSIGNALED(status))
+        << testutil::describe_status(status) << " (" << publisher.read_line(1) << ")";
     EXPECT_GE(pressed, views / 2) << "the publisher rarely reached the held slot: test void";
     EXPECT_EQ(sub.lost(), last + 1 - views);
 }
@@ -225,8 +224,8 @@ TEST(PubSub, JoinMidStreamAndLeave) {
     EXPECT_GE(rl["join"], 500u);
     EXPECT_LE(rl["join"], sent_when_late_joined);
     EXPECT_EQ(rl["lost"], 0u);
-    EXPECT_EQ(rl["first"], rl["join"]) << "joined at " << rl["join"] << " but first got "
-                                       << rl["first"];
+    EXPECT_EQ(rl["first"], rl["join"])
+        << "joined at " << rl["join"] << " but first got " << rl["first"];
     EXPECT_EQ(rl["last_data"], n - 1);
     EXPECT_EQ(rl["received"], n - rl["join"]);
     leaver->close_stdin();
@@ -323,8 +322,7 @@ void kill_publishers(ChannelOverflow overflow, int rounds) {
     Cleanup cleanup(Backend::Posix, name);
     create_pubsub(name, 16, 700, overflow);
     const bool block = overflow == ChannelOverflow::Block;
-    auto sub = subscriber(name, {order_arg(overflow),
-                                 block ? "hold_us=0" : "view_us=20"});
+    auto sub = subscriber(name, {order_arg(overflow), block ? "hold_us=0" : "view_us=20"});
     std::mt19937 rng(static_cast<unsigned>(::getpid()));
     const auto t0 = Clock::now();
     int busy = 0;
@@ -336,8 +334,8 @@ void kill_publishers(ChannelOverflow overflow, int rounds) {
         if (WIFEXITED(status)) {
             const std::string said = publisher.read_line(1);
             if (contains(said, "is alive")) ++busy;  // the previous one not gone?
-            ADD_FAILURE() << "publisher " << g << ": " << testutil::describe_status(status)
-                          << " (" << said << ")";
+            ADD_FAILURE() << "publisher " << g << ": " << testutil::describe_status(status) << " ("
+                          << said << ")";
             if (g > 5 && ::testing::Test::HasFailure()) break;
         }
     }
@@ -401,8 +399,9 @@ void kill_subscribers(ChannelOverflow overflow, int rounds) {
     std::this_thread::sleep_for(20ms);
     publisher.kill9();
     int status = publisher.wait();
-    EXPECT_TRUE(WIFSIGNALED(status)) << "the publisher gave up: " << testutil::describe_status(status)
-                                     << " (" << publisher.read_line(1) << ")";
+    EXPECT_TRUE(WIFSIGNALED(status))
+        << "the publisher gave up: " << testutil::describe_status(status) << " ("
+        << publisher.read_line(1) << ")";
     const std::uint64_t n = 1000;
     auto r = run_helper({"produce", name, "1", "2", std::to_string(n), "wait_ms=3000"});
     ASSERT_EQ(r.exit_code(), 0) << r;

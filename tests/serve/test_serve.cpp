@@ -124,7 +124,8 @@ TEST_F(ServeHttp, HeadHasTheHeadersAndNoBody) {
     // HEAD then GET on one connection: if HEAD sent a body, the GET's
     // response would not start where the parser expects it.
     servetest::send_all(
-        fd, "HEAD /small.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+        fd,
+        "HEAD /small.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n");
     std::string pending;
     auto head = servetest::read_response(fd, pending, true);
     ASSERT_TRUE(head);
@@ -159,7 +160,8 @@ TEST_F(ServeHttp, RangesSingleMultipleUnsatisfiableMalformed) {
     EXPECT_EQ(r.body, data_.substr(data_.size() - 5));
 
     auto multi = servetest::request(
-        server.port(), "GET /data.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=0-9, 1000-1999,-3\r\n\r\n");
+        server.port(),
+        "GET /data.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=0-9, 1000-1999,-3\r\n\r\n");
     ASSERT_TRUE(multi);
     EXPECT_EQ(multi->status, 206);
     const std::string type = multi->header("content-type");
@@ -177,13 +179,13 @@ TEST_F(ServeHttp, RangesSingleMultipleUnsatisfiableMalformed) {
         "\r\n\r\n" + data_.substr(data_.size() - 3) + "\r\n--" + boundary + "--\r\n";
     EXPECT_TRUE(multi->body == expected);
 
-    auto unsat =
-        servetest::request(server.port(), "GET /small.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=500-\r\n\r\n");
+    auto unsat = servetest::request(
+        server.port(), "GET /small.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=500-\r\n\r\n");
     ASSERT_TRUE(unsat);
     EXPECT_EQ(unsat->status, 416);
     EXPECT_EQ(unsat->header("content-range"), "bytes */" + std::to_string(small_.size()));
-    auto malformed =
-        servetest::request(server.port(), "GET /small.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=z-\r\n\r\n");
+    auto malformed = servetest::request(
+        server.port(), "GET /small.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=z-\r\n\r\n");
     ASSERT_TRUE(malformed);
     EXPECT_EQ(malformed->status, 200);
     EXPECT_EQ(malformed->body, small_);
@@ -245,7 +247,8 @@ TEST_F(ServeHttp, DirectoriesIndexAndListing) {
 TEST_F(ServeHttp, NothingOutsideTheRoot) {
     Server server(dir_.path(), {"--workers", "1"});
     auto status = [&](const std::string& target) {
-        auto r = servetest::request(server.port(), "GET " + target + " HTTP/1.1\r\nHost: t\r\n\r\n");
+        auto r =
+            servetest::request(server.port(), "GET " + target + " HTTP/1.1\r\nHost: t\r\n\r\n");
         return r ? r->status : -1;
     };
     EXPECT_EQ(status("/../outside.txt"), 400);
@@ -277,7 +280,8 @@ TEST_F(ServeHttp, ErrorStatusesAndLimits) {
         // 405 keeps the connection; the next request is answered.
         const int fd = servetest::connect_to(server.port());
         servetest::send_all(fd,
-                            "DELETE /small.txt HTTP/1.1\r\nHost: t\r\n\r\nGET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+                            "DELETE /small.txt HTTP/1.1\r\nHost: t\r\n\r\nGET /small.txt "
+                            "HTTP/1.1\r\nHost: t\r\n\r\n");
         std::string pending;
         auto r = servetest::read_response(fd, pending);
         ASSERT_TRUE(r);
@@ -302,14 +306,17 @@ TEST_F(ServeHttp, ErrorStatusesAndLimits) {
     };
     closes_with("FOO /small.txt HTTP/1.1\r\nHost: t\r\n\r\n", 405);
     closes_with("GET /small.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nbody", 400);
-    closes_with("GET /small.txt HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400);
+    closes_with("GET /small.txt HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                400);
     closes_with("GET / HTTP/1.1\r\nHost: t\r\nno colon here\r\n\r\n", 400);
     closes_with("GET /" + std::string(9000, 'a') + " HTTP/1.1\r\nHost: t\r\n\r\n", 414);
-    closes_with("GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(17 * 1024, 'b') + "\r\n\r\n", 431);
+    closes_with("GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(17 * 1024, 'b') + "\r\n\r\n",
+                431);
     std::string many = "GET / HTTP/1.1\r\nHost: t\r\n";
     for (int i = 0; i < 101; ++i) many += "X-" + std::to_string(i) + ": v\r\n";
     closes_with(many + "\r\n", 431);
-    auto missing = servetest::request(server.port(), "HEAD /missing HTTP/1.1\r\nHost: t\r\n\r\n", true);
+    auto missing =
+        servetest::request(server.port(), "HEAD /missing HTTP/1.1\r\nHost: t\r\n\r\n", true);
     ASSERT_TRUE(missing);
     EXPECT_EQ(missing->status, 404);
 }
@@ -321,8 +328,9 @@ TEST_F(ServeHttp, KeepAliveAndPipelining) {
     std::vector<std::pair<std::string, std::string>> expected;
     for (int i = 0; i < 30; ++i) {
         if (i % 3 == 0) {
-            batch += "GET /data.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=" + std::to_string(i * 1000) + "-" +
-                     std::to_string(i * 1000 + 4095) + "\r\n\r\n";
+            batch +=
+                "GET /data.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=" + std::to_string(i * 1000) +
+                "-" + std::to_string(i * 1000 + 4095) + "\r\n\r\n";
             expected.emplace_back("206", data_.substr(static_cast<std::size_t>(i) * 1000, 4096));
         } else if (i % 3 == 1) {
             batch += "GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -498,7 +506,8 @@ TEST_F(ServeHttp, DirectPathIsByteExact) {
     r = curl(scratch_, {"-r", "1-1"}, server.url("/data.bin"));
     EXPECT_EQ(r.body, data_.substr(1, 1));
     auto multi = servetest::request(
-        server.port(), "GET /data.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=10-19,1048570-1048589\r\n\r\n");
+        server.port(),
+        "GET /data.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=10-19,1048570-1048589\r\n\r\n");
     ASSERT_TRUE(multi);
     EXPECT_TRUE(contains(multi->body, data_.substr(10, 10)));
     EXPECT_TRUE(contains(multi->body, data_.substr(1048570, 20)));
@@ -523,7 +532,8 @@ TEST_F(ServeHttp, SparseFileOverTwoGiB) {
     for (const char* threshold : {"1g", "0"}) {  // direct, then sendfile
         SCOPED_TRACE(threshold);
         Server server(dir_.path(), {"--workers", "1", "--direct-threshold", threshold});
-        auto head = servetest::request(server.port(), "HEAD /sparse.bin HTTP/1.1\r\nHost: t\r\n\r\n", true);
+        auto head =
+            servetest::request(server.port(), "HEAD /sparse.bin HTTP/1.1\r\nHost: t\r\n\r\n", true);
         ASSERT_TRUE(head);
         EXPECT_EQ(head->header("content-length"), std::to_string(size));
         CurlResult r = curl(scratch_, {"-r", "-11"}, server.url("/sparse.bin"));
@@ -584,10 +594,10 @@ TEST_F(ServeHttp, SigtermLetsTheInFlightResponseFinish) {
 TEST_F(ServeHttp, AccessLogLines) {
     const std::string log = scratch_.file("access.log");
     Server server(dir_.path(), {"--workers", "1", "--access-log", log});
-    ASSERT_TRUE(servetest::request(server.port(),
-                                   "GET /small.txt HTTP/1.1\r\nHost: t\r\nUser-Agent: test/\"1\"\r\n\r\n"));
-    ASSERT_TRUE(
-        servetest::request(server.port(), "GET /missing HTTP/1.1\r\nHost: t\r\nReferer: http://r/\r\n\r\n"));
+    ASSERT_TRUE(servetest::request(
+        server.port(), "GET /small.txt HTTP/1.1\r\nHost: t\r\nUser-Agent: test/\"1\"\r\n\r\n"));
+    ASSERT_TRUE(servetest::request(
+        server.port(), "GET /missing HTTP/1.1\r\nHost: t\r\nReferer: http://r/\r\n\r\n"));
     EXPECT_EQ(server.stop(SIGINT), 0);
     const std::string text = testutil::read_file(log);
     const std::regex line(

@@ -60,11 +60,13 @@ TEST(ServeRequest, ParsesASimpleGet) {
 TEST(ServeRequest, KeepAliveFollowsVersionAndConnection) {
     EXPECT_FALSE(parse_all("GET / HTTP/1.0\r\n\r\n").request.keep_alive);
     EXPECT_TRUE(parse_all("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").request.keep_alive);
-    EXPECT_FALSE(parse_all("GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").request.keep_alive);
+    EXPECT_FALSE(
+        parse_all("GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").request.keep_alive);
 }
 
 TEST(ServeRequest, ByteAtATimeAndPipelined) {
-    const std::string two = "\r\nGET /1 HTTP/1.1\r\nHost: t\r\n\r\nHEAD /2 HTTP/1.1\r\nHost: x\r\n\r\n";
+    const std::string two =
+        "\r\nGET /1 HTTP/1.1\r\nHost: t\r\n\r\nHEAD /2 HTTP/1.1\r\nHost: x\r\n\r\n";
     serve::RequestReader reader;
     serve::Request request;
     std::size_t start = 0;
@@ -111,8 +113,10 @@ TEST(ServeRequest, MalformedAndBodies) {
     ASSERT_EQ(post.result.kind, ParseResult::Kind::Ready);
     EXPECT_EQ(post.request.method, serve::Method::Other);
     EXPECT_TRUE(post.request.has_body);
-    EXPECT_TRUE(parse_all("GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n").request.has_body);
-    EXPECT_FALSE(parse_all("GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n").request.has_body);
+    EXPECT_TRUE(parse_all("GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+                    .request.has_body);
+    EXPECT_FALSE(
+        parse_all("GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n").request.has_body);
     Parsed absolute = parse_all("GET http://example.com/x/y?q HTTP/1.1\r\nHost: t\r\n\r\n");
     ASSERT_EQ(absolute.result.kind, ParseResult::Kind::Ready);
     EXPECT_EQ(absolute.request.path, "/x/y");
@@ -259,14 +263,17 @@ TEST_F(ServeResponder, ConditionalsAndRanges) {
     const struct stat st = testutil::stat_of(dir_.file("a.txt"));
     char etag[64];
     std::snprintf(etag, sizeof etag, "\"%llx-a\"", static_cast<unsigned long long>(st.st_mtime));
-    EXPECT_EQ(
-        respond(std::string("GET /a.txt HTTP/1.1\r\nHost: t\r\nIf-None-Match: \"x\", ") + etag + "\r\n\r\n")
-            .status,
-        304);
+    EXPECT_EQ(respond(std::string("GET /a.txt HTTP/1.1\r\nHost: t\r\nIf-None-Match: \"x\", ") +
+                      etag + "\r\n\r\n")
+                  .status,
+              304);
     EXPECT_EQ(respond("GET /a.txt HTTP/1.1\r\nHost: t\r\nIf-None-Match: *\r\n\r\n").status, 304);
-    EXPECT_EQ(respond("GET /a.txt HTTP/1.1\r\nHost: t\r\nIf-None-Match: \"other\"\r\n\r\n").status, 200);
+    EXPECT_EQ(respond("GET /a.txt HTTP/1.1\r\nHost: t\r\nIf-None-Match: \"other\"\r\n\r\n").status,
+              200);
     const std::string lm = serve::format_http_date(st.st_mtime);
-    EXPECT_EQ(respond("GET /a.txt HTTP/1.1\r\nHost: t\r\nIf-Modified-Since: " + lm + "\r\n\r\n").status, 304);
+    EXPECT_EQ(
+        respond("GET /a.txt HTTP/1.1\r\nHost: t\r\nIf-Modified-Since: " + lm + "\r\n\r\n").status,
+        304);
     EXPECT_EQ(respond("GET /a.txt HTTP/1.1\r\nHost: t\r\nIf-Modified-Since: " +
                       serve::format_http_date(st.st_mtime - 10) + "\r\n\r\n")
                   .status,
@@ -278,7 +285,8 @@ TEST_F(ServeResponder, ConditionalsAndRanges) {
     EXPECT_EQ(one.segments[1].offset, 2u);
     EXPECT_EQ(one.segments[1].length, 3u);
 
-    serve::Response multi = respond("GET /a.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=0-0,-2\r\n\r\n");
+    serve::Response multi =
+        respond("GET /a.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=0-0,-2\r\n\r\n");
     EXPECT_EQ(multi.status, 206);
     EXPECT_TRUE(testutil::contains(head(multi), "multipart/byteranges; boundary="));
     // Content-Length equals what the segments carry.
@@ -292,12 +300,14 @@ TEST_F(ServeResponder, ConditionalsAndRanges) {
     EXPECT_EQ(respond("GET /a.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=x\r\n\r\n").status, 200);
     // If-Range with another validator: the whole file.
     EXPECT_EQ(
-        respond("GET /a.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=0-1\r\nIf-Range: \"old\"\r\n\r\n").status,
+        respond("GET /a.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=0-1\r\nIf-Range: \"old\"\r\n\r\n")
+            .status,
         200);
-    EXPECT_EQ(respond(std::string("GET /a.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=0-1\r\nIf-Range: ") + etag +
-                      "\r\n\r\n")
-                  .status,
-              206);
+    EXPECT_EQ(
+        respond(std::string("GET /a.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=0-1\r\nIf-Range: ") +
+                etag + "\r\n\r\n")
+            .status,
+        206);
 }
 
 TEST_F(ServeResponder, DirectoriesSymlinksAndErrors) {
@@ -432,8 +442,8 @@ TEST(ServeRange, RangesAddingUpToMoreThanTheFileAreRefused) {
 TEST_F(ServeResponder, AmplifyingRangesGetTheWholeFileOverlappingOnesOnePart) {
     std::string spec = "bytes=0-";
     for (int i = 1; i < 200; ++i) spec += ",0-";
-    const serve::Response whole = respond("GET /a.txt HTTP/1.1\r\nHost: t\r\nRange: " + spec +
-                                          "\r\n\r\n");
+    const serve::Response whole =
+        respond("GET /a.txt HTTP/1.1\r\nHost: t\r\nRange: " + spec + "\r\n\r\n");
     EXPECT_EQ(whole.status, 200);
     EXPECT_EQ(whole.body_bytes, 10u);
     const serve::Response part =
@@ -462,7 +472,7 @@ TEST(ServeRequest, DuplicateHostObsFoldAndVersions) {
     EXPECT_EQ(status_of("GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n 2\r\n\r\n"), 400);
     EXPECT_EQ(status_of("GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n\t2\r\n\r\n"), 400);
     EXPECT_EQ(status_of("GET / HTTP/1.1\r\n Host: a\r\n\r\n"), 400);
-    EXPECT_EQ(status_of("GET / HTTP/1.1\r\nX-Host: a\r\nHost: b\r\n\r\n"), 0);  // not a repeat
+    EXPECT_EQ(status_of("GET / HTTP/1.1\r\nX-Host: a\r\nHost: b\r\n\r\n"), 0);   // not a repeat
     EXPECT_EQ(status_of("GET / HTTP/1.1\r\nX: a b\t c\r\nHost: b\r\n\r\n"), 0);  // inner space
     EXPECT_EQ(status_of("GET / HTTP/2.0\r\nHost: a\r\n\r\n"), 505);
     EXPECT_EQ(status_of("GET / HTTP/3.1\r\nHost: a\r\n\r\n"), 505);

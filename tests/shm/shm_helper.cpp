@@ -2,12 +2,6 @@
 // cross-process claim is checked between unrelated processes (fork + exec),
 // not threads. Usage: shm_helper [--as-nobody] COMMAND ARGS...
 // Prints results on stdout; errors as "error: <what>" with exit 1.
-#include <pagewire/error.hpp>
-#include <pagewire/event.hpp>
-#include <pagewire/robust_mutex.hpp>
-#include <pagewire/segment.hpp>
-#include <pagewire/semaphore.hpp>
-
 #include <grp.h>
 #include <unistd.h>
 
@@ -16,6 +10,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <pagewire/error.hpp>
+#include <pagewire/event.hpp>
+#include <pagewire/robust_mutex.hpp>
+#include <pagewire/segment.hpp>
+#include <pagewire/semaphore.hpp>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -39,9 +38,9 @@ struct SyncArea {
     alignas(64) std::byte semaphore[sizeof(Semaphore)];
     alignas(64) std::byte event[sizeof(Event)];
     alignas(64) std::byte reply[sizeof(Event)];
-    alignas(64) std::uint64_t counter;       // guarded by mutex or semaphore
-    std::uint64_t consistent;                // 1 when the data under the mutex is consistent
-    std::uint64_t generation;                // bumped by each repair
+    alignas(64) std::uint64_t counter;  // guarded by mutex or semaphore
+    std::uint64_t consistent;           // 1 when the data under the mutex is consistent
+    std::uint64_t generation;           // bumped by each repair
 };
 
 SyncArea& area_of(Segment& s) {
@@ -71,7 +70,8 @@ int run(const std::vector<std::string>& a) {
         return 0;
     }
     if (cmd == "size") {  // size BACKEND NAME
-        Segment s = Segment::open(parse_backend(a.at(1)), a.at(2), SegmentOptions{.read_only = true});
+        Segment s =
+            Segment::open(parse_backend(a.at(1)), a.at(2), SegmentOptions{.read_only = true});
         std::cout << s.size() << "\n";
         return 0;
     }
@@ -91,15 +91,18 @@ int run(const std::vector<std::string>& a) {
     if (cmd == "receive") {  // receive FD : a segment over SCM_RIGHTS on inherited socket FD
         int sock = std::stoi(a.at(1));
         Segment s = Segment::receive(sock);
-        std::cout << "seals=" << s.seals() << " size=" << s.size() << " text="
-                  << std::string(reinterpret_cast<const char*>(s.data()), 5) << "\n";
+        std::cout << "seals=" << s.seals() << " size=" << s.size()
+                  << " text=" << std::string(reinterpret_cast<const char*>(s.data()), 5) << "\n";
         // Shrinking a memfd sealed with kSealShrink must fail: no SIGBUS is possible.
-        if (::ftruncate(s.fd(), 0) != 0) std::cout << "shrink: " << std::strerror(errno) << "\n";
-        else std::cout << "shrink: ok\n";
+        if (::ftruncate(s.fd(), 0) != 0)
+            std::cout << "shrink: " << std::strerror(errno) << "\n";
+        else
+            std::cout << "shrink: ok\n";
         std::memcpy(s.data(), "REPLY", 5);
         return 0;
     }
-    if (cmd == "lock-and-die") {  // lock-and-die BACKEND NAME : lock, break the data, wait to be killed
+    if (cmd ==
+        "lock-and-die") {  // lock-and-die BACKEND NAME : lock, break the data, wait to be killed
         Segment s = Segment::open(parse_backend(a.at(1)), a.at(2));
         SyncArea& area = area_of(s);
         RobustMutex& m = RobustMutex::attach_at(area.mutex);
@@ -169,7 +172,9 @@ int run(const std::vector<std::string>& a) {
         NamedSemaphore sem = NamedSemaphore::open(a.at(1));
         long got = 0;
         for (long i = 0, n = std::stol(a.at(2)); i < n; ++i) {
-            if (sem.wait_for(std::chrono::milliseconds(std::stol(a.at(3)))) == SemaphoreStatus::Acquired) ++got;
+            if (sem.wait_for(std::chrono::milliseconds(std::stol(a.at(3)))) ==
+                SemaphoreStatus::Acquired)
+                ++got;
         }
         std::cout << got << "\n";
         return 0;

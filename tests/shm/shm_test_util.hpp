@@ -3,21 +3,22 @@
 // helper programs that must keep running while the test looks at them.
 #pragma once
 
-#include "../test_util.hpp"
-
-#include <pagewire/segment.hpp>
-
 #include <sys/ipc.h>
 #include <sys/shm.h>
 
 #include <atomic>
 #include <chrono>
+#include <pagewire/segment.hpp>
 #include <string>
 #include <vector>
 
+#include "../test_util.hpp"
+
 namespace shmtest {
 
-inline std::string helper() { return SHM_HELPER; }
+inline std::string helper() {
+    return SHM_HELPER;
+}
 
 inline int next_serial() {
     static std::atomic<int> serial{0};
@@ -42,7 +43,8 @@ inline std::string unique_sysv_key() {
 // System V segment behind a key, and a named semaphore).
 class Cleanup {
   public:
-    Cleanup(pagewire::Backend backend, std::string name) : backend_(backend), name_(std::move(name)) {}
+    Cleanup(pagewire::Backend backend, std::string name)
+        : backend_(backend), name_(std::move(name)) {}
     ~Cleanup() {
         try {
             pagewire::Segment::remove(backend_, name_);
@@ -104,7 +106,8 @@ class Child {
                 buffer_.erase(0, nl + 1);
                 return line;
             }
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                deadline - std::chrono::steady_clock::now());
             if (left.count() <= 0) return "<timeout>";
             pollfd p{stdout_, POLLIN, 0};
             int r = ::poll(&p, 1, static_cast<int>(left.count()));

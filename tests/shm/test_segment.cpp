@@ -2,14 +2,13 @@
 // exec'd helper processes: data both ways, create/open/exclusive semantics,
 // names, permissions (a `nobody` child gets EACCES), foreign segments refused,
 // creator liveness, memfd seals and descriptor passing, System V details.
-#include "shm_test_util.hpp"
-
-#include <pagewire/error.hpp>
-#include <pagewire/segment.hpp>
-
 #include <sys/socket.h>
 
 #include <cstring>
+#include <pagewire/error.hpp>
+#include <pagewire/segment.hpp>
+
+#include "shm_test_util.hpp"
 
 using namespace pagewire;
 using shmtest::Cleanup;
@@ -31,9 +30,12 @@ class SegmentBackends : public ::testing::TestWithParam<BackendCase> {
     // A fresh name for this backend; file segments live in the test's TempDir.
     std::string fresh_name() {
         switch (GetParam().backend) {
-            case Backend::Posix: return shmtest::unique_posix_name();
-            case Backend::SystemV: return shmtest::unique_sysv_key();
-            default: return dir_.file("seg-" + std::to_string(shmtest::next_serial()));
+            case Backend::Posix:
+                return shmtest::unique_posix_name();
+            case Backend::SystemV:
+                return shmtest::unique_sysv_key();
+            default:
+                return dir_.file("seg-" + std::to_string(shmtest::next_serial()));
         }
     }
     testutil::TempDir dir_;
@@ -90,7 +92,8 @@ TEST_P(SegmentBackends, OpeningAMissingSegmentSaysSo) {
     ASSERT_TRUE(e);
     EXPECT_EQ(e->error_number(), ENOENT) << e->what();
     EXPECT_TRUE(contains(e->what(), "open ")) << e->what();
-    EXPECT_TRUE(contains(e->what(), b == Backend::SystemV ? "no System V segment with key" : "No such file"))
+    EXPECT_TRUE(contains(e->what(),
+                         b == Backend::SystemV ? "no System V segment with key" : "No such file"))
         << e->what();
 }
 
@@ -204,8 +207,9 @@ INSTANTIATE_TEST_SUITE_P(AllNamedBackends, SegmentBackends,
 
 TEST(SegmentNames, BadPosixNamesAreRefusedClearly) {
     const std::string too_long(300, 'x');
-    for (const std::string& bad : {std::string(""), std::string("/"), std::string("a/b"), std::string("/a/b"),
-                                   std::string(".."), std::string("/."), too_long}) {
+    for (const std::string& bad :
+         {std::string(""), std::string("/"), std::string("a/b"), std::string("/a/b"),
+          std::string(".."), std::string("/."), too_long}) {
         auto e = testutil::catch_as<Error>([&] { Segment::create(Backend::Posix, bad, 10); });
         ASSERT_TRUE(e) << bad;
         EXPECT_EQ(e->error_number(), EINVAL) << bad;
@@ -214,7 +218,8 @@ TEST(SegmentNames, BadPosixNamesAreRefusedClearly) {
 }
 
 TEST(SegmentNames, BadSystemVNamesAreRefusedClearly) {
-    auto e = testutil::catch_as<Error>([&] { Segment::open(Backend::SystemV, "/no/such/path/for/ftok"); });
+    auto e = testutil::catch_as<Error>(
+        [&] { Segment::open(Backend::SystemV, "/no/such/path/for/ftok"); });
     ASSERT_TRUE(e);
     EXPECT_EQ(e->error_number(), ENOENT);
     EXPECT_TRUE(contains(e->what(), "not a System V key")) << e->what();
@@ -231,12 +236,14 @@ TEST(SegmentNames, BadSystemVNamesAreRefusedClearly) {
 TEST(SegmentNames, ReadOnlyCreateAndBadModeAreRefused) {
     SegmentOptions o;
     o.read_only = true;
-    auto e = testutil::catch_as<Error>([&] { Segment::create(Backend::Posix, shmtest::unique_posix_name(), 10, o); });
+    auto e = testutil::catch_as<Error>(
+        [&] { Segment::create(Backend::Posix, shmtest::unique_posix_name(), 10, o); });
     ASSERT_TRUE(e);
     EXPECT_EQ(e->error_number(), EINVAL);
     SegmentOptions m;
     m.mode = 04755;
-    e = testutil::catch_as<Error>([&] { Segment::create(Backend::Posix, shmtest::unique_posix_name(), 10, m); });
+    e = testutil::catch_as<Error>(
+        [&] { Segment::create(Backend::Posix, shmtest::unique_posix_name(), 10, m); });
     ASSERT_TRUE(e);
     EXPECT_TRUE(contains(e->what(), "bits outside 0777")) << e->what();
 }
@@ -321,7 +328,8 @@ TEST(Memfd, SealedDescriptorPassedToAnotherProcessCannotBeShrunk) {
     Segment seg = Segment::create(Backend::Memfd, "pwtest-memfd", 8192);
     std::memcpy(seg.data(), "HELLO", 5);
     seg.add_seals(kSealShrink | kSealGrow);
-    EXPECT_EQ(seg.seals() & (kSealShrink | kSealGrow), static_cast<unsigned>(kSealShrink | kSealGrow));
+    EXPECT_EQ(seg.seals() & (kSealShrink | kSealGrow),
+              static_cast<unsigned>(kSealShrink | kSealGrow));
     // Here too: the truncation SIGBUS cannot happen to a shrink-sealed memfd.
     EXPECT_EQ(::ftruncate(seg.fd(), 0), -1);
     EXPECT_EQ(errno, EPERM);

@@ -2,15 +2,13 @@
 // errors with exit 1 (usage errors exit 2), `ls` compared row by row with
 // `ipcs -m`, `rm` compared with `ipcrm`, and `gc` removing only stale
 // pagewire segments (never another program's, never a live or attached one).
-#include "shm_test_util.hpp"
-
+#include <nlohmann/json.hpp>
 #include <pagewire/error.hpp>
 #include <pagewire/segment.hpp>
-
-#include <nlohmann/json.hpp>
-
 #include <sstream>
 #include <thread>
+
+#include "shm_test_util.hpp"
 
 using namespace pagewire;
 using shmtest::Child;
@@ -74,7 +72,9 @@ TEST(ShmCli, RoundTripOnEveryBackend) {
         {"sysv", shmtest::unique_sysv_key()},
         {"file", dir.file("segment")}};
     for (const auto& [backend, name] : cases) {
-        Cleanup cleanup(backend == "posix" ? Backend::Posix : backend == "sysv" ? Backend::SystemV : Backend::File,
+        Cleanup cleanup(backend == "posix"  ? Backend::Posix
+                        : backend == "sysv" ? Backend::SystemV
+                                            : Backend::File,
                         name);
         RunResult r = cli({"shm", "create", name, "--size", "1K", "--backend", backend});
         ASSERT_EQ(r.exit_code(), 0) << r;
@@ -104,15 +104,19 @@ TEST(ShmCli, RoundTripOnEveryBackend) {
 TEST(ShmCli, BadInputGivesOneLineErrors) {
     const std::string name = shmtest::unique_posix_name();
     Cleanup cleanup(Backend::Posix, name);
-    expect_one_line_failure(cli({"shm", "read", name}), "pagewire: open " + name + ": No such file or directory");
-    expect_one_line_failure(cli({"shm", "create", "a/b", "--size", "1"}), "pagewire: create a/b: a POSIX segment name");
+    expect_one_line_failure(cli({"shm", "read", name}),
+                            "pagewire: open " + name + ": No such file or directory");
+    expect_one_line_failure(cli({"shm", "create", "a/b", "--size", "1"}),
+                            "pagewire: create a/b: a POSIX segment name");
     expect_one_line_failure(cli({"shm", "stat", "0x7fffff01", "-b", "sysv"}),
                             "pagewire: stat 0x7fffff01: no System V segment with key 0x7fffff01");
     ASSERT_EQ(cli({"shm", "create", name, "--size", "16"}).exit_code(), 0);
-    expect_one_line_failure(cli({"shm", "create", name, "--size", "16"}), "pagewire: create " + name + ": File exists");
+    expect_one_line_failure(cli({"shm", "create", name, "--size", "16"}),
+                            "pagewire: create " + name + ": File exists");
     expect_one_line_failure(cli({"shm", "write", name, "10"}, "this is more than six bytes"),
                             "pagewire: write " + name + ": 27 bytes at offset 10 do not fit");
-    expect_one_line_failure(cli({"shm", "read", name, "17"}), "pagewire: read " + name + ": offset 17 is past the end");
+    expect_one_line_failure(cli({"shm", "read", name, "17"}),
+                            "pagewire: read " + name + ": offset 17 is past the end");
     // Usage errors: exit 2.
     EXPECT_EQ(cli({"shm", "create", "x", "--size", "lots"}).exit_code(), 2);
     EXPECT_EQ(cli({"shm", "create", "x"}).exit_code(), 2);
@@ -124,7 +128,8 @@ TEST(ShmCli, BadInputGivesOneLineErrors) {
     const std::string foreign = shmtest::unique_posix_name();
     Cleanup c2(Backend::Posix, foreign);
     ASSERT_EQ(cli({"shm", "create", foreign, "--size", "300", "--raw"}).exit_code(), 0);
-    expect_one_line_failure(cli({"shm", "read", foreign}), "pagewire: open " + foreign + ": not a pagewire segment");
+    expect_one_line_failure(cli({"shm", "read", foreign}),
+                            "pagewire: open " + foreign + ": not a pagewire segment");
     EXPECT_EQ(cli({"shm", "read", foreign, "--raw"}).out, std::string(300, '\0'));
 }
 
@@ -133,8 +138,8 @@ TEST(ShmCli, NobodyGetsPermissionDenied) {
     Cleanup cleanup(Backend::Posix, name);
     ASSERT_EQ(cli({"shm", "create", name, "--size", "64"}).exit_code(), 0);
     // The pagewire binary itself as `nobody` (util-linux setpriv drops root, then execs it).
-    RunResult as_nobody = testutil::run({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                                         PAGEWIRE_CLI, "shm", "read", name});
+    RunResult as_nobody = testutil::run({"setpriv", "--reuid=65534", "--regid=65534",
+                                         "--clear-groups", PAGEWIRE_CLI, "shm", "read", name});
     expect_one_line_failure(as_nobody, "pagewire: open " + name + ": Permission denied");
     // And the library in a helper that dropped privileges itself.
     auto r = testutil::run({shmtest::helper(), "--as-nobody", "read", "posix", name, "0", "1"});
@@ -144,12 +149,15 @@ TEST(ShmCli, NobodyGetsPermissionDenied) {
 TEST(ShmCli, LsShowsWhatIpcsShows) {
     const std::string mine = shmtest::unique_sysv_key();
     Cleanup c1(Backend::SystemV, mine);
-    ASSERT_EQ(cli({"shm", "create", mine, "-b", "sysv", "--size", "5000", "--mode", "0640"}).exit_code(), 0);
+    ASSERT_EQ(
+        cli({"shm", "create", mine, "-b", "sysv", "--size", "5000", "--mode", "0640"}).exit_code(),
+        0);
     Child holder({shmtest::helper(), "hold", "sysv", mine});
     ASSERT_EQ(holder.read_line(), "holding");
     RunResult mk = testutil::run({PAGEWIRE_IPCMK, "-M", "777", "-p", "0604"});
     ASSERT_EQ(mk.exit_code(), 0) << mk;
-    const std::string foreign_id = mk.out.substr(mk.out.find(':') + 2, mk.out.find('\n') - mk.out.find(':') - 2);
+    const std::string foreign_id =
+        mk.out.substr(mk.out.find(':') + 2, mk.out.find('\n') - mk.out.find(':') - 2);
     Cleanup c2(Backend::SystemV, "id:" + foreign_id);
 
     auto rows = ipcs_rows();
@@ -159,7 +167,8 @@ TEST(ShmCli, LsShowsWhatIpcsShows) {
     for (const auto& [shmid, row] : rows) {
         const nlohmann::json* found = nullptr;
         for (const auto& j : listed)
-            if (j["backend"] == "sysv" && std::to_string(j["shmid"].get<int>()) == shmid) found = &j;
+            if (j["backend"] == "sysv" && std::to_string(j["shmid"].get<int>()) == shmid)
+                found = &j;
         ASSERT_NE(found, nullptr) << "ipcs shmid " << shmid << " missing from pagewire shm ls";
         EXPECT_EQ((*found)["key"], to_key_text(row.key));
         EXPECT_EQ((*found)["owner"], row.owner);
@@ -184,7 +193,8 @@ TEST(ShmCli, RmDoesWhatIpcrmDoes) {
     Cleanup ca(Backend::SystemV, a), cb(Backend::SystemV, b);
     ASSERT_EQ(cli({"shm", "create", a, "-b", "sysv", "--size", "100"}).exit_code(), 0);
     ASSERT_EQ(cli({"shm", "create", b, "-b", "sysv", "--size", "100"}).exit_code(), 0);
-    const int id_a = Segment::stat(Backend::SystemV, a).id, id_b = Segment::stat(Backend::SystemV, b).id;
+    const int id_a = Segment::stat(Backend::SystemV, a).id,
+              id_b = Segment::stat(Backend::SystemV, b).id;
     Child ha({shmtest::helper(), "hold", "sysv", a}), hb({shmtest::helper(), "hold", "sysv", b});
     ASSERT_EQ(ha.read_line(), "holding");
     ASSERT_EQ(hb.read_line(), "holding");
@@ -211,7 +221,8 @@ TEST(ShmCli, RmDoesWhatIpcrmDoes) {
     // Missing: both fail with exit 1.
     RunResult ipcrm_missing = testutil::run({PAGEWIRE_IPCRM, "-M", a});
     EXPECT_EQ(ipcrm_missing.exit_code(), 1) << ipcrm_missing;
-    expect_one_line_failure(cli({"shm", "rm", a, "-b", "sysv"}), "pagewire: remove " + a + ": no System V segment");
+    expect_one_line_failure(cli({"shm", "rm", a, "-b", "sysv"}),
+                            "pagewire: remove " + a + ": no System V segment");
     // By shmid.
     const std::string c = shmtest::unique_sysv_key();
     Cleanup cc(Backend::SystemV, c);
@@ -222,11 +233,14 @@ TEST(ShmCli, RmDoesWhatIpcrmDoes) {
 }
 
 TEST(ShmCli, GcRemovesOnlyStalePagewireSegments) {
-    const std::string stale_posix = shmtest::unique_posix_name(), stale_sysv = shmtest::unique_sysv_key();
+    const std::string stale_posix = shmtest::unique_posix_name(),
+                      stale_sysv = shmtest::unique_sysv_key();
     const std::string held = shmtest::unique_posix_name(), live = shmtest::unique_posix_name();
-    const std::string foreign_posix = shmtest::unique_posix_name(), foreign_sysv = shmtest::unique_sysv_key();
-    Cleanup c1(Backend::Posix, stale_posix), c2(Backend::SystemV, stale_sysv), c3(Backend::Posix, held),
-        c4(Backend::Posix, live), c5(Backend::Posix, foreign_posix), c6(Backend::SystemV, foreign_sysv);
+    const std::string foreign_posix = shmtest::unique_posix_name(),
+                      foreign_sysv = shmtest::unique_sysv_key();
+    Cleanup c1(Backend::Posix, stale_posix), c2(Backend::SystemV, stale_sysv),
+        c3(Backend::Posix, held), c4(Backend::Posix, live), c5(Backend::Posix, foreign_posix),
+        c6(Backend::SystemV, foreign_sysv);
     // Stale: created by processes that have exited, attached by nobody.
     ASSERT_EQ(cli({"shm", "create", stale_posix, "--size", "10"}).exit_code(), 0);
     ASSERT_EQ(cli({"shm", "create", stale_sysv, "-b", "sysv", "--size", "10"}).exit_code(), 0);
@@ -240,9 +254,12 @@ TEST(ShmCli, GcRemovesOnlyStalePagewireSegments) {
     ASSERT_EQ(cli({"shm", "create", foreign_posix, "--size", "500", "--raw"}).exit_code(), 0);
     RunResult mk = testutil::run({PAGEWIRE_IPCMK, "-M", "500"});  // ipcmk: a random key
     ASSERT_EQ(mk.exit_code(), 0) << mk;
-    const std::string ipcmk_id = mk.out.substr(mk.out.find(':') + 2, mk.out.find('\n') - mk.out.find(':') - 2);
+    const std::string ipcmk_id =
+        mk.out.substr(mk.out.find(':') + 2, mk.out.find('\n') - mk.out.find(':') - 2);
     Cleanup c7(Backend::SystemV, "id:" + ipcmk_id);
-    ASSERT_EQ(cli({"shm", "create", foreign_sysv, "-b", "sysv", "--size", "500", "--raw"}).exit_code(), 0);
+    ASSERT_EQ(
+        cli({"shm", "create", foreign_sysv, "-b", "sysv", "--size", "500", "--raw"}).exit_code(),
+        0);
 
     RunResult dry = cli({"shm", "gc", "--dry-run"});
     ASSERT_EQ(dry.exit_code(), 0) << dry;

@@ -1,18 +1,17 @@
 // RobustMutex, Semaphore, NamedSemaphore and Event across separately exec'd
 // processes: owner death by kill -9 (100 times, never a hang), exact counts
 // under contention, timeouts, wake-ups. Built with the tsan preset too.
-#include "shm_test_util.hpp"
-
+#include <chrono>
+#include <cstring>
+#include <memory>
 #include <pagewire/error.hpp>
 #include <pagewire/event.hpp>
 #include <pagewire/robust_mutex.hpp>
 #include <pagewire/segment.hpp>
 #include <pagewire/semaphore.hpp>
-
-#include <chrono>
-#include <cstring>
-#include <memory>
 #include <thread>
+
+#include "shm_test_util.hpp"
 
 using namespace pagewire;
 using namespace std::chrono_literals;
@@ -77,7 +76,8 @@ void expect_exact_count_under_contention(SyncSegment& s, const std::string& comm
     const long per = testutil::kAsan ? 5000 : 20000;
     std::vector<std::unique_ptr<Child>> workers;
     for (int i = 0; i < kProcesses; ++i)
-        workers.push_back(std::make_unique<Child>(helper({command, "posix", s.name(), std::to_string(per)})));
+        workers.push_back(
+            std::make_unique<Child>(helper({command, "posix", s.name(), std::to_string(per)})));
     for (auto& w : workers) EXPECT_EQ(testutil::describe_status(w->wait()), "exit 0");
     EXPECT_EQ(s.area().counter, static_cast<std::uint64_t>(kProcesses * per));
 }
@@ -96,7 +96,8 @@ TEST(RobustMutex, KilledOwnerIsReportedAndRecovered100Times) {
         ASSERT_EQ(line, i == 0 ? "locked acquired" : "locked owner died") << "round " << i;
         holder.kill9();
         int status = holder.wait();
-        ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << testutil::describe_status(status);
+        ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+            << testutil::describe_status(status);
     }
     auto r = run(helper({"lock", "posix", s.name(), "10000"}));
     EXPECT_EQ(r.out, "owner died was-consistent=0\n") << r;
@@ -264,7 +265,8 @@ TEST(Event, PingPongLosesNoWakeUpWithOrWithoutSpin) {
         Child peer(helper({"ping-pong", "posix", s.name(), std::to_string(rounds)}));
         for (long i = 0; i < rounds; ++i) {
             s.event().set();
-            ASSERT_EQ(s.reply().wait_for(20s), Event::Status::Signaled) << "round " << i << " spin " << spin.count();
+            ASSERT_EQ(s.reply().wait_for(20s), Event::Status::Signaled)
+                << "round " << i << " spin " << spin.count();
         }
         EXPECT_EQ(testutil::describe_status(peer.wait()), "exit 0");
         EXPECT_EQ(s.area().counter, static_cast<std::uint64_t>(rounds));

@@ -2,17 +2,16 @@
 // contents, modes, refusals, one-line errors with exit 1 (usage: 2), nothing
 // half-written after a failure (RLIMIT_FSIZE mid-copy, a sender that stops
 // early), and a receiver that disconnects early.
-#include "transfer_test_util.hpp"
-
-#include <pagewire/checksum.hpp>
-
 #include <grp.h>
 #include <pwd.h>
 #include <sys/resource.h>
 
 #include <atomic>
 #include <functional>
+#include <pagewire/checksum.hpp>
 #include <thread>
+
+#include "transfer_test_util.hpp"
 
 using testutil::RunResult;
 using testutil::TempDir;

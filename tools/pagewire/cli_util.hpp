@@ -12,5 +12,4 @@ namespace pagewire::cli {
 // (negative numbers, trailing garbage, overflow).
 std::optional<std::uint64_t> parse_size(const std::string& text);
 
-
 }  // namespace pagewire::cli

@@ -7,20 +7,20 @@
 
 #include <cerrno>
 #include <chrono>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <pagewire/channel.hpp>
 #include <pagewire/error.hpp>
+#include <pagewire/io.hpp>
 #include <string>
 #include <vector>
 
 #include "cli_util.hpp"
 #include "commands.hpp"
-#include <pagewire/io.hpp>
 
 namespace pagewire::cli {
 namespace {
@@ -79,8 +79,7 @@ WaitMode wait_mode_of(const ChanArgs& a) {
 }
 
 void write_out(const std::string& text) {
-    if (write_full(STDOUT_FILENO, text.data(), text.size()) < 0)
-        throw_error("write", "stdout");
+    if (write_full(STDOUT_FILENO, text.data(), text.size()) < 0) throw_error("write", "stdout");
 }
 
 // A corrupt channel is said as such, with what was found, whatever the call.
@@ -206,11 +205,10 @@ void run_recv(const ChanArgs& a) {
             // Said on stderr, in order with the messages around it.
             write_out(out);
             out.clear();
-            std::fprintf(stderr, "pagewire chan recv: %s: lost %llu message%s before message %llu\n",
-                         ch.segment().name().c_str(),
-                         static_cast<unsigned long long>(view.lost_before),
-                         view.lost_before == 1 ? "" : "s",
-                         static_cast<unsigned long long>(view.position));
+            std::fprintf(
+                stderr, "pagewire chan recv: %s: lost %llu message%s before message %llu\n",
+                ch.segment().name().c_str(), static_cast<unsigned long long>(view.lost_before),
+                view.lost_before == 1 ? "" : "s", static_cast<unsigned long long>(view.position));
         }
         out.append(reinterpret_cast<const char*>(view.data), view.size);
         out += '\n';
@@ -281,8 +279,9 @@ void run_stat(const ChanArgs& a) {
         pubsub ? "Publishers" : "Producers", s.producers, pubsub ? "Subscribers" : "Consumers",
         s.consumers, s.creator_pid);
     if (!peers.empty()) {
-        out += fmt::format("\n  {:>8}  {:<10}  {:>5}  {:>12}{}\n", "PID", "ROLE", "ALIVE",
-                           "MESSAGES", pubsub ? fmt::format("  {:>10}  {:>10}", "LAG", "LOST") : "");
+        out +=
+            fmt::format("\n  {:>8}  {:<10}  {:>5}  {:>12}{}\n", "PID", "ROLE", "ALIVE", "MESSAGES",
+                        pubsub ? fmt::format("  {:>10}  {:>10}", "LAG", "LOST") : "");
         for (const ChannelPeerInfo& p : peers) {
             const bool subscriber = pubsub && p.role == ChannelRole::Consumer;
             out += fmt::format(
@@ -313,14 +312,16 @@ void register_chan(CLI::App& app) {
 
     CLI::App* create = chan->add_subcommand("create", "Create a channel (exclusive)");
     create->add_option("NAME", args->name, name_help)->required();
-    create->add_option("--kind,-k", args->kind,
-                       "spsc (default), mpmc (each message to one consumer) or pubsub (every "
-                       "subscriber gets every message)")
+    create
+        ->add_option("--kind,-k", args->kind,
+                     "spsc (default), mpmc (each message to one consumer) or pubsub (every "
+                     "subscriber gets every message)")
         ->check(CLI::IsMember({"spsc", "mpmc", "pubsub"}));
-    create->add_option("--overflow", args->overflow,
-                       "pubsub: when a subscriber is a whole ring behind, block the publisher "
-                       "(default) or overwrite the oldest messages (the subscriber is told how "
-                       "many it lost)")
+    create
+        ->add_option("--overflow", args->overflow,
+                     "pubsub: when a subscriber is a whole ring behind, block the publisher "
+                     "(default) or overwrite the oldest messages (the subscriber is told how "
+                     "many it lost)")
         ->check(CLI::IsMember({"block", "overwrite"}));
     create->add_option("--capacity,-c", args->capacity,
                        "Messages in flight, rounded up to a power of two (default 1024)");

@@ -4,22 +4,20 @@
 // over it only when the copy is complete, so a failed or interrupted copy
 // leaves no half-written DST; the mode of SRC is kept; an existing DST is
 // replaced only with --force.
-#include "cli_util.hpp"
-#include "commands.hpp"
-
-#include <pagewire/output_file.hpp>
-#include <pagewire/error.hpp>
-#include <pagewire/file.hpp>
-#include <pagewire/transfer.hpp>
-
 #include <fmt/core.h>
-
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
 #include <memory>
+#include <pagewire/error.hpp>
+#include <pagewire/file.hpp>
+#include <pagewire/output_file.hpp>
+#include <pagewire/transfer.hpp>
+
+#include "cli_util.hpp"
+#include "commands.hpp"
 
 namespace pagewire::cli {
 namespace {
@@ -60,10 +58,11 @@ std::uint64_t size_option(const std::string& text, const char* what) {
 
 // "\r 42%  107.5 MiB / 256.0 MiB  1.21 GB/s", redrawn at most every 0.1 s.
 class ProgressBar {
-public:
+  public:
     void operator()(std::uint64_t done, std::uint64_t total) {
         const auto now = std::chrono::steady_clock::now();
-        if (done < total && std::chrono::duration<double>(now - last_).count() < kProgressIntervalSeconds) {
+        if (done < total &&
+            std::chrono::duration<double>(now - last_).count() < kProgressIntervalSeconds) {
             return;
         }
         last_ = now;
@@ -76,7 +75,7 @@ public:
         if (done == total) fmt::print(stderr, "\n");
     }
 
-private:
+  private:
     std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
     std::chrono::steady_clock::time_point last_{};
 };
@@ -92,8 +91,9 @@ void run_copy(const CopyArgs& args) {
     std::string destination = args.destination;
     struct stat st {};
     if (::stat(destination.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
-        destination = (std::filesystem::path(destination) /
-                       std::filesystem::path(args.source).filename()).string();
+        destination =
+            (std::filesystem::path(destination) / std::filesystem::path(args.source).filename())
+                .string();
     }
     if (::stat(destination.c_str(), &st) == 0 && st.st_dev == source_stat.st_dev &&
         st.st_ino == source_stat.st_ino) {
@@ -152,7 +152,8 @@ void register_copy(CLI::App& app) {
                   "Share the blocks (FICLONE) where the filesystem can, else copy");
     cmd->add_flag("--stats", args->stats,
                   "Print what moved the bytes: method, time, CPU, syscalls, page cache");
-    cmd->add_flag("--drop-cache", args->drop_cache, "Drop SRC's pages from the page cache afterwards");
+    cmd->add_flag("--drop-cache", args->drop_cache,
+                  "Drop SRC's pages from the page cache afterwards");
     cmd->add_flag("--no-fallback", args->no_fallback,
                   "Fail if the method cannot run here instead of running the next one");
     cmd->callback([args] { run_copy(*args); });

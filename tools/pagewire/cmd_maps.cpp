@@ -1,16 +1,15 @@
 // pagewire maps [PID] — a process's mappings (VMAs) with resident, shared and
 // private sizes, like pmap -X; from pagewire/proc_maps.hpp.
-#include "commands.hpp"
+#include <fmt/core.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <nlohmann/json.hpp>
 #include <pagewire/proc_maps.hpp>
 
-#include <fmt/core.h>
-#include <nlohmann/json.hpp>
-
-#include <cstring>
-#include <algorithm>
-#include <memory>
-#include <unistd.h>
+#include "commands.hpp"
 
 namespace pagewire::cli {
 namespace {
@@ -23,10 +22,13 @@ struct MapsArgs {
 constexpr std::uint64_t kKiB = 1024;
 
 // Column width for a size field: its name, at least 8 characters.
-std::size_t width(const VmaField& f) { return std::max<std::size_t>(8, std::strlen(f.name)); }
+std::size_t width(const VmaField& f) {
+    return std::max<std::size_t>(8, std::strlen(f.name));
+}
 
 void print_json(const std::vector<Vma>& vmas, pid_t pid) {
-    nlohmann::ordered_json out{{"pid", pid == 0 ? ::getpid() : pid}, {"mappings", nlohmann::ordered_json::array()}};
+    nlohmann::ordered_json out{{"pid", pid == 0 ? ::getpid() : pid},
+                               {"mappings", nlohmann::ordered_json::array()}};
     nlohmann::ordered_json totals;
     for (const VmaField& f : vma_size_fields()) totals[f.name] = 0;
     for (const Vma& v : vmas) {
@@ -56,7 +58,8 @@ void print_table(const std::vector<Vma>& vmas, pid_t pid) {
     const auto fields = vma_size_fields();
     std::vector<std::uint64_t> totals(fields.size());
     for (const Vma& v : vmas) {
-        fmt::print("{:>16x} {:4} {:>8x} {:>6} {:>9}", v.start, v.perms, v.offset, v.device, v.inode);
+        fmt::print("{:>16x} {:4} {:>8x} {:>6} {:>9}", v.start, v.perms, v.offset, v.device,
+                   v.inode);
         for (std::size_t i = 0; i < fields.size(); ++i) {
             const std::uint64_t value = v.*(fields[i].member);
             totals[i] += value;
@@ -70,7 +73,8 @@ void print_table(const std::vector<Vma>& vmas, pid_t pid) {
         fmt::print(" {:6} {}\n", flags, v.path.empty() ? "[anon]" : v.path);
     }
     fmt::print("{:>16} {:4} {:>8} {:>6} {:>9}", "", "", "", "", "");
-    for (std::size_t i = 0; i < fields.size(); ++i) fmt::print(" {:>{}}", totals[i] / kKiB, width(fields[i]));
+    for (std::size_t i = 0; i < fields.size(); ++i)
+        fmt::print(" {:>{}}", totals[i] / kKiB, width(fields[i]));
     fmt::print(" {:6} {} mappings (total)\n", "", vmas.size());
 }
 
@@ -78,8 +82,11 @@ void print_table(const std::vector<Vma>& vmas, pid_t pid) {
 
 void register_maps(CLI::App& app) {
     auto args = std::make_shared<MapsArgs>();
-    CLI::App* cmd = app.add_subcommand("maps", "A process's memory mappings with resident, shared and private sizes (like pmap -X)");
-    cmd->add_option("PID", args->pid, "Process id (default: pagewire itself)")->check(CLI::NonNegativeNumber);
+    CLI::App* cmd = app.add_subcommand(
+        "maps",
+        "A process's memory mappings with resident, shared and private sizes (like pmap -X)");
+    cmd->add_option("PID", args->pid, "Process id (default: pagewire itself)")
+        ->check(CLI::NonNegativeNumber);
     cmd->add_flag("--json", args->json, "Print JSON instead of a table");
     cmd->callback([args] {
         const auto vmas = read_smaps(args->pid);

@@ -6,20 +6,8 @@
 // checksum of the payload), the payload, then the receiver's 8-byte answer
 // ("PWOK" or "PWNO" + a 32-bit code) once it has every byte and has checked
 // them, so the sender knows the file arrived whole. Integers are little-endian.
-#include "cli_util.hpp"
-#include "commands.hpp"
-
-#include <pagewire/output_file.hpp>
-#include <pagewire/checksum.hpp>
-#include <pagewire/error.hpp>
-#include <pagewire/file.hpp>
-#include <pagewire/transfer.hpp>
-
-#include <pagewire/io.hpp>
-
-#include <fmt/core.h>
-
 #include <arpa/inet.h>
+#include <fmt/core.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -30,7 +18,16 @@
 #include <array>
 #include <cstring>
 #include <memory>
+#include <pagewire/checksum.hpp>
+#include <pagewire/error.hpp>
+#include <pagewire/file.hpp>
+#include <pagewire/io.hpp>
+#include <pagewire/output_file.hpp>
+#include <pagewire/transfer.hpp>
 #include <vector>
+
+#include "cli_util.hpp"
+#include "commands.hpp"
 
 namespace pagewire::cli {
 namespace {
@@ -108,7 +105,8 @@ std::size_t port_separator(const std::string& address) {
 UniqueFd connect_to(const std::string& address) {
     const auto colon = port_separator(address);
     std::string host = address.substr(0, colon);
-    if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+        host = host.substr(1, host.size() - 2);
     const std::string port = address.substr(colon + 1);
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
@@ -134,7 +132,7 @@ UniqueFd connect_to(const std::string& address) {
 }
 
 void run_send(const SendArgs& args) {
-    ::signal(SIGPIPE, SIG_IGN);  // a receiver that leaves is EPIPE, reported
+    ::signal(SIGPIPE, SIG_IGN);          // a receiver that leaves is EPIPE, reported
     (void)port_separator(args.address);  // usage errors before any I/O
     File file = File::open(args.path);
     struct stat st {};
@@ -147,7 +145,7 @@ void run_send(const SendArgs& args) {
     if (!args.direct_threshold.empty()) {
         options.direct_threshold = size_option(args.direct_threshold, "--direct-threshold");
     }
-    options.send_zc = args.send_zc == "always" ? ZeroCopySend::Always
+    options.send_zc = args.send_zc == "always"  ? ZeroCopySend::Always
                       : args.send_zc == "never" ? ZeroCopySend::Never
                                                 : ZeroCopySend::Auto;
     options.length = length;  // a file growing meanwhile must not outrun the header
@@ -202,10 +200,12 @@ UniqueFd listen_on(const std::string& bind, int port, std::string& shown) {
     if (!s) throw_error("socket", where);
     const int one = 1;
     ::setsockopt(s.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (::bind(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) throw_error("bind", where);
+    if (::bind(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+        throw_error("bind", where);
     if (::listen(s.get(), 1) != 0) throw_error("listen", where);
     socklen_t len = sizeof addr;
-    if (::getsockname(s.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) throw_error("getsockname", where);
+    if (::getsockname(s.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+        throw_error("getsockname", where);
     shown = bind + ":" + std::to_string(ntohs(addr.sin_port));
     return s;
 }
@@ -336,7 +336,8 @@ void register_send(CLI::App& app) {
                     "io-uring and direct: send with io_uring SEND_ZC (no copy of the buffers): "
                     "auto (to peers on other hosts; loopback copies anyway), always, never")
         ->check(CLI::IsMember({"auto", "always", "never"}));
-    cmd->add_flag("--stats", args->stats, "Print what moved the bytes: method, time, CPU, syscalls");
+    cmd->add_flag("--stats", args->stats,
+                  "Print what moved the bytes: method, time, CPU, syscalls");
     cmd->callback([args] { run_send(*args); });
 
     auto rargs = std::make_shared<RecvArgs>();

@@ -3,17 +3,7 @@
 // files, through pagewire/segment.hpp. NAME is a POSIX name, a System V key
 // (decimal, 0x-hex, "id:SHMID", "private", or a path for ftok) or a file path,
 // per --backend (default posix).
-#include "cli_util.hpp"
-#include "commands.hpp"
-
-#include <pagewire/channel.hpp>
-#include <pagewire/error.hpp>
-#include <pagewire/segment.hpp>
-
-#include <pagewire/io.hpp>
-
 #include <fmt/core.h>
-#include <nlohmann/json.hpp>
 #include <pwd.h>
 #include <unistd.h>
 
@@ -22,6 +12,14 @@
 #include <iterator>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <pagewire/channel.hpp>
+#include <pagewire/error.hpp>
+#include <pagewire/io.hpp>
+#include <pagewire/segment.hpp>
+
+#include "cli_util.hpp"
+#include "commands.hpp"
 
 namespace pagewire::cli {
 namespace {
@@ -42,11 +40,15 @@ struct ShmArgs {
     bool dry_run = false;
 };
 
-Backend backend_of(const ShmArgs& a) { return kBackends.at(a.backend); }
+Backend backend_of(const ShmArgs& a) {
+    return kBackends.at(a.backend);
+}
 
 std::uint64_t size_argument(const std::string& text, const char* what) {
     auto value = parse_size(text);
-    if (!value) throw CLI::ValidationError(what, "'" + text + "' is not a byte count (e.g. 4096, 0x1000, 4K)");
+    if (!value)
+        throw CLI::ValidationError(what,
+                                   "'" + text + "' is not a byte count (e.g. 4096, 0x1000, 4K)");
     return *value;
 }
 
@@ -54,7 +56,8 @@ mode_t mode_argument(const std::string& text) {
     char* end = nullptr;
     unsigned long mode = std::strtoul(text.c_str(), &end, 8);
     if (text.empty() || *end != '\0' || mode > 0777)
-        throw CLI::ValidationError("--mode", "'" + text + "' is not an octal mode between 0 and 0777");
+        throw CLI::ValidationError("--mode",
+                                   "'" + text + "' is not an octal mode between 0 and 0777");
     return static_cast<mode_t>(mode);
 }
 
@@ -62,11 +65,14 @@ std::string user_name(uid_t uid) {
     passwd pw{};
     passwd* result = nullptr;
     char buf[1024];
-    if (::getpwuid_r(uid, &pw, buf, sizeof buf, &result) == 0 && result != nullptr) return pw.pw_name;
+    if (::getpwuid_r(uid, &pw, buf, sizeof buf, &result) == 0 && result != nullptr)
+        return pw.pw_name;
     return std::to_string(uid);
 }
 
-std::string mode_text(mode_t mode) { return fmt::format("{:04o}", static_cast<unsigned>(mode)); }
+std::string mode_text(mode_t mode) {
+    return fmt::format("{:04o}", static_cast<unsigned>(mode));
+}
 
 std::string time_text(std::time_t t) {
     if (t == 0) return "never";
@@ -103,7 +109,9 @@ nlohmann::json to_json(const SegmentInfo& i) {
     j["gid"] = i.gid;
     j["attach_count"] = i.attach_count;
     j["creator_pid"] = i.creator_pid;
-    j["creator_alive"] = i.creator == Liveness::Alive ? "yes" : i.creator == Liveness::Dead ? "no" : "unknown";
+    j["creator_alive"] = i.creator == Liveness::Alive  ? "yes"
+                         : i.creator == Liveness::Dead ? "no"
+                                                       : "unknown";
     j["change_time"] = i.change_time;
     j["pagewire"] = i.pagewire ? nlohmann::json(*i.pagewire) : nlohmann::json(nullptr);
     return j;
@@ -123,9 +131,9 @@ void run_ls(const ShmArgs& a) {
         print(arr.dump(2) + "\n");
         return;
     }
-    std::string out = fmt::format("{:<7} {:<24} {:>10} {:>12} {:>5} {:<10} {:>6} {:>8} {:<5} {:<8} {}\n", "BACKEND",
-                                  "NAME", "SHMID", "BYTES", "MODE", "OWNER", "NATTCH", "CPID", "ALIVE",
-                                  "PAGEWIRE", "STATUS");
+    std::string out = fmt::format(
+        "{:<7} {:<24} {:>10} {:>12} {:>5} {:<10} {:>6} {:>8} {:<5} {:<8} {}\n", "BACKEND", "NAME",
+        "SHMID", "BYTES", "MODE", "OWNER", "NATTCH", "CPID", "ALIVE", "PAGEWIRE", "STATUS");
     for (const auto& i : all) {
         std::string status;
         if (i.marked_for_removal) status += "dest ";
@@ -135,8 +143,8 @@ void run_ls(const ShmArgs& a) {
                            i.backend == Backend::SystemV ? std::to_string(i.id) : "-", i.size,
                            mode_text(i.mode), user_name(i.uid),
                            i.attach_count < 0 ? "?" : std::to_string(i.attach_count),
-                           i.creator_pid == 0 ? "-" : std::to_string(i.creator_pid), liveness_name(i.creator),
-                           pagewire_text(i), status);
+                           i.creator_pid == 0 ? "-" : std::to_string(i.creator_pid),
+                           liveness_name(i.creator), pagewire_text(i), status);
     }
     print(out);
 }
@@ -148,9 +156,10 @@ void run_create(const ShmArgs& a) {
     const std::uint64_t size = size_argument(a.size, "--size");
     Segment s = Segment::create(backend_of(a), a.name, static_cast<std::size_t>(size), o);
     SegmentInfo i = s.info();
-    print(fmt::format("created {} {}{} ({} data bytes, {} bytes in all, mode {})\n", backend_name(i.backend), s.name(),
-                      i.backend == Backend::SystemV ? fmt::format(" shmid {}", i.id) : "", s.size(), i.size,
-                      mode_text(i.mode)));
+    print(fmt::format("created {} {}{} ({} data bytes, {} bytes in all, mode {})\n",
+                      backend_name(i.backend), s.name(),
+                      i.backend == Backend::SystemV ? fmt::format(" shmid {}", i.id) : "", s.size(),
+                      i.size, mode_text(i.mode)));
 }
 
 void run_stat(const ShmArgs& a) {
@@ -160,7 +169,9 @@ void run_stat(const ShmArgs& a) {
         return;
     }
     std::string out;
-    auto line = [&](const char* key, const std::string& value) { out += fmt::format("{:<13}{}\n", key, value); };
+    auto line = [&](const char* key, const std::string& value) {
+        out += fmt::format("{:<13}{}\n", key, value);
+    };
     line("name:", i.name);
     line("backend:", backend_name(i.backend));
     if (i.backend == Backend::SystemV) {
@@ -169,11 +180,16 @@ void run_stat(const ShmArgs& a) {
     }
     line("bytes:", std::to_string(i.size));
     line("data bytes:", std::to_string(i.data_size));
-    line("header:", !i.pagewire ? "not read" : *i.pagewire ? fmt::format("pagewire v{}", Segment::kLayoutVersion) : "none (foreign)");
+    line("header:", !i.pagewire   ? "not read"
+                    : *i.pagewire ? fmt::format("pagewire v{}", Segment::kLayoutVersion)
+                                  : "none (foreign)");
     line("mode:", mode_text(i.mode));
     line("owner:", fmt::format("{} (uid {}, gid {})", user_name(i.uid), i.uid, i.gid));
-    if (i.backend == Backend::SystemV) line("creator:", fmt::format("{} (uid {}, gid {})", user_name(i.cuid), i.cuid, i.cgid));
-    line("creator pid:", i.creator_pid == 0 ? "unknown" : fmt::format("{} (alive: {})", i.creator_pid, liveness_name(i.creator)));
+    if (i.backend == Backend::SystemV)
+        line("creator:", fmt::format("{} (uid {}, gid {})", user_name(i.cuid), i.cuid, i.cgid));
+    line("creator pid:", i.creator_pid == 0 ? "unknown"
+                                            : fmt::format("{} (alive: {})", i.creator_pid,
+                                                          liveness_name(i.creator)));
     line("attaches:", i.attach_count < 0 ? "unknown" : std::to_string(i.attach_count));
     if (i.backend == Backend::SystemV) {
         line("last pid:", std::to_string(i.last_pid));
@@ -199,7 +215,8 @@ void run_rm(const ShmArgs& a) {
         }
     }
     if (failures.empty()) return;
-    for (std::size_t k = 0; k + 1 < failures.size(); ++k) fmt::print(stderr, "pagewire: {}\n", failures[k].what());
+    for (std::size_t k = 0; k + 1 < failures.size(); ++k)
+        fmt::print(stderr, "pagewire: {}\n", failures[k].what());
     throw failures.back();  // main prints the last one and exits 1
 }
 
@@ -219,8 +236,8 @@ void run_write(const ShmArgs& a) {
     }
     if (offset > s.size() || input.size() > s.size() - offset)
         throw_error("write", s.name(), ENOSPC,
-                    fmt::format("{} bytes at offset {} do not fit in the segment ({} data bytes)", input.size(),
-                                offset, s.size()));
+                    fmt::format("{} bytes at offset {} do not fit in the segment ({} data bytes)",
+                                input.size(), offset, s.size()));
     // A file segment can be truncated by another process while we write.
     if (AccessResult r = guarded_copy(s.data() + offset, input.data(), input.size()); !r)
         throw_error("write", s.name(), EIO, "truncated while it was being written: " + r.message());
@@ -235,7 +252,8 @@ void run_read(const ShmArgs& a) {
     const std::uint64_t offset = size_argument(a.offset, "OFFSET");
     if (offset > s.size())
         throw_error("read", s.name(), EINVAL,
-                    fmt::format("offset {} is past the end of the segment ({} data bytes)", offset, s.size()));
+                    fmt::format("offset {} is past the end of the segment ({} data bytes)", offset,
+                                s.size()));
     std::uint64_t length = s.size() - offset;
     if (!a.length.empty()) length = std::min(length, size_argument(a.length, "LENGTH"));
     write_mapped(STDOUT_FILENO, s.data() + offset, static_cast<std::size_t>(length), s.name(),
@@ -291,9 +309,10 @@ void run_gc(const ShmArgs& a) {
             ++kept;
             continue;
         }
-        std::string what = fmt::format("{} {} ({} bytes, creator pid {} gone)", backend_name(i.backend),
-                                       i.backend == Backend::SystemV ? fmt::format("{} shmid {}", i.name, i.id) : i.name,
-                                       i.size, i.creator_pid);
+        std::string what = fmt::format(
+            "{} {} ({} bytes, creator pid {} gone)", backend_name(i.backend),
+            i.backend == Backend::SystemV ? fmt::format("{} shmid {}", i.name, i.id) : i.name,
+            i.size, i.creator_pid);
         if (a.dry_run) {
             out += "would remove " + what + "\n";
         } else {
@@ -308,8 +327,8 @@ void run_gc(const ShmArgs& a) {
         ++removed;
     }
     out += fmt::format("{} {} stale pagewire segment{}; left {} other{} alone\n",
-                       a.dry_run ? "would remove" : "removed", removed, removed == 1 ? "" : "s", kept,
-                       kept == 1 ? "" : "s");
+                       a.dry_run ? "would remove" : "removed", removed, removed == 1 ? "" : "s",
+                       kept, kept == 1 ? "" : "s");
     print(out);
 }
 
@@ -322,15 +341,20 @@ CLI::Option* add_backend(CLI::App* cmd, ShmArgs& a) {
 
 void register_shm(CLI::App& app) {
     auto args = std::make_shared<ShmArgs>();
-    CLI::App* shm = app.add_subcommand("shm", "Shared memory segments: POSIX, System V and plain files");
+    CLI::App* shm =
+        app.add_subcommand("shm", "Shared memory segments: POSIX, System V and plain files");
     shm->require_subcommand(1);
-    const char* name_help = "POSIX name, System V key (decimal, 0x-hex, id:SHMID, private, or a path for ftok), or file path";
+    const char* name_help =
+        "POSIX name, System V key (decimal, 0x-hex, id:SHMID, private, or a path for ftok), or "
+        "file path";
 
-    CLI::App* ls = shm->add_subcommand("ls", "List POSIX and System V segments (like ipcs -m and ls /dev/shm)");
+    CLI::App* ls = shm->add_subcommand(
+        "ls", "List POSIX and System V segments (like ipcs -m and ls /dev/shm)");
     ls->add_flag("--json", args->json, "JSON output");
     ls->callback([args] { run_ls(*args); });
 
-    CLI::App* create = shm->add_subcommand("create", "Create a segment (exclusive) of --size data bytes");
+    CLI::App* create =
+        shm->add_subcommand("create", "Create a segment (exclusive) of --size data bytes");
     create->add_option("NAME", args->name, name_help)->required();
     create->add_option("--size,-s", args->size, "Data bytes (suffixes K, M, G)")->required();
     create->add_option("--mode,-m", args->mode, "Permission bits, octal (default 0600)");
@@ -338,13 +362,15 @@ void register_shm(CLI::App& app) {
     add_backend(create, *args);
     create->callback([args] { run_create(*args); });
 
-    CLI::App* stat = shm->add_subcommand("stat", "Show a segment: size, mode, owner, pids, attaches, creator alive");
+    CLI::App* stat = shm->add_subcommand(
+        "stat", "Show a segment: size, mode, owner, pids, attaches, creator alive");
     stat->add_option("NAME", args->name, name_help)->required();
     stat->add_flag("--json", args->json, "JSON output");
     add_backend(stat, *args);
     stat->callback([args] { run_stat(*args); });
 
-    CLI::App* rm = shm->add_subcommand("rm", "Remove segments (like ipcrm: System V pages go with the last detach)");
+    CLI::App* rm = shm->add_subcommand(
+        "rm", "Remove segments (like ipcrm: System V pages go with the last detach)");
     rm->add_option("NAME", args->names, name_help)->required();
     add_backend(rm, *args);
     rm->callback([args] { run_rm(*args); });
@@ -356,7 +382,8 @@ void register_shm(CLI::App& app) {
     add_backend(write, *args);
     write->callback([args] { run_write(*args); });
 
-    CLI::App* read = shm->add_subcommand("read", "Copy LENGTH bytes of the segment from OFFSET to stdout");
+    CLI::App* read =
+        shm->add_subcommand("read", "Copy LENGTH bytes of the segment from OFFSET to stdout");
     read->add_option("NAME", args->name, name_help)->required();
     read->add_option("OFFSET", args->offset, "Data offset (default 0)");
     read->add_option("LENGTH", args->length, "Bytes (default: to the end; clamped at the end)");
@@ -364,8 +391,9 @@ void register_shm(CLI::App& app) {
     add_backend(read, *args);
     read->callback([args] { run_read(*args); });
 
-    CLI::App* gc = shm->add_subcommand(
-        "gc", "Remove pagewire-created POSIX and System V segments whose creator is dead and that nobody attaches");
+    CLI::App* gc = shm->add_subcommand("gc",
+                                       "Remove pagewire-created POSIX and System V segments whose "
+                                       "creator is dead and that nobody attaches");
     gc->add_flag("--dry-run,-n", args->dry_run, "Only say what would be removed");
     gc->callback([args] { run_gc(*args); });
 }

@@ -1,7 +1,5 @@
 // pagewire — command-line front end. Exit codes: 0 ok, 1 failure (one line on
 // stderr: "pagewire: <operation> <path>: <reason>"), 2 usage error.
-#include "pagewire_build_info.hpp"  // generated: cmake/write_build_info.cmake
-
 #include <fmt/core.h>
 
 #include <CLI/CLI.hpp>
@@ -14,6 +12,7 @@
 #include <string>
 
 #include "commands.hpp"
+#include "pagewire_build_info.hpp"  // generated: cmake/write_build_info.cmake
 
 namespace {
 
