@@ -223,9 +223,16 @@ void run_stat(const LogArgs& a) {
                          {"segments", js}};
         put(j.dump(2) + "\n");
     } else {
-        put(fmt::format("log {}: offsets {}..{} ({} records), recovery point {}, {} segments\n",
-                        a.dir, log.start_offset(), log.end_offset(),
-                        log.end_offset() - log.start_offset(), log.recovery_point(), segs.size()));
+        // Offsets as `append` says them: the first and the last record's, inclusive.
+        const std::uint64_t records = log.end_offset() - log.start_offset();
+        const std::string range =
+            records == 0 ? std::string("none")
+                         : fmt::format("{}..{}", log.start_offset(), log.end_offset() - 1);
+        put(
+            fmt::format("log {}: offsets {} ({} records), next offset {}, recovery point {}, "
+                        "{} segment{}\n",
+                        a.dir, range, records, log.end_offset(), log.recovery_point(), segs.size(),
+                        segs.size() == 1 ? "" : "s"));
         put(table);
     }
 }
