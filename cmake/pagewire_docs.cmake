@@ -7,11 +7,17 @@ if(NOT PAGEWIRE_HELP2MAN)
                     "(Debian package help2man; scripts/install-deps.sh installs it)")
 endif()
 set(PAGEWIRE_DOCS_DIR ${PROJECT_BINARY_DIR}/docs)
+# `pagewire bench --help` is pagewire-bench's help (the command execs it), so
+# the bench page needs that program built first.
+set(_pagewire_docs_needs pagewire_cli)
+if(TARGET pagewire_bench)
+    list(APPEND _pagewire_docs_needs pagewire_bench)
+endif()
 add_custom_command(OUTPUT ${PAGEWIRE_DOCS_DIR}/stamp
     COMMAND bash ${PROJECT_SOURCE_DIR}/packaging/gen_docs.sh $<TARGET_FILE:pagewire_cli>
             ${PROJECT_VERSION} ${PAGEWIRE_DOCS_DIR} ${PAGEWIRE_HELP2MAN}
     COMMAND ${CMAKE_COMMAND} -E touch ${PAGEWIRE_DOCS_DIR}/stamp
-    DEPENDS pagewire_cli ${PROJECT_SOURCE_DIR}/packaging/gen_docs.sh
+    DEPENDS ${_pagewire_docs_needs} ${PROJECT_SOURCE_DIR}/packaging/gen_docs.sh
     COMMENT "Generating man pages and bash completion from pagewire --help"
     VERBATIM)
 add_custom_target(pagewire_docs ALL DEPENDS ${PAGEWIRE_DOCS_DIR}/stamp)
