@@ -2,6 +2,7 @@
 // pagewire_http library's and is not included here.)
 #pragma once
 
+#include <pagewire/address.hpp>
 #include <pagewire/channel.hpp>
 #include <pagewire/checksum.hpp>
 #include <pagewire/config.hpp>

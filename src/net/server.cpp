@@ -15,6 +15,8 @@
 #include <cstring>
 #include <exception>
 #include <memory>
+#include <optional>
+#include <pagewire/address.hpp>
 #include <pagewire/error.hpp>
 #include <pagewire/unique_fd.hpp>
 #include <thread>
@@ -55,72 +57,21 @@ void raise_open_file_limit() {
 
 }  // namespace
 
-namespace {
-
-bool parse_address(const std::string& text, sockaddr_storage& addr, socklen_t& len) {
-    std::memset(&addr, 0, sizeof addr);
-    std::string host;
-    std::string port;
-    if (!text.empty() && text[0] == '[') {
-        const std::size_t close = text.find(']');
-        if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':')
-            return false;
-        host = text.substr(1, close - 1);
-        port = text.substr(close + 2);
-    } else {
-        const std::size_t colon = text.rfind(':');
-        if (colon == std::string::npos) return false;
-        host = text.substr(0, colon);
-        port = text.substr(colon + 1);
-    }
-    if (port.empty() || port.size() > 5 ||
-        port.find_first_not_of("0123456789") != std::string::npos) {
-        return false;
-    }
-    const unsigned long p = std::stoul(port);
-    if (p > 65535) return false;
-    auto* v4 = reinterpret_cast<sockaddr_in*>(&addr);
-    auto* v6 = reinterpret_cast<sockaddr_in6*>(&addr);
-    if (text[0] != '[' && ::inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons(static_cast<std::uint16_t>(p));
-        len = sizeof *v4;
-        return true;
-    }
-    if (text[0] == '[' && ::inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons(static_cast<std::uint16_t>(p));
-        len = sizeof *v6;
-        return true;
-    }
-    return false;
-}
-
-}  // namespace
-
 void parse_listen_address(const std::string& text, ServerConfig& config) {
-    if (!parse_address(text, config.addr, config.addr_len)) {
-        throw_error("--listen", text, EINVAL, "expected A.B.C.D:PORT or [IPv6]:PORT");
-    }
+    std::string reason;
+    const std::optional<HostPort> where = split_host_port(text, &reason);
+    if (!where) throw_error("--listen", text, EINVAL, reason + " (expected HOST:PORT)");
+    // The first address the name resolves to, as nginx's `listen localhost:80` does.
+    const SocketAddress first = resolve_tcp(*where, true).front();
+    config.addr = first.storage;
+    config.addr_len = first.length;
     config.listen = text;
 }
 
 std::string format_address(const sockaddr_storage& addr) {
-    char host[INET6_ADDRSTRLEN] = "?";
-    if (addr.ss_family == AF_INET) {
-        const auto* v4 = reinterpret_cast<const sockaddr_in*>(&addr);
-        ::inet_ntop(AF_INET, &v4->sin_addr, host, sizeof host);
-        return std::string(host) + ":" + std::to_string(ntohs(v4->sin_port));
-    }
-    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&addr);
-    ::inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof host);
-    // Appended, not `"[" + std::string(host)`: GCC 12 at -O3 warns falsely
-    // (-Wrestrict, GCC bug 105329) about operator+(const char*, std::string&&).
-    std::string text = "[";
-    text += host;
-    text += "]:";
-    text += std::to_string(ntohs(v6->sin6_port));
-    return text;
+    SocketAddress s;
+    s.storage = addr;
+    return s.text();
 }
 
 void run_server(

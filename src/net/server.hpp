@@ -32,8 +32,10 @@ struct ServerConfig {
     int access_log_fd = -1;  // O_APPEND descriptor (open_access_log), or -1; not owned
 };
 
-// "A.B.C.D:PORT" or "[v6]:PORT" into addr / addr_len (and `listen`).
-// Throws pagewire::Error (operation "--listen", EINVAL) for anything else.
+// HOST:PORT (pagewire/address.hpp: IPv4, [IPv6] or a name, resolved to its
+// first address) into addr / addr_len (and `listen`). Throws pagewire::Error
+// (operation "--listen", EINVAL) for a malformed text, ("resolve", host) for
+// a name that does not resolve.
 void parse_listen_address(const std::string& text, ServerConfig& config);
 // "127.0.0.1:8080" / "[::1]:8080" of a bound address.
 std::string format_address(const sockaddr_storage& addr);

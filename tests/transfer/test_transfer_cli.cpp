@@ -6,6 +6,7 @@
 #include <pwd.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <atomic>
 #include <functional>
 #include <pagewire/checksum.hpp>
@@ -70,7 +71,11 @@ class RecvProcess {
             int out = ::open(out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
             ::dup2(out, STDOUT_FILENO);
             ::dup2(err_pipe[1], STDERR_FILENO);
-            std::vector<std::string> argv = {kCli, "recv", "0", "--bind", "127.0.0.1"};
+            std::vector<std::string> argv = {kCli, "recv", "0"};
+            if (std::find(args.begin(), args.end(), "--bind") == args.end()) {
+                argv.push_back("--bind");
+                argv.push_back("127.0.0.1");
+            }
             argv.insert(argv.end(), args.begin(), args.end());
             std::vector<char*> c;
             for (auto& a : argv) c.push_back(a.data());
@@ -475,4 +480,70 @@ TEST(SendRecv, ReceiverSurvivesTruncationOfItsTemporaryFile) {
     } else {
         EXPECT_FALSE(std::filesystem::exists(out));
     }
+}
+
+// ---- addresses and recv's checks before listening (issue 13) ---------------
+
+TEST(SendRecvAddresses, MalformedHostPortIsAUsageErrorBeforeAnyIo) {
+    TempDir dir;
+    testutil::write_file(dir.file("f"), "data");
+    for (const std::string address :
+         {"127.0.0.1:99999", "127.0.0.1:", "127.0.0.1", "::1:80", "[::1]80", "127.0.0.1:8x"}) {
+        RunResult r = cli({"send", dir.file("f"), address});
+        EXPECT_EQ(r.exit_code(), 2) << address << ": " << r.err;
+        EXPECT_NE(r.err.find("pagewire: HOST:PORT: '" + address + "'"), std::string::npos) << r.err;
+    }
+    RunResult r = cli({"send", dir.file("f"), "no-such-host.invalid:80"});
+    EXPECT_EQ(r.exit_code(), 1) << r.err;
+    EXPECT_EQ(r.err.rfind("pagewire: resolve no-such-host.invalid: ", 0), 0u) << r.err;
+    EXPECT_EQ(testutil::line_count(r.err), 1u) << r.err;
+}
+
+TEST(SendRecvAddresses, RecvRefusesItsOutputBeforeListening) {
+    TempDir dir;
+    testutil::write_file(dir.file("exists"), "keep me");
+    RunResult r = cli({"recv", "0", "-o", dir.file("exists")});
+    EXPECT_EQ(r.exit_code(), 1) << r.err;
+    EXPECT_EQ(r.err, "pagewire: open " + dir.file("exists") + ": File exists\n");
+    EXPECT_EQ(testutil::read_file(dir.file("exists")), "keep me");
+    r = cli({"recv", "0", "-o", dir.file("missing/dir/out")});
+    EXPECT_EQ(r.exit_code(), 1) << r.err;
+    EXPECT_EQ(r.err,
+              "pagewire: open " + dir.file("missing/dir/out") + ": No such file or directory\n");
+    EXPECT_TRUE(hidden_files(dir.path()).empty());
+}
+
+TEST(SendRecvAddresses, RecvListensOnLoopbackByDefault) {
+    testutil::RunOptions options;
+    options.timeout = std::chrono::milliseconds(1000);
+    RunResult r = testutil::run({kCli, "recv", "0"}, options);
+    EXPECT_TRUE(r.timed_out) << r.err;  // it was listening, waiting for a sender
+    EXPECT_EQ(r.err.rfind("listening on 127.0.0.1:", 0), 0u) << r.err;
+}
+
+TEST(SendRecvAddresses, NamesAndIpv6OnBothSides) {
+    TempDir dir;
+    testutil::write_file(dir.file("f"), "over a name");
+    {
+        RecvProcess recv({"--bind", "localhost", "-o", dir.file("by-name")});
+        RunResult s = cli({"send", dir.file("f"), "localhost:" + std::to_string(recv.port())});
+        EXPECT_EQ(s.exit_code(), 0) << s.err;
+        RunResult r = recv.finish();
+        EXPECT_EQ(r.exit_code(), 0) << r.err;
+        EXPECT_EQ(testutil::read_file(dir.file("by-name")), "over a name");
+    }
+    const int probe = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in6 v6{};
+    v6.sin6_family = AF_INET6;
+    v6.sin6_addr = in6addr_loopback;
+    const bool have_v6 =
+        probe >= 0 && ::bind(probe, reinterpret_cast<sockaddr*>(&v6), sizeof v6) == 0;
+    if (probe >= 0) ::close(probe);
+    if (!have_v6) GTEST_SKIP() << "no IPv6 loopback here (bind [::1] failed): IPv6 case not run";
+    RecvProcess recv({"--bind", "::1", "-o", dir.file("by-v6")});
+    RunResult s = cli({"send", dir.file("f"), "[::1]:" + std::to_string(recv.port())});
+    EXPECT_EQ(s.exit_code(), 0) << s.err;
+    RunResult r = recv.finish();
+    EXPECT_EQ(r.exit_code(), 0) << r.err;
+    EXPECT_EQ(testutil::read_file(dir.file("by-v6")), "over a name");
 }

@@ -6,10 +6,7 @@
 // checksum of the payload), the payload, then the receiver's 8-byte answer
 // ("PWOK" or "PWNO" + a 32-bit code) once it has every byte and has checked
 // them, so the sender knows the file arrived whole. Integers are little-endian.
-#include <arpa/inet.h>
 #include <fmt/core.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -18,6 +15,8 @@
 #include <array>
 #include <cstring>
 #include <memory>
+#include <optional>
+#include <pagewire/address.hpp>
 #include <pagewire/checksum.hpp>
 #include <pagewire/error.hpp>
 #include <pagewire/file.hpp>
@@ -93,47 +92,17 @@ struct SendArgs {
     bool stats = false;
 };
 
-// Where HOST ends in HOST:PORT; a usage error when it is not that shape.
-std::size_t port_separator(const std::string& address) {
-    const auto colon = address.rfind(':');
-    if (colon == std::string::npos || colon == 0 || colon + 1 == address.size()) {
-        throw CLI::ValidationError("HOST:PORT", "'" + address + "' is not HOST:PORT");
-    }
-    return colon;
-}
-
-UniqueFd connect_to(const std::string& address) {
-    const auto colon = port_separator(address);
-    std::string host = address.substr(0, colon);
-    if (host.size() > 2 && host.front() == '[' && host.back() == ']')
-        host = host.substr(1, host.size() - 2);
-    const std::string port = address.substr(colon + 1);
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* found = nullptr;
-    if (int r = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &found); r != 0) {
-        throw_error("connect", address, EHOSTUNREACH, ::gai_strerror(r));
-    }
-    std::unique_ptr<addrinfo, void (*)(addrinfo*)> list(found, ::freeaddrinfo);
-    int last_error = ECONNREFUSED;
-    for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
-        UniqueFd s(::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol));
-        if (!s) {
-            last_error = errno;
-            continue;
-        }
-        if (retry_eintr([&] { return ::connect(s.get(), a->ai_addr, a->ai_addrlen); }) == 0) {
-            return s;
-        }
-        last_error = errno;
-    }
-    throw_error("connect", address, last_error);
+// HOST:PORT (pagewire/address.hpp); a usage error when it is not that shape.
+HostPort host_port_argument(const std::string& address) {
+    std::string reason;
+    std::optional<HostPort> where = split_host_port(address, &reason);
+    if (!where) throw CLI::ValidationError("HOST:PORT", "'" + address + "': " + reason);
+    return *where;
 }
 
 void run_send(const SendArgs& args) {
-    ::signal(SIGPIPE, SIG_IGN);          // a receiver that leaves is EPIPE, reported
-    (void)port_separator(args.address);  // usage errors before any I/O
+    ::signal(SIGPIPE, SIG_IGN);  // a receiver that leaves is EPIPE, reported
+    const HostPort where = host_port_argument(args.address);  // usage errors before any I/O
     File file = File::open(args.path);
     struct stat st {};
     if (::fstat(file.fd(), &st) != 0) throw_error("stat", args.path);
@@ -156,7 +125,7 @@ void run_send(const SendArgs& args) {
     put64(header.data() + 16, length);
     put64(header.data() + 24, checksum_file(file, 0, length));
 
-    UniqueFd sock = connect_to(args.address);
+    UniqueFd sock = connect_tcp(where);
     send_all(sock.get(), header.data(), header.size(), args.address);
     const TransferStats stats =
         transfer({file.fd(), args.path}, {sock.get(), args.address}, options);
@@ -181,39 +150,27 @@ void run_send(const SendArgs& args) {
 
 struct RecvArgs {
     int port = 0;
-    std::string bind = "0.0.0.0";
+    std::string bind = "127.0.0.1";  // as serve: exposing a port is asked for, never a default
     std::string output;
     std::string method = "auto";
     bool force = false;
     bool stats = false;
 };
 
+// A listening socket on HOST (an address or a name: its first address) and PORT.
 UniqueFd listen_on(const std::string& bind, int port, std::string& shown) {
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<std::uint16_t>(port));
-    if (::inet_pton(AF_INET, bind.c_str(), &addr.sin_addr) != 1) {
-        throw CLI::ValidationError("--bind", "'" + bind + "' is not an IPv4 address");
-    }
-    const std::string where = bind + ":" + std::to_string(port);
-    UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!s) throw_error("socket", where);
+    if (bind.empty()) throw CLI::ValidationError("--bind", "empty address");
+    const HostPort where{bind, static_cast<std::uint16_t>(port)};
+    const std::string name = join_host_port(bind, where.port);
+    const SocketAddress addr = resolve_tcp(where, true).front();
+    UniqueFd s(::socket(addr.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!s) throw_error("socket", name);
     const int one = 1;
     ::setsockopt(s.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (::bind(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-        throw_error("bind", where);
-    if (::listen(s.get(), 1) != 0) throw_error("listen", where);
-    socklen_t len = sizeof addr;
-    if (::getsockname(s.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-        throw_error("getsockname", where);
-    shown = bind + ":" + std::to_string(ntohs(addr.sin_port));
+    if (::bind(s.get(), addr.get(), addr.length) != 0) throw_error("bind", name);
+    if (::listen(s.get(), 1) != 0) throw_error("listen", name);
+    shown = local_address(s.get()).text();
     return s;
-}
-
-std::string peer_name(const sockaddr_in& addr) {
-    char text[INET_ADDRSTRLEN] = "?";
-    ::inet_ntop(AF_INET, &addr.sin_addr, text, sizeof text);
-    return std::string(text) + ":" + std::to_string(ntohs(addr.sin_port));
 }
 
 Header read_header(int sock, const std::string& peer) {
@@ -266,22 +223,28 @@ std::uint64_t receive_to_stdout(int sock, const Header& header, const std::strin
 
 void run_recv(const RecvArgs& args) {
     ::signal(SIGPIPE, SIG_IGN);
+    // The destination first, before anyone can connect: an existing FILE without
+    // --force, a missing directory or no write permission fails here, not after
+    // a sender has started.
+    std::optional<OutputFile> out;
+    if (!args.output.empty()) {
+        const mode_t mask = ::umask(0);
+        ::umask(mask);
+        out.emplace(args.output, 0666 & ~mask, args.force);
+    }
     std::string where;
     UniqueFd listener = listen_on(args.bind, args.port, where);
     fmt::print(stderr, "listening on {}\n", where);
     std::fflush(stderr);
 
-    sockaddr_in addr{};
-    socklen_t len = sizeof addr;
-    UniqueFd sock(retry_eintr([&] {
-        return ::accept4(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len, SOCK_CLOEXEC);
-    }));
+    UniqueFd sock(
+        retry_eintr([&] { return ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC); }));
     if (!sock) throw_error("accept", where);
     listener.reset();
-    const std::string peer = peer_name(addr);
+    const std::string peer = peer_address(sock.get()).text();
     const Header header = read_header(sock.get(), peer);
 
-    if (args.output.empty()) {
+    if (!out) {
         if (receive_to_stdout(sock.get(), header, peer) != header.checksum) {
             checksum_mismatch(sock.get(), peer);
         }
@@ -289,28 +252,25 @@ void run_recv(const RecvArgs& args) {
         return;
     }
 
-    const mode_t mask = ::umask(0);
-    ::umask(mask);
-    OutputFile out(args.output, 0666 & ~mask, args.force);
     TransferOptions options;
     options.method = *parse_method(args.method);
     options.length = header.length;
     TransferStats stats;
     try {
-        stats = transfer({sock.get(), peer}, {out.file().fd(), args.output}, options);
+        stats = transfer({sock.get(), peer}, {out->file().fd(), args.output}, options);
     } catch (const Error& e) {
         if (e.error_number() == EIO && e.path() == peer) {
             throw_error("recv", peer, EIO,
                         fmt::format("the sender closed the connection after {} of {} bytes",
-                                    out.file().size(), header.length));
+                                    out->file().size(), header.length));
         }
         throw;
     }
     // The temporary file has a name another process could truncate: read it guarded.
-    if (checksum_file(out.file(), 0, header.length) != header.checksum) {
+    if (checksum_file(out->file(), 0, header.length) != header.checksum) {
         checksum_mismatch(sock.get(), peer);
     }
-    out.commit();
+    out->commit();
     answer(sock.get(), true, peer);
     fmt::print("received {} bytes from {} into {} (checksum ok)\n", stats.bytes, peer, args.output);
     if (args.stats) fmt::print("{}\n", summary(stats));
@@ -348,7 +308,9 @@ void register_send(CLI::App& app) {
     rcmd->add_option("PORT", rargs->port, "TCP port to listen on")
         ->required()
         ->check(CLI::Range(0, 65535));
-    rcmd->add_option("--bind", rargs->bind, "IPv4 address to listen on (default 0.0.0.0)")
+    rcmd->add_option(
+            "--bind", rargs->bind,
+            "Address or name to listen on: 0.0.0.0 or :: for every interface (default 127.0.0.1)")
         ->type_name("ADDR");
     rcmd->add_option("--output,-o", rargs->output,
                      "File to write (appears only when complete and checked); default stdout, "

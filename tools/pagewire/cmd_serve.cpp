@@ -51,7 +51,7 @@ void register_serve(CLI::App& app) {
         app.add_subcommand("serve", "Serve a directory over HTTP/1.1 (GET, HEAD, Range)");
     cmd->add_option("DIR", args->config.root, "Directory to serve")->required();
     cmd->add_option("--listen", args->config.listen,
-                    "ADDR:PORT to listen on (port 0: any free port)")
+                    "HOST:PORT to listen on: an address, [IPv6] or a name (port 0: any free port)")
         ->capture_default_str();
     cmd->add_option("--workers", args->workers, "Worker threads (default: one per CPU)");
     cmd->add_option("--direct-threshold", args->direct_threshold,
