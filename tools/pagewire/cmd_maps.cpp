@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <pagewire/proc_maps.hpp>
@@ -13,6 +15,9 @@
 
 namespace pagewire::cli {
 namespace {
+
+// Any pid_t; one above the kernel's pid_max is then "No such process".
+constexpr int kPidMax = std::numeric_limits<pid_t>::max();
 
 struct MapsArgs {
     pid_t pid = 0;
@@ -51,6 +56,10 @@ void print_json(const std::vector<Vma>& vmas, pid_t pid) {
 }
 
 void print_table(const std::vector<Vma>& vmas, pid_t pid) {
+    if (vmas.empty()) {  // a kernel thread has no user-space mappings at all
+        fmt::print("{}: no mappings (a kernel thread)\n", pid == 0 ? ::getpid() : pid);
+        return;
+    }
     fmt::print("{}:   (sizes in KiB)\n", pid == 0 ? ::getpid() : pid);
     fmt::print("{:>16} {:4} {:>8} {:>6} {:>9}", "Address", "Perm", "Offset", "Device", "Inode");
     for (const VmaField& f : vma_size_fields()) fmt::print(" {:>{}}", f.name, width(f));
@@ -72,10 +81,10 @@ void print_table(const std::vector<Vma>& vmas, pid_t pid) {
         flags += v.is_shared() ? 'S' : '-';
         fmt::print(" {:6} {}\n", flags, v.path.empty() ? "[anon]" : v.path);
     }
-    fmt::print("{:>16} {:4} {:>8} {:>6} {:>9}", "", "", "", "", "");
+    fmt::print("{:>16} {:4} {:>8} {:>6} {:>9}", "total", "", "", "", "");
     for (std::size_t i = 0; i < fields.size(); ++i)
         fmt::print(" {:>{}}", totals[i] / kKiB, width(fields[i]));
-    fmt::print(" {:6} {} mappings (total)\n", "", vmas.size());
+    fmt::print(" {:6} {} mapping{}\n", "", vmas.size(), vmas.size() == 1 ? "" : "s");
 }
 
 }  // namespace
@@ -85,8 +94,20 @@ void register_maps(CLI::App& app) {
     CLI::App* cmd = app.add_subcommand(
         "maps",
         "A process's memory mappings with resident, shared and private sizes (like pmap -X)");
-    cmd->add_option("PID", args->pid, "Process id (default: pagewire itself)")
-        ->check(CLI::NonNegativeNumber);
+    // Checked as text before CLI11 converts it, so the message says what a pid is
+    // (not a range of doubles, not "Could not convert").
+    const CLI::Validator pid_text(
+        [](std::string& text) -> std::string {
+            int value = 0;
+            const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+            if (text.empty() || end != text.data() + text.size() || ec != std::errc() ||
+                value < 1 || value > kPidMax) {
+                return fmt::format("'{}' is not a process id (1 to {})", text, kPidMax);
+            }
+            return {};
+        },
+        "PID");
+    cmd->add_option("PID", args->pid, "Process id (default: pagewire itself)")->check(pid_text);
     cmd->add_flag("--json", args->json, "Print JSON instead of a table");
     cmd->callback([args] {
         const auto vmas = read_smaps(args->pid);
