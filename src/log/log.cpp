@@ -819,10 +819,8 @@ std::vector<LogDamage> verify_log(const std::string& dir) {
         std::string index_path = logimpl::segment_path(dir, s->base, ".index");
         std::uint32_t n = s->offset_entries();
         std::uint32_t prev_rel = 0;
-        for (std::uint32_t e = 0; e < n && e * logimpl::kIndexEntryBytes < s->index_map.size();
-             ++e) {
-            const std::byte* p = s->index_map.data() + e * logimpl::kIndexEntryBytes;
-            auto rel = wire::get_be<std::uint32_t>(p), pos = wire::get_be<std::uint32_t>(p + 4);
+        std::uint32_t rel = 0, pos = 0;
+        for (std::uint32_t e = 0; e < n && s->offset_entry(e, rel, pos); ++e) {
             auto it = std::lower_bound(batches.begin(), batches.end(),
                                        std::make_pair(std::uint64_t{pos}, INT64_MIN));
             bool ok = it != batches.end() && it->first == pos && it->second == s->base + rel &&

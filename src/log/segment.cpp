@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <pagewire/guard.hpp>
 
 #include "log/wire.hpp"
 
@@ -29,17 +30,36 @@ void open_index(const std::string& path, bool writer, bool create, std::uint64_t
     }
 }
 
+// Copies index entry i (n bytes) of `map` to out. The writer owns its
+// mapping; a reader's may be cut under it (the writer trims a segment's
+// indexes when it rolls), so a reader copies under the SIGBUS guard: false
+// when the entry is no longer in the file.
+bool copy_entry(const Mapping& map, bool writer, std::size_t entry_bytes, std::uint32_t i,
+                std::byte* out) noexcept {
+    std::size_t at = std::size_t{i} * entry_bytes;
+    if (at + entry_bytes > map.size()) return false;
+    if (writer) {
+        std::memcpy(out, map.data() + at, entry_bytes);
+        return true;
+    }
+    return guarded_copy(out, map.data() + at, entry_bytes).ok();
+}
+
 // Index of the first all-zero (unused) entry at or after `first`: entries in
 // use are never all zero, except the offset index's entry 0, (0, 0), which
-// is right for every segment and so counts as used (first = 1).
-std::uint32_t find_end(const Mapping& map, std::size_t entry_bytes, std::uint32_t first) noexcept {
+// is right for every segment and so counts as used (first = 1). An entry a
+// reader can no longer read counts as unused.
+std::uint32_t find_end(const Mapping& map, bool writer, std::size_t entry_bytes,
+                       std::uint32_t first) noexcept {
     auto slots = static_cast<std::uint32_t>(map.size() / entry_bytes);
     static constexpr std::byte kZero[16] = {};
+    std::byte entry[16];
     std::uint32_t lo = first, hi = slots;
     if (slots == 0) return 0;
     while (lo < hi) {
         std::uint32_t mid = lo + (hi - lo) / 2;
-        if (std::memcmp(map.data() + std::size_t{mid} * entry_bytes, kZero, entry_bytes) == 0)
+        if (!copy_entry(map, writer, entry_bytes, mid, entry) ||
+            std::memcmp(entry, kZero, entry_bytes) == 0)
             hi = mid;
         else
             lo = mid + 1;
@@ -100,26 +120,46 @@ std::shared_ptr<Segment> Segment::open(const std::string& dir, std::int64_t base
     open_index(segment_path(dir, base, ".timeindex"), writer, false,
                writer ? index_bytes / kIndexEntryBytes * kTimeEntryBytes : 0, s->time_file,
                s->time_map);
-    s->index_entries = find_end(s->index_map, kIndexEntryBytes, 1);
-    s->time_entries = find_end(s->time_map, kTimeEntryBytes, 0);
+    s->index_entries = find_end(s->index_map, writer, kIndexEntryBytes, 1);
+    s->time_entries = find_end(s->time_map, writer, kTimeEntryBytes, 0);
     return s;
 }
 
 std::uint32_t Segment::offset_entries() const noexcept {
     return writer ? index_entries.load(std::memory_order_acquire)
-                  : find_end(index_map, kIndexEntryBytes, 1);
+                  : find_end(index_map, false, kIndexEntryBytes, 1);
 }
 
 std::uint32_t Segment::time_entries_now() const noexcept {
     return writer ? time_entries.load(std::memory_order_acquire)
-                  : find_end(time_map, kTimeEntryBytes, 0);
+                  : find_end(time_map, false, kTimeEntryBytes, 0);
+}
+
+bool Segment::offset_entry(std::uint32_t i, std::uint32_t& rel,
+                           std::uint32_t& position) const noexcept {
+    std::byte e[kIndexEntryBytes];
+    if (!copy_entry(index_map, writer, kIndexEntryBytes, i, e)) return false;
+    rel = get_be<std::uint32_t>(e);
+    position = get_be<std::uint32_t>(e + 4);
+    return true;
+}
+
+bool Segment::time_entry(std::uint32_t i, std::int64_t& ts, std::uint32_t& rel) const noexcept {
+    std::byte e[kTimeEntryBytes];
+    if (!copy_entry(time_map, writer, kTimeEntryBytes, i, e)) return false;
+    ts = get_be<std::int64_t>(e);
+    rel = get_be<std::uint32_t>(e + 8);
+    return true;
 }
 
 std::pair<std::uint32_t, std::uint32_t> Segment::lookup(std::int64_t offset) const noexcept {
     std::uint32_t n = offset_entries();
     auto rel = static_cast<std::uint32_t>(std::max<std::int64_t>(0, offset - base));
+    // An entry a reader can no longer read (cut by a roll) sorts after every
+    // offset; (0, 0), the start of the segment, is always a sound answer.
     auto entry = [&](std::uint32_t i) {
-        return get_be<std::uint32_t>(index_map.data() + i * kIndexEntryBytes);
+        std::uint32_t r = 0, pos = 0;
+        return offset_entry(i, r, pos) ? r : UINT32_MAX;
     };
     if (n == 0 || entry(0) > rel) return {0, 0};
     // Binary search for the last entry <= rel, in the warm tail when it is there.
@@ -135,13 +175,18 @@ std::pair<std::uint32_t, std::uint32_t> Segment::lookup(std::int64_t offset) con
         else
             hi = mid;
     }
-    return {entry(lo), get_be<std::uint32_t>(index_map.data() + lo * kIndexEntryBytes + 4)};
+    std::uint32_t r = 0, pos = 0;
+    if (!offset_entry(lo, r, pos)) return {0, 0};
+    return {r, pos};
 }
 
 std::int64_t Segment::offset_before_time(std::int64_t ts) const noexcept {
     std::uint32_t n = time_entries_now();
+    // An entry a reader can no longer read counts as later than every time.
     auto ts_at = [&](std::uint32_t i) {
-        return get_be<std::int64_t>(time_map.data() + i * kTimeEntryBytes);
+        std::int64_t t = 0;
+        std::uint32_t r = 0;
+        return time_entry(i, t, r) ? t : INT64_MAX;
     };
     std::uint32_t lo = 0, hi = n;  // find the first entry with timestamp >= ts
     while (lo < hi) {
@@ -151,8 +196,10 @@ std::int64_t Segment::offset_before_time(std::int64_t ts) const noexcept {
         else
             hi = mid;
     }
-    if (lo == 0) return base;
-    return base + get_be<std::uint32_t>(time_map.data() + (lo - 1) * kTimeEntryBytes + 8);
+    std::int64_t t = 0;
+    std::uint32_t r = 0;
+    if (lo == 0 || !time_entry(lo - 1, t, r)) return base;
+    return base + r;
 }
 
 void Segment::add_index_entry(std::int64_t offset, std::uint64_t position) noexcept {
@@ -177,7 +224,10 @@ void Segment::add_time_entry(std::int64_t ts, std::int64_t offset) noexcept {
 
 std::int64_t Segment::last_time_entry_ts() const noexcept {
     std::uint32_t n = time_entries_now();
-    return n == 0 ? -1 : get_be<std::int64_t>(time_map.data() + (n - 1) * kTimeEntryBytes);
+    std::int64_t ts = -1;
+    std::uint32_t rel = 0;
+    if (n == 0 || !time_entry(n - 1, ts, rel)) return -1;
+    return ts;
 }
 
 ScanResult Segment::rebuild_indexes(std::uint32_t interval, std::uint64_t limit) {

@@ -67,6 +67,11 @@ struct Segment {
     // the first unused (all-zero) entry, for a reader of a growing index.
     std::uint32_t offset_entries() const noexcept;
     std::uint32_t time_entries_now() const noexcept;
+    // Entry i of the offset index (relative offset, position) or of the time
+    // index (timestamp, relative offset); false when it is past the end of
+    // the file (a reader's view of an index the writer has cut since).
+    bool offset_entry(std::uint32_t i, std::uint32_t& rel, std::uint32_t& position) const noexcept;
+    bool time_entry(std::uint32_t i, std::int64_t& ts, std::uint32_t& rel) const noexcept;
     // The last index entry at or below `offset`: (relative offset, position).
     std::pair<std::uint32_t, std::uint32_t> lookup(std::int64_t offset) const noexcept;
     // Position of the last time-index entry with timestamp < ts, as an offset.

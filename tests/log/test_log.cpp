@@ -568,6 +568,58 @@ TEST(LogTail, RollAndRetentionUnderReaderProcess) {
     EXPECT_LE(total, o.retention_bytes + o.segment_bytes);
 }
 
+// A reader that opens and looks up while writers come and go and roll: each
+// close and each roll trims the active segment's files (its indexes, many
+// pages long, included) under the reader's mappings, which must never be a
+// SIGBUS in the reader.
+TEST(LogTail, ReaderOpensAndLooksUpWhileWritersTrim) {
+    testutil::TempDir dir;
+    std::string path = dir.file("log");
+    LogOptions o = small(64 * 1024);
+    o.index_interval_bytes = 16;     // a 32 KiB index per segment
+    o.retention_bytes = 512 * 1024;  // a few segments at a time
+    Log(Log::open(path, o)).append(std::vector<Record>{value_record(std::string(100, 'x'))});
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        int rc = 0;
+        try {
+            LogOptions r = o;
+            r.read_only = true;
+            auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
+            while (std::chrono::steady_clock::now() < until) {
+                Log reader = Log::open(path, r);
+                for (int i = 0; i < 5; ++i) {
+                    std::int64_t end = reader.end_offset();
+                    auto slice = reader.read(end > 0 ? end - 1 : 0);
+                    std::size_t cursor = 0;
+                    BatchView b;
+                    if (!slice.next_batch(&cursor, &b)) rc = 5;
+                    (void)reader.offset_for_time(0);
+                    (void)reader.segments();
+                }
+            }
+        } catch (const pagewire::Error& e) {
+            // Retention may delete the segment a read was about to reach.
+            if (e.error_number() != ERANGE) {
+                std::fprintf(stderr, "reader: %s (errno %d)\n", e.what(), e.error_number());
+                rc = 6;
+            }
+        }
+        _exit(rc);
+    }
+    std::int64_t end = 0;
+    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
+    while (std::chrono::steady_clock::now() < until) {
+        Log log = Log::open(path, o);
+        for (int i = 0; i < 50; ++i)
+            log.append(std::vector<Record>{value_record(std::string(100, 'x'))});
+        end = log.end_offset();
+    }
+    int status = testutil::wait_for(pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << testutil::describe_status(status);
+    EXPECT_GT(end, 2000);  // it rolled, many times
+}
+
 TEST(LogTail, BlockedReaderWokenAcrossProcesses) {
     testutil::TempDir dir;
     std::string path = dir.file("log");
