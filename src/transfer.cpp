@@ -64,28 +64,6 @@ bool means_unsupported(int err) noexcept {
     }
 }
 
-struct Usage {
-    double user = 0;
-    double system = 0;
-    long voluntary = 0;
-    long involuntary = 0;
-};
-
-double thread_cpu_seconds() noexcept {
-    timespec ts{};
-    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-}
-
-Usage thread_usage() noexcept {
-    rusage ru{};
-    ::getrusage(RUSAGE_THREAD, &ru);
-    auto seconds = [](const timeval& tv) {
-        return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
-    };
-    return {seconds(ru.ru_utime), seconds(ru.ru_stime), ru.ru_nvcsw, ru.ru_nivcsw};
-}
-
 // Pages of [offset, offset+length) of the source in the page cache.
 std::uint64_t resident_pages(const File& source, std::uint64_t offset, std::uint64_t length) {
     return cache_stat(source, offset, length).cached;
@@ -106,6 +84,40 @@ std::string format_rate(double bytes, double seconds) {
 }
 
 }  // namespace
+
+namespace detail {
+namespace {
+
+double thread_cpu_seconds() noexcept {
+    timespec ts{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+double seconds(const timeval& tv) noexcept {
+    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
+}
+
+}  // namespace
+
+CostMeter::CostMeter() noexcept : start_(std::chrono::steady_clock::now()) {
+    ::getrusage(RUSAGE_THREAD, &usage_);
+    cpu_ = thread_cpu_seconds();
+}
+
+void CostMeter::finish(TransferStats& stats) const noexcept {
+    stats.wall_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    stats.cpu_seconds = thread_cpu_seconds() - cpu_;
+    rusage now{};
+    ::getrusage(RUSAGE_THREAD, &now);
+    stats.user_seconds = seconds(now.ru_utime) - seconds(usage_.ru_utime);
+    stats.system_seconds = seconds(now.ru_stime) - seconds(usage_.ru_stime);
+    stats.voluntary_switches = now.ru_nvcsw - usage_.ru_nvcsw;
+    stats.involuntary_switches = now.ru_nivcsw - usage_.ru_nivcsw;
+}
+
+}  // namespace detail
 
 std::string_view method_name(TransferMethod method) noexcept {
     return info(method).name;
@@ -248,9 +260,7 @@ TransferStats transfer(const Endpoint& source, const Endpoint& destination,
                             .remaining = length,
                             .options = options,
                             .note = {}};
-    const Usage usage_before = thread_usage();
-    const double cpu_before = thread_cpu_seconds();
-    const auto start = std::chrono::steady_clock::now();
+    const detail::CostMeter cost;
     TransferMethod method = stats.chosen;
     for (;;) {
         stats.used = method;
@@ -274,14 +284,7 @@ TransferStats transfer(const Endpoint& source, const Endpoint& destination,
         stats.fallbacks.push_back({method, *next, status.error, std::move(reason)});
         method = *next;
     }
-    stats.wall_seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    stats.cpu_seconds = thread_cpu_seconds() - cpu_before;
-    const Usage usage_after = thread_usage();
-    stats.user_seconds = usage_after.user - usage_before.user;
-    stats.system_seconds = usage_after.system - usage_before.system;
-    stats.voluntary_switches = usage_after.voluntary - usage_before.voluntary;
-    stats.involuntary_switches = usage_after.involuntary - usage_before.involuntary;
+    cost.finish(stats);
     stats.bytes = job.moved;
     stats.syscalls = job.syscalls;
     stats.reflinked = job.reflinked;

@@ -3,13 +3,32 @@
 // policy elsewhere, in transfer.cpp). Internal, not installed.
 #pragma once
 
+#include <sys/resource.h>
+
 #include <cerrno>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <pagewire/transfer.hpp>
 #include <string>
 
 namespace pagewire::detail {
+
+// What a transfer costs the calling thread from construction to finish():
+// wall time, CPU time (CLOCK_THREAD_CPUTIME_ID, precise) and the rusage
+// times (scheduler ticks) and context switches, into TransferStats.
+class CostMeter {
+  public:
+    CostMeter() noexcept;
+    void finish(TransferStats& stats) const noexcept;
+
+  private:
+    std::chrono::steady_clock::time_point start_;
+    rusage usage_{};
+    double cpu_ = 0;
+};
+
+inline constexpr std::uint64_t kProgressChunkBytes = 16 << 20;
 
 // A transfer in progress. Methods read the positions, move bytes, and call
 // advance() for bytes that have reached the destination, so that a fallback
@@ -34,8 +53,11 @@ struct TransferJob {
 
     bool until_end() const noexcept { return remaining == kTransferToEnd; }
     bool finished() const noexcept { return remaining == 0; }
-    // Largest request for one call, at most `limit`.
+    // Largest request for one call, at most `limit`; with a progress
+    // callback at most kProgressChunkBytes, so that sendfile or splice of a
+    // large file to a blocking socket reports as it goes, not once at the end.
     std::size_t next_chunk(std::uint64_t limit) const noexcept {
+        if (options.progress && limit > kProgressChunkBytes) limit = kProgressChunkBytes;
         return static_cast<std::size_t>(remaining < limit ? remaining : limit);
     }
     // EAGAIN from the destination: true when the unit should return now

@@ -9,6 +9,7 @@
 #include <pagewire/error.hpp>
 #include <pagewire/event.hpp>
 #include <pagewire/file.hpp>
+#include <pagewire/file_stream.hpp>
 #include <pagewire/file_tree.hpp>
 #include <pagewire/guard.hpp>
 #include <pagewire/io.hpp>

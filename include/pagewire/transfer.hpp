@@ -81,7 +81,9 @@ struct TransferOptions {
     // either end returns); the other methods (and splice through its private
     // pipe) still wait.
     bool return_on_would_block = false;
-    // Told the bytes done so far between chunks (from the calling thread).
+    // Told the bytes done so far between chunks (from the calling thread; it
+    // must not throw). Setting it caps one system call at 16 MiB, so that a
+    // blocking sendfile or splice reports as it goes.
     std::function<void(std::uint64_t done, std::uint64_t total)> progress;
 };
 

@@ -5,6 +5,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -60,7 +61,8 @@ RunResult cli_as_nobody(const std::vector<std::string>& args) {
 // `pagewire recv` in the background; the port comes from its "listening on" line.
 class RecvProcess {
   public:
-    explicit RecvProcess(std::vector<std::string> args) {
+    // file_limit: RLIMIT_FSIZE of the receiver, in bytes (0: none).
+    explicit RecvProcess(std::vector<std::string> args, rlim_t file_limit = 0) {
         int err_pipe[2];
         if (::pipe2(err_pipe, O_CLOEXEC) != 0) testutil::die("pipe2");
         out_path_ = dir_.file("stdout");
@@ -71,6 +73,10 @@ class RecvProcess {
             int out = ::open(out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
             ::dup2(out, STDOUT_FILENO);
             ::dup2(err_pipe[1], STDERR_FILENO);
+            if (file_limit != 0) {
+                rlimit limit{file_limit, file_limit};
+                ::setrlimit(RLIMIT_FSIZE, &limit);
+            }
             std::vector<std::string> argv = {kCli, "recv", "0"};
             if (std::find(args.begin(), args.end(), "--bind") == args.end()) {
                 argv.push_back("--bind");
@@ -371,6 +377,104 @@ TEST(SendRecv, SenderLeavesEarlyAndBadStreams) {
     EXPECT_EQ(usage.exit_code(), 2) << usage;
     usage = cli({"send", dir.file("x"), "no-port-here"});
     EXPECT_EQ(usage.exit_code(), 2) << usage;
+}
+
+// A receiver that fails mid-stream tells the sender why, in the protocol:
+// the sender's one line carries the receiver's reason, not "Broken pipe".
+TEST(SendRecv, SenderIsToldWhyTheReceiverFailed) {
+    TempDir dir;
+    testutil::write_file(dir.file("file"), testutil::random_bytes(8u << 20, 8));
+    for (const char* method : {"splice", "read-write"}) {
+        SCOPED_TRACE(method);
+        const std::string out = dir.file(std::string("out-") + method);
+        RecvProcess recv({"-o", out, "--method", method}, 1 << 20);  // 1 MiB file size limit
+        RunResult s = cli({"send", dir.file("file"), recv.address()});
+        RunResult r = recv.finish();
+        expect_one_line_error(r, "File too large");
+        expect_one_line_error(s, recv.address() + ": the receiver failed: ");
+        EXPECT_TRUE(testutil::contains(s.err, "File too large")) << s;
+        EXPECT_FALSE(std::filesystem::exists(out));
+        EXPECT_TRUE(hidden_files(dir.path()).empty());
+    }
+}
+
+// A version-2 sender's refusal carries errno and the receiver's line.
+TEST(SendRecv, RefusalCarriesTheReasonOnTheWire) {
+    TempDir dir;
+    RecvProcess recv({"-o", dir.file("out")});
+    int s = connect_to(recv.port());
+    std::string msg = "PAGEWIRE";
+    std::uint64_t version = 2, length = 5, checksum = 12345;
+    msg.append(reinterpret_cast<const char*>(&version), 8);
+    msg.append(reinterpret_cast<const char*>(&length), 8);
+    msg.append(reinterpret_cast<const char*>(&checksum), 8);
+    msg += "hello";
+    ASSERT_EQ(::write(s, msg.data(), msg.size()), static_cast<ssize_t>(msg.size()));
+    std::string answer;
+    char buf[512];
+    ssize_t n;
+    while ((n = ::read(s, buf, sizeof buf)) > 0) answer.append(buf, static_cast<std::size_t>(n));
+    ::close(s);
+    ASSERT_GE(answer.size(), 12u);
+    EXPECT_EQ(answer.substr(0, 4), "PWNO");
+    std::uint32_t err = 0, reason_length = 0;
+    std::memcpy(&err, answer.data() + 4, 4);
+    std::memcpy(&reason_length, answer.data() + 8, 4);
+    EXPECT_EQ(err, static_cast<std::uint32_t>(EIO));
+    ASSERT_EQ(answer.size(), 12u + reason_length);
+    EXPECT_TRUE(testutil::contains(answer.substr(12), "checksum mismatch")) << answer;
+    RunResult r = recv.finish();
+    expect_one_line_error(r, "checksum mismatch");
+}
+
+// Data on stdout: --stats goes to stderr, stdout holds the bytes and only them.
+TEST(SendRecv, StatsGoToStderrWhenDataGoesToStdout) {
+    TempDir dir;
+    const std::string data = testutil::random_bytes(200000, 9);
+    testutil::write_file(dir.file("file"), data);
+    RecvProcess recv({"--stats"});
+    RunResult s = cli({"send", dir.file("file"), recv.address(), "--quiet"});
+    RunResult r = recv.finish();
+    ASSERT_EQ(s.exit_code(), 0) << s;
+    EXPECT_EQ(s.out, "") << s;  // --quiet
+    ASSERT_EQ(r.exit_code(), 0) << r;
+    EXPECT_TRUE(r.out == data);
+    EXPECT_TRUE(testutil::contains(r.err, "200000 bytes by read-write")) << r;
+}
+
+// On a terminal, send and recv draw a progress bar on stderr.
+TEST(SendRecv, ProgressBarOnATerminal) {
+    TempDir dir;
+    testutil::write_file(dir.file("file"), testutil::random_bytes(80u << 20, 10));
+    RecvProcess recv({"-o", dir.file("out")});
+    int master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    ASSERT_GE(master, 0) << std::strerror(errno);
+    ASSERT_EQ(::grantpt(master), 0);
+    ASSERT_EQ(::unlockpt(master), 0);
+    const std::string slave_name = ::ptsname(master);
+    std::fflush(nullptr);
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        int slave = ::open(slave_name.c_str(), O_RDWR | O_NOCTTY);
+        ::dup2(slave, STDERR_FILENO);
+        int null = ::open("/dev/null", O_WRONLY);
+        ::dup2(null, STDOUT_FILENO);
+        ::execl(kCli.c_str(), kCli.c_str(), "send", dir.file("file").c_str(),
+                recv.address().c_str(), static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    std::string screen;
+    char buf[4096];
+    ssize_t n;
+    // Reads until the sender exits and the pty has nothing left (EIO).
+    while ((n = ::read(master, buf, sizeof buf)) > 0)
+        screen.append(buf, static_cast<std::size_t>(n));
+    ::close(master);
+    int status = testutil::wait_for(pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << screen;
+    EXPECT_TRUE(testutil::contains(screen, "100%  80.0 MiB / 80.0 MiB")) << screen;
+    EXPECT_EQ(recv.finish().exit_code(), 0);
 }
 
 // ---- truncation while a checksum reads a mapping (issue 12) ----------------

@@ -1,7 +1,11 @@
 #include "cli_util.hpp"
 
+#include <fmt/core.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdlib>
+#include <memory>
 
 namespace pagewire::cli {
 
@@ -44,6 +48,42 @@ std::optional<std::uint64_t> parse_size(const std::string& text) {
     }
     if (value > UINT64_MAX / scale) return std::nullopt;
     return value * scale;
+}
+
+namespace {
+
+constexpr std::uint64_t kProgressMinBytes = 64ULL << 20;
+constexpr double kProgressIntervalSeconds = 0.1;
+
+class ProgressBar {
+  public:
+    void operator()(std::uint64_t done, std::uint64_t total) {
+        const auto now = std::chrono::steady_clock::now();
+        if (done < total &&
+            std::chrono::duration<double>(now - last_).count() < kProgressIntervalSeconds) {
+            return;
+        }
+        last_ = now;
+        const double seconds = std::chrono::duration<double>(now - start_).count();
+        const double mib = 1024.0 * 1024.0;
+        fmt::print(stderr, "\r{:3}%  {:.1f} MiB / {:.1f} MiB  {:.2f} GB/s ",
+                   total > 0 ? done * 100 / total : 100, static_cast<double>(done) / mib,
+                   static_cast<double>(total) / mib,
+                   seconds > 0 ? static_cast<double>(done) / seconds / 1e9 : 0.0);
+        if (done == total) fmt::print(stderr, "\n");
+    }
+
+  private:
+    std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::time_point last_{};
+};
+
+}  // namespace
+
+std::function<void(std::uint64_t done, std::uint64_t total)> progress_bar(std::uint64_t total) {
+    if (total < kProgressMinBytes || !::isatty(STDERR_FILENO)) return {};
+    auto bar = std::make_shared<ProgressBar>();
+    return [bar](std::uint64_t done, std::uint64_t all) { (*bar)(done, all); };
 }
 
 }  // namespace pagewire::cli

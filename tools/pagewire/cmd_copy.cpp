@@ -22,10 +22,6 @@
 namespace pagewire::cli {
 namespace {
 
-// Files at least this large show a progress bar when stderr is a terminal.
-constexpr std::uint64_t kProgressMinBytes = 64ULL << 20;
-constexpr double kProgressIntervalSeconds = 0.1;
-
 struct CopyArgs {
     std::string source;
     std::string destination;
@@ -55,30 +51,6 @@ std::uint64_t size_option(const std::string& text, const char* what) {
     }
     return *value;
 }
-
-// "\r 42%  107.5 MiB / 256.0 MiB  1.21 GB/s", redrawn at most every 0.1 s.
-class ProgressBar {
-  public:
-    void operator()(std::uint64_t done, std::uint64_t total) {
-        const auto now = std::chrono::steady_clock::now();
-        if (done < total &&
-            std::chrono::duration<double>(now - last_).count() < kProgressIntervalSeconds) {
-            return;
-        }
-        last_ = now;
-        const double seconds = std::chrono::duration<double>(now - start_).count();
-        const double mib = 1024.0 * 1024.0;
-        fmt::print(stderr, "\r{:3}%  {:.1f} MiB / {:.1f} MiB  {:.2f} GB/s ",
-                   total > 0 ? done * 100 / total : 100, static_cast<double>(done) / mib,
-                   static_cast<double>(total) / mib,
-                   seconds > 0 ? static_cast<double>(done) / seconds / 1e9 : 0.0);
-        if (done == total) fmt::print(stderr, "\n");
-    }
-
-  private:
-    std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
-    std::chrono::steady_clock::time_point last_{};
-};
 
 void run_copy(const CopyArgs& args) {
     File source = File::open(args.source);
@@ -115,11 +87,7 @@ void run_copy(const CopyArgs& args) {
     options.reflink = args.reflink;
     options.fallback = !args.no_fallback;
     options.drop_source_pages = args.drop_cache;
-    ProgressBar bar;
-    if (::isatty(STDERR_FILENO) &&
-        static_cast<std::uint64_t>(source_stat.st_size) >= kProgressMinBytes) {
-        options.progress = [&bar](std::uint64_t done, std::uint64_t total) { bar(done, total); };
-    }
+    options.progress = progress_bar(static_cast<std::uint64_t>(source_stat.st_size));
 
     OutputFile out(destination, source_stat.st_mode, args.force);
     const TransferStats stats = transfer(source, out.file(), options);

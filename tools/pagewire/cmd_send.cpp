@@ -1,25 +1,19 @@
-// pagewire send FILE HOST:PORT and pagewire recv PORT — move one file over
-// TCP: zero copy on the sending side (sendfile by default), splice on the
-// receiving side (socket -> pipe -> file).
-//
-// The stream: a 32-byte header (magic "PAGEWIRE", version, flags, length,
-// checksum of the payload), the payload, then the receiver's 8-byte answer
-// ("PWOK" or "PWNO" + a 32-bit code) once it has every byte and has checked
-// them, so the sender knows the file arrived whole. Integers are little-endian.
+// pagewire send FILE HOST:PORT and pagewire recv PORT: move one file over
+// TCP as a pagewire file stream (pagewire/file_stream.hpp): zero copy on the
+// sending side (sendfile by default), splice on the receiving side (socket ->
+// pipe -> file), the receiver's verdict back to the sender.
 #include <fmt/core.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <array>
-#include <cstring>
 #include <memory>
 #include <optional>
 #include <pagewire/address.hpp>
-#include <pagewire/checksum.hpp>
 #include <pagewire/error.hpp>
 #include <pagewire/file.hpp>
+#include <pagewire/file_stream.hpp>
 #include <pagewire/io.hpp>
 #include <pagewire/output_file.hpp>
 #include <pagewire/transfer.hpp>
@@ -30,44 +24,6 @@
 
 namespace pagewire::cli {
 namespace {
-
-constexpr char kMagic[8] = {'P', 'A', 'G', 'E', 'W', 'I', 'R', 'E'};
-constexpr std::uint32_t kVersion = 1;
-constexpr std::size_t kHeaderBytes = 32;
-constexpr std::size_t kAnswerBytes = 8;
-constexpr std::uint32_t kAnswerChecksumMismatch = 1;
-constexpr std::size_t kStdoutChunkBytes = 1 << 20;  // recv to a stream: read/write in this size
-
-struct Header {
-    std::uint64_t length = 0;
-    std::uint64_t checksum = 0;
-};
-
-void put64(std::byte* p, std::uint64_t v) {
-    for (int i = 0; i < 8; ++i) p[i] = static_cast<std::byte>(v >> (8 * i));
-}
-std::uint64_t get64(const std::byte* p) {
-    std::uint64_t v = 0;
-    for (int i = 0; i < 8; ++i) v |= static_cast<std::uint64_t>(p[i]) << (8 * i);
-    return v;
-}
-
-// Reads exactly n bytes; false at end of stream before that.
-bool read_exact(int fd, void* buf, std::size_t n, const std::string& peer) {
-    auto* p = static_cast<char*>(buf);
-    std::size_t done = 0;
-    while (done < n) {
-        ssize_t r = retry_eintr([&] { return ::read(fd, p + done, n - done); });
-        if (r < 0) throw_error("read", peer);
-        if (r == 0) return false;
-        done += static_cast<std::size_t>(r);
-    }
-    return true;
-}
-
-void send_all(int fd, const void* buf, std::size_t n, const std::string& peer) {
-    if (write_full(fd, buf, n) < 0) throw_error("write", peer);
-}
 
 std::vector<std::string> method_names() {
     std::vector<std::string> names{"auto"};
@@ -90,6 +46,7 @@ struct SendArgs {
     std::string direct_threshold;
     std::string send_zc = "auto";
     bool stats = false;
+    bool quiet = false;
 };
 
 // HOST:PORT (pagewire/address.hpp); a usage error when it is not that shape.
@@ -117,32 +74,13 @@ void run_send(const SendArgs& args) {
     options.send_zc = args.send_zc == "always"  ? ZeroCopySend::Always
                       : args.send_zc == "never" ? ZeroCopySend::Never
                                                 : ZeroCopySend::Auto;
-    options.length = length;  // a file growing meanwhile must not outrun the header
-
-    std::array<std::byte, kHeaderBytes> header{};
-    std::memcpy(header.data(), kMagic, sizeof kMagic);
-    put64(header.data() + 8, kVersion);  // version (32 bits) + flags (32 bits, none)
-    put64(header.data() + 16, length);
-    put64(header.data() + 24, checksum_file(file, 0, length));
+    options.progress = args.quiet ? nullptr : progress_bar(length);
 
     UniqueFd sock = connect_tcp(where);
-    send_all(sock.get(), header.data(), header.size(), args.address);
     const TransferStats stats =
-        transfer({file.fd(), args.path}, {sock.get(), args.address}, options);
-    if (::shutdown(sock.get(), SHUT_WR) != 0) throw_error("shutdown", args.address);
-
-    std::array<char, kAnswerBytes> answer{};
-    if (!read_exact(sock.get(), answer.data(), answer.size(), args.address)) {
-        throw_error("send", args.address, ECONNRESET,
-                    "the receiver closed the connection without confirming");
-    }
-    if (std::memcmp(answer.data(), "PWOK", 4) != 0) {
-        throw_error("send", args.address, EIO,
-                    std::memcmp(answer.data(), "PWNO", 4) == 0
-                        ? "the receiver reports a checksum mismatch"
-                        : "the receiver's answer is not a pagewire answer");
-    }
-    fmt::print("sent {} bytes of {} to {}\n", stats.bytes, args.path, args.address);
+        send_stream(file, args.path, length, sock.get(), args.address, options);
+    if (!args.quiet)
+        fmt::print("sent {} bytes of {} to {}\n", stats.bytes, args.path, args.address);
     if (args.stats) fmt::print("{}\n", summary(stats));
 }
 
@@ -155,6 +93,7 @@ struct RecvArgs {
     std::string method = "auto";
     bool force = false;
     bool stats = false;
+    bool quiet = false;
 };
 
 // A listening socket on HOST (an address or a name: its first address) and PORT.
@@ -173,54 +112,6 @@ UniqueFd listen_on(const std::string& bind, int port, std::string& shown) {
     return s;
 }
 
-Header read_header(int sock, const std::string& peer) {
-    std::array<std::byte, kHeaderBytes> header{};
-    if (!read_exact(sock, header.data(), header.size(), peer)) {
-        throw_error("recv", peer, EPROTO, "the sender closed the connection before the header");
-    }
-    if (std::memcmp(header.data(), kMagic, sizeof kMagic) != 0) {
-        throw_error("recv", peer, EPROTO, "not a pagewire stream (bad magic)");
-    }
-    const std::uint64_t version = get64(header.data() + 8) & 0xffffffffu;
-    if (version != kVersion) {
-        throw_error("recv", peer, EPROTO, fmt::format("unsupported stream version {}", version));
-    }
-    return {get64(header.data() + 16), get64(header.data() + 24)};
-}
-
-void answer(int sock, bool ok, const std::string& peer) {
-    std::array<char, kAnswerBytes> a{};
-    std::memcpy(a.data(), ok ? "PWOK" : "PWNO", 4);
-    if (!ok) std::memcpy(a.data() + 4, &kAnswerChecksumMismatch, 4);
-    send_all(sock, a.data(), a.size(), peer);
-}
-
-[[noreturn]] void checksum_mismatch(int sock, const std::string& peer) {
-    try {
-        answer(sock, false, peer);
-    } catch (const Error&) {
-        // The sender is gone; the mismatch is the error worth reporting.
-    }
-    throw_error("recv", peer, EIO, "checksum mismatch: the data differs from what was sent");
-}
-
-// To stdout (a pipe or terminal): the bytes pass through this process, so the
-// checksum is computed on the way.
-std::uint64_t receive_to_stdout(int sock, const Header& header, const std::string& peer) {
-    std::vector<std::byte> buf(kStdoutChunkBytes);
-    Checksum sum;
-    for (std::uint64_t left = header.length; left > 0;) {
-        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left, buf.size()));
-        if (!read_exact(sock, buf.data(), n, peer)) {
-            throw_error("recv", peer, EIO, "the sender closed the connection early");
-        }
-        sum.update(buf.data(), n);
-        if (write_full(STDOUT_FILENO, buf.data(), n) < 0) throw_error("write", "stdout");
-        left -= n;
-    }
-    return sum.value();
-}
-
 void run_recv(const RecvArgs& args) {
     ::signal(SIGPIPE, SIG_IGN);
     // The destination first, before anyone can connect: an existing FILE without
@@ -234,45 +125,42 @@ void run_recv(const RecvArgs& args) {
     }
     std::string where;
     UniqueFd listener = listen_on(args.bind, args.port, where);
-    fmt::print(stderr, "listening on {}\n", where);
-    std::fflush(stderr);
+    if (!args.quiet || args.port == 0) {  // port 0: the one line that says which port
+        fmt::print(stderr, "listening on {}\n", where);
+        std::fflush(stderr);
+    }
 
     UniqueFd sock(
         retry_eintr([&] { return ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC); }));
     if (!sock) throw_error("accept", where);
     listener.reset();
-    const std::string peer = peer_address(sock.get()).text();
-    const Header header = read_header(sock.get(), peer);
+    StreamReceiver stream(sock.get(), peer_address(sock.get()).text());
+    const std::string& peer = stream.peer();
 
     if (!out) {
-        if (receive_to_stdout(sock.get(), header, peer) != header.checksum) {
-            checksum_mismatch(sock.get(), peer);
-        }
-        answer(sock.get(), true, peer);
+        // The data is on stdout: the status lines go to stderr.
+        const TransferStats stats = stream.receive_to_stream(
+            STDOUT_FILENO, "stdout", args.quiet ? nullptr : progress_bar(stream.length()));
+        stream.confirm();
+        if (args.stats) fmt::print(stderr, "{}\n", summary(stats));
         return;
     }
 
     TransferOptions options;
     options.method = *parse_method(args.method);
-    options.length = header.length;
-    TransferStats stats;
+    options.progress = args.quiet ? nullptr : progress_bar(stream.length());
+    const TransferStats stats = stream.receive(out->file(), args.output, options);
     try {
-        stats = transfer({sock.get(), peer}, {out->file().fd(), args.output}, options);
+        out->commit();
     } catch (const Error& e) {
-        if (e.error_number() == EIO && e.path() == peer) {
-            throw_error("recv", peer, EIO,
-                        fmt::format("the sender closed the connection after {} of {} bytes",
-                                    out->file().size(), header.length));
-        }
+        stream.refuse(e);
         throw;
     }
-    // The temporary file has a name another process could truncate: read it guarded.
-    if (checksum_file(out->file(), 0, header.length) != header.checksum) {
-        checksum_mismatch(sock.get(), peer);
+    stream.confirm();
+    if (!args.quiet) {
+        fmt::print("received {} bytes from {} into {} (checksum ok)\n", stats.bytes, peer,
+                   args.output);
     }
-    out->commit();
-    answer(sock.get(), true, peer);
-    fmt::print("received {} bytes from {} into {} (checksum ok)\n", stats.bytes, peer, args.output);
     if (args.stats) fmt::print("{}\n", summary(stats));
 }
 
@@ -298,6 +186,8 @@ void register_send(CLI::App& app) {
         ->check(CLI::IsMember({"auto", "always", "never"}));
     cmd->add_flag("--stats", args->stats,
                   "Print what moved the bytes: method, time, CPU, syscalls");
+    cmd->add_flag("--quiet,-q", args->quiet,
+                  "No progress bar, no 'sent' line (errors still print)");
     cmd->callback([args] { run_send(*args); });
 
     auto rargs = std::make_shared<RecvArgs>();
@@ -320,7 +210,10 @@ void register_send(CLI::App& app) {
         ->check(CLI::IsMember({"auto", "splice", "read-write"}))
         ->type_name("M");
     rcmd->add_flag("--force,-f", rargs->force, "Replace FILE if it exists");
-    rcmd->add_flag("--stats", rargs->stats, "Print what moved the bytes");
+    rcmd->add_flag("--stats", rargs->stats,
+                   "Print what moved the bytes (on stderr when the data goes to stdout)");
+    rcmd->add_flag("--quiet,-q", rargs->quiet,
+                   "No 'listening on' line, progress bar or 'received' line (errors still print)");
     rcmd->callback([rargs] { run_recv(*rargs); });
 }
 
