@@ -42,21 +42,21 @@ bool parse_header(std::string_view line, Vma& vma) {
 }
 
 constexpr VmaField kFields[] = {
-    {"Size", &Vma::size},
-    {"KernelPageSize", &Vma::kernel_page_size},
-    {"Rss", &Vma::rss},
-    {"Pss", &Vma::pss},
-    {"Shared_Clean", &Vma::shared_clean},
-    {"Shared_Dirty", &Vma::shared_dirty},
-    {"Private_Clean", &Vma::private_clean},
-    {"Private_Dirty", &Vma::private_dirty},
-    {"Anonymous", &Vma::anonymous},
-    {"AnonHugePages", &Vma::anon_huge_pages},
-    {"FilePmdMapped", &Vma::file_pmd_mapped},
-    {"Shared_Hugetlb", &Vma::shared_hugetlb},
-    {"Private_Hugetlb", &Vma::private_hugetlb},
-    {"Swap", &Vma::swap},
-    {"Locked", &Vma::locked},
+    {"Size", "size", &Vma::size},
+    {"KernelPageSize", "kernel_page_size", &Vma::kernel_page_size},
+    {"Rss", "rss", &Vma::rss},
+    {"Pss", "pss", &Vma::pss},
+    {"Shared_Clean", "shared_clean", &Vma::shared_clean},
+    {"Shared_Dirty", "shared_dirty", &Vma::shared_dirty},
+    {"Private_Clean", "private_clean", &Vma::private_clean},
+    {"Private_Dirty", "private_dirty", &Vma::private_dirty},
+    {"Anonymous", "anonymous", &Vma::anonymous},
+    {"AnonHugePages", "anon_huge_pages", &Vma::anon_huge_pages},
+    {"FilePmdMapped", "file_pmd_mapped", &Vma::file_pmd_mapped},
+    {"Shared_Hugetlb", "shared_hugetlb", &Vma::shared_hugetlb},
+    {"Private_Hugetlb", "private_hugetlb", &Vma::private_hugetlb},
+    {"Swap", "swap", &Vma::swap},
+    {"Locked", "locked", &Vma::locked},
 };
 
 // Field line: "Name:   123 kB". Returns "" when applied (or a field we do

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdio>
@@ -13,6 +14,7 @@
 #include <pagewire/error.hpp>
 #include <pagewire/page_cache.hpp>
 #include <pagewire/transfer.hpp>
+#include <pagewire/units.hpp>
 
 #include "sys.hpp"
 #include "transfer_method.hpp"
@@ -111,8 +113,14 @@ void CostMeter::finish(TransferStats& stats) const noexcept {
     stats.cpu_seconds = thread_cpu_seconds() - cpu_;
     rusage now{};
     ::getrusage(RUSAGE_THREAD, &now);
-    stats.user_seconds = seconds(now.ru_utime) - seconds(usage_.ru_utime);
-    stats.system_seconds = seconds(now.ru_stime) - seconds(usage_.ru_stime);
+    // The tick-sampled split, scaled to the precise total (the two clocks
+    // disagree by up to a tick, which made "user" exceed "cpu").
+    const double user = std::max(0.0, seconds(now.ru_utime) - seconds(usage_.ru_utime));
+    const double system = std::max(0.0, seconds(now.ru_stime) - seconds(usage_.ru_stime));
+    if (user + system > 0) {
+        stats.user_seconds = stats.cpu_seconds * user / (user + system);
+        stats.system_seconds = stats.cpu_seconds - stats.user_seconds;
+    }
     stats.voluntary_switches = now.ru_nvcsw - usage_.ru_nvcsw;
     stats.involuntary_switches = now.ru_nivcsw - usage_.ru_nivcsw;
 }
@@ -336,16 +344,22 @@ TransferStep transfer_step(int source_fd, int destination_fd, EndpointKind desti
 }
 
 std::string summary(const TransferStats& s) {
-    std::string line = std::to_string(s.bytes) + " bytes by " + std::string(method_name(s.used));
+    std::string line = std::to_string(s.bytes) + " bytes";
+    if (s.bytes >= 1024) line += " (" + format_bytes(s.bytes) + ")";
+    line += " by " + std::string(method_name(s.used));
     if (s.requested != s.used) line += " (asked: " + std::string(method_name(s.requested)) + ")";
     if (s.reflinked) line += ", reflinked";
     char buf[256];
-    std::snprintf(buf, sizeof buf,
-                  " in %.6f s, %s; cpu %.6f s (user %.3f system %.3f); %llu syscalls; context "
-                  "switches %ld voluntary %ld involuntary",
-                  s.wall_seconds, format_rate(static_cast<double>(s.bytes), s.wall_seconds).c_str(),
-                  s.cpu_seconds, s.user_seconds, s.system_seconds,
-                  static_cast<unsigned long long>(s.syscalls), s.voluntary_switches,
+    std::snprintf(buf, sizeof buf, " in %.6f s, %s; cpu %.6f s", s.wall_seconds,
+                  format_rate(static_cast<double>(s.bytes), s.wall_seconds).c_str(), s.cpu_seconds);
+    line += buf;
+    if (s.user_seconds + s.system_seconds > 0) {
+        std::snprintf(buf, sizeof buf, " (user %.6f system %.6f)", s.user_seconds,
+                      s.system_seconds);
+        line += buf;
+    }
+    std::snprintf(buf, sizeof buf, "; %s; context switches %ld voluntary %ld involuntary",
+                  counted(s.syscalls, "syscall").c_str(), s.voluntary_switches,
                   s.involuntary_switches);
     line += buf;
     if (s.source_pages) {

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -490,4 +491,114 @@ TEST(CliReplace, GrowingPastTheFileSizeLimitFailsCleanly) {
     EXPECT_TRUE(contains(r.err, "File too large")) << r;
     EXPECT_TRUE(contains(r.err, path)) << r;
     EXPECT_TRUE(testutil::read_file(path) == content);
+}
+
+// "-" where a file is expected: stdin for cat (a pipe too), copy and send's
+// SRC (a regular file: copy keeps SRC's mode, send sends its length first),
+// stdout for copy's DST.
+namespace {
+
+// Runs `pagewire ARGS < stdin_path > stdout_path` through the shell; the exit status.
+int run_redirected(const std::vector<std::string>& args, const std::string& stdin_path,
+                   const std::string& stdout_path, const std::string& stderr_path) {
+    std::string cmd = std::string(PAGEWIRE_CLI);
+    for (const std::string& a : args) cmd += " '" + a + "'";
+    cmd += " < '" + stdin_path + "' > '" + stdout_path + "' 2> '" + stderr_path + "'";
+    const int status = std::system(cmd.c_str());
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+}  // namespace
+
+TEST(CliStdio, CatDashReadsStdinEvenAPipe) {
+    RunResult r = testutil::run_pagewire({"cat", "-"}, "piped bytes\n");
+    EXPECT_EQ(r.exit_code(), 0) << r;
+    EXPECT_EQ(r.out, "piped bytes\n");
+    RunResult at = testutil::run_pagewire({"cat", "-", "3"}, "piped bytes\n");
+    expect_one_line_failure(at);
+    EXPECT_TRUE(contains(at.err, "cat stdin: ")) << at;
+    // A regular file on stdin is mapped like a named one: any offset.
+    TempDir dir;
+    testutil::write_file(dir.file("in"), "0123456789");
+    EXPECT_EQ(
+        run_redirected({"cat", "-", "4", "3"}, dir.file("in"), dir.file("out"), dir.file("err")), 0)
+        << testutil::read_file(dir.file("err"));
+    EXPECT_EQ(testutil::read_file(dir.file("out")), "456");
+}
+
+TEST(CliStdio, CopyFromAndToDash) {
+    TempDir dir;
+    std::string data(300000, '\0');
+    for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 7 + i / 251);
+    testutil::write_file(dir.file("src"), data);
+    // DST "-": the bytes on stdout, --stats on stderr.
+    ASSERT_EQ(run_redirected({"copy", dir.file("src"), "-", "--stats"}, "/dev/null",
+                             dir.file("out"), dir.file("err")),
+              0)
+        << testutil::read_file(dir.file("err"));
+    EXPECT_TRUE(testutil::read_file(dir.file("out")) == data);
+    EXPECT_TRUE(contains(testutil::read_file(dir.file("err")), "-> stdout: 300000 bytes"));
+    // SRC "-": a file on stdin, copied to DST.
+    ASSERT_EQ(run_redirected({"copy", "-", dir.file("dst")}, dir.file("src"), dir.file("out"),
+                             dir.file("err")),
+              0)
+        << testutil::read_file(dir.file("err"));
+    EXPECT_TRUE(testutil::read_file(dir.file("dst")) == data);
+    // A pipe on stdin has no length to copy by: refused in one line.
+    RunResult piped = testutil::run_pagewire({"copy", "-", dir.file("dst2")}, "bytes");
+    expect_one_line_failure(piped);
+    EXPECT_TRUE(contains(piped.err, "copy stdin: ")) << piped;
+    EXPECT_FALSE(std::filesystem::exists(dir.file("dst2")));
+}
+
+TEST(CliStdio, SendDashNeedsAFileOnStdin) {
+    RunResult r = testutil::run_pagewire({"send", "-", "127.0.0.1:9"}, "bytes");
+    expect_one_line_failure(r);
+    EXPECT_EQ(r.err, "pagewire: send stdin: not a regular file\n") << r;
+}
+
+// -q/--quiet before or after the subcommand drops the status line only.
+TEST(CliQuiet, StatusLinesGoDataStays) {
+    TempDir dir;
+    testutil::write_file(dir.file("f"), "aXbXc");
+    RunResult loud = testutil::run_pagewire({"replace", dir.file("f"), "X", "Y"});
+    EXPECT_EQ(loud.exit_code(), 0) << loud;
+    EXPECT_EQ(loud.out, "replaced 2 occurrences in " + dir.file("f") + "\n");
+    for (std::vector<std::string> args :
+         {std::vector<std::string>{"-q", "replace", dir.file("f"), "Y", "Z"},
+          {"replace", dir.file("f"), "Z", "W", "--quiet"}}) {
+        RunResult r = testutil::run_pagewire(args);
+        EXPECT_EQ(r.exit_code(), 0) << r;
+        EXPECT_EQ(r.out, "") << r;
+        EXPECT_EQ(r.err, "") << r;
+    }
+    EXPECT_EQ(testutil::read_file(dir.file("f")), "aWbWc");
+    RunResult one = testutil::run_pagewire({"replace", dir.file("f"), "aW", "x"});
+    EXPECT_EQ(one.out, "replaced 1 occurrence in " + dir.file("f") + "\n") << one;
+    // Data is not a status line: cat -q still prints.
+    RunResult data = testutil::run_pagewire({"-q", "cat", dir.file("f")});
+    EXPECT_EQ(data.out, "xbWc") << data;
+}
+
+// --stats: the CPU split adds up to the total, counts agree with their nouns,
+// sizes are said in binary units next to the exact count.
+TEST(CliCopyStats, NumbersAgree) {
+    TempDir dir;
+    testutil::write_file(dir.file("src"), std::string(3u << 20, 'z'));
+    RunResult r = testutil::run_pagewire(
+        {"copy", dir.file("src"), dir.file("dst"), "--method", "read-write", "--stats"});
+    ASSERT_EQ(r.exit_code(), 0) << r;
+    EXPECT_TRUE(contains(r.out, "3145728 bytes (3.0 MiB) by read-write")) << r;
+    EXPECT_FALSE(contains(r.out, " 1 syscalls")) << r;
+    double cpu = 0, user = 0, system = 0;
+    const auto at = r.out.find("; cpu ");
+    ASSERT_NE(at, std::string::npos) << r;
+    const int got =
+        std::sscanf(r.out.c_str() + at, "; cpu %lf s (user %lf system %lf)", &cpu, &user, &system);
+    ASSERT_GE(got, 1) << r;
+    if (got == 3) {  // the split is there once the copy lasted a scheduler tick
+        EXPECT_LE(user, cpu + 1e-6) << r;
+        EXPECT_LE(system, cpu + 1e-6) << r;
+        EXPECT_NEAR(user + system, cpu, 2e-6) << r;
+    }
 }

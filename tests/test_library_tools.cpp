@@ -323,3 +323,26 @@ TEST(WalkFiles, PseudoAndOtherFilesystemsAreNotEnteredInsideATree) {
 }
 
 }  // namespace
+
+TEST(Units, BytesInBinaryUnits) {
+    EXPECT_EQ(pagewire::format_bytes(0), "0 bytes");
+    EXPECT_EQ(pagewire::format_bytes(1), "1 byte");
+    EXPECT_EQ(pagewire::format_bytes(1023), "1023 bytes");
+    EXPECT_EQ(pagewire::format_bytes(1024), "1.0 KiB");
+    EXPECT_EQ(pagewire::format_bytes(1536), "1.5 KiB");
+    EXPECT_EQ(pagewire::format_bytes(3000000), "2.9 MiB");
+    EXPECT_EQ(pagewire::format_bytes((1ULL << 20) - 1), "1.0 MiB");  // not "1024.0 KiB"
+    EXPECT_EQ(pagewire::format_bytes(1ULL << 30), "1.0 GiB");
+    EXPECT_EQ(pagewire::format_bytes(UINT64_MAX), "16.0 EiB");
+    EXPECT_EQ(pagewire::format_bytes_short(512), "512B");
+    EXPECT_EQ(pagewire::format_bytes_short(4096), "4.0K");
+    EXPECT_EQ(pagewire::format_bytes_short(5ULL << 40), "5.0T");
+}
+
+TEST(Units, CountedNounsAgree) {
+    EXPECT_EQ(pagewire::counted(1, "syscall"), "1 syscall");
+    EXPECT_EQ(pagewire::counted(0, "syscall"), "0 syscalls");
+    EXPECT_EQ(pagewire::counted(2, "file"), "2 files");
+    EXPECT_EQ(pagewire::counted(1, "entry", "entries"), "1 entry");
+    EXPECT_EQ(pagewire::counted(3, "entry", "entries"), "3 entries");
+}

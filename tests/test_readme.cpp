@@ -86,7 +86,7 @@ std::string mask(std::string l) {
 // every digit is masked there.
 bool machine_state(const std::string& command) {
     static const std::regex re(
-        R"(^pagewire (maps|cache stat|shm ls|shm gc|chan stat|log stat)|--stats|shm create \S+ --backend sysv)");
+        R"(^pagewire (maps|cache stat|shm ls|shm gc|chan stat|chan ls|log stat)|--stats|shm create \S+ --backend sysv)");
     return std::regex_search(command, re);
 }
 

@@ -24,3 +24,4 @@
 #include <pagewire/semaphore.hpp>
 #include <pagewire/transfer.hpp>
 #include <pagewire/unique_fd.hpp>
+#include <pagewire/units.hpp>

@@ -45,7 +45,8 @@ struct Vma {
 // The byte-count fields of smaps that Vma models, in smaps order, with the
 // member each one fills: one table for the parser and for printers.
 struct VmaField {
-    const char* name;  // as in smaps, e.g. "Private_Dirty"
+    const char* name;  // as in smaps, e.g. "Private_Dirty" (the table's column)
+    const char* key;   // snake_case, e.g. "private_dirty" (JSON, like every JSON key)
     std::uint64_t Vma::*member;
 };
 std::span<const VmaField> vma_size_fields() noexcept;

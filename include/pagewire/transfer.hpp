@@ -104,9 +104,12 @@ struct TransferStats {
     std::uint64_t bytes = 0;
     std::uint64_t syscalls = 0;  // data-path system calls the engine made (io_uring_enter counts 1)
     double wall_seconds = 0;
-    double cpu_seconds = 0;     // this thread's CPU time, CLOCK_THREAD_CPUTIME_ID (precise)
-    double user_seconds = 0;    // getrusage(RUSAGE_THREAD) deltas: this thread only, in
-    double system_seconds = 0;  // scheduler ticks (0 for transfers shorter than a tick)
+    double cpu_seconds = 0;  // this thread's CPU time, CLOCK_THREAD_CPUTIME_ID (precise)
+    // cpu_seconds split into user and system time in the proportion
+    // getrusage(RUSAGE_THREAD) saw (it samples at scheduler ticks), so that
+    // user + system == cpu; both 0 when the transfer was shorter than a tick.
+    double user_seconds = 0;
+    double system_seconds = 0;
     long voluntary_switches = 0;
     long involuntary_switches = 0;
     bool reflinked = false;    // CopyFileRange shared the blocks (FICLONE)

@@ -244,17 +244,17 @@ TEST(ProcMaps, ChildMappingsSeenByReadSmapsAndTheCommand) {
     EXPECT_EQ(doc["pid"], child.pid());
     EXPECT_EQ(doc["mappings"].size(), vmas.size());
     std::uint64_t rss_total = 0;
-    for (const Json& m : doc["mappings"]) rss_total += m["Rss"].get<std::uint64_t>();
-    EXPECT_EQ(doc["totals"]["Rss"], rss_total);
+    for (const Json& m : doc["mappings"]) rss_total += m["rss"].get<std::uint64_t>();
+    EXPECT_EQ(doc["totals"]["rss"], rss_total);
     for (const Expect& e : expects) {
         const Json* m = find_json(doc, child.start(e.region));
         ASSERT_NE(m, nullptr) << jr.out.substr(0, 2000);
         SCOPED_TRACE(m->dump());
         EXPECT_EQ((*m)["end"], hex(child.start(e.region) + e.size));
-        EXPECT_EQ((*m)["Size"], e.size);
+        EXPECT_EQ((*m)["size"], e.size);
         EXPECT_EQ((*m)["perms"], e.perms);
-        EXPECT_EQ((*m)["Rss"], e.size);
-        EXPECT_EQ((*m)["Locked"], e.locked ? e.size : 0);
+        EXPECT_EQ((*m)["rss"], e.size);
+        EXPECT_EQ((*m)["locked"], e.locked ? e.size : 0);
         EXPECT_EQ(has_flag(*m, "lo"), e.locked);
     }
     EXPECT_EQ((*find_json(doc, child.start(kFile)))["path"], path);
@@ -301,7 +301,7 @@ TEST(ProcMaps, OwnMappingsByDefault) {
         binary = binary || m["path"] == std::filesystem::canonical(kCli).string();
     }
     EXPECT_TRUE(binary) << "pagewire's own executable is not among its mappings";
-    EXPECT_GT(doc["totals"]["Rss"].get<std::uint64_t>(), 0u);
+    EXPECT_GT(doc["totals"]["rss"].get<std::uint64_t>(), 0u);
 }
 
 TEST(ProcMaps, MissingProcessIsOneLineError) {

@@ -197,8 +197,51 @@ TEST(ChanCli, PubSubOverwriteTellsTheSubscriberWhatItLost) {
     t.join();
     EXPECT_EQ(sub.exit_code(), 0) << sub;
     EXPECT_EQ(sub.out, "8\n9\n10\n");
-    EXPECT_EQ(sub.err, "pagewire chan recv: " + name + ": lost 7 messages before message 7\n");
+    EXPECT_EQ(sub.err, "pagewire chan recv: " + name + ": lost 7 messages before message 8\n");
     j = stat_json(name);
     EXPECT_EQ(j["lost"], 7);
     EXPECT_EQ(j["received"], 3);
+}
+
+// `chan ls` lists channels and nothing else; `chan rm` removes channels and
+// refuses other segments (naming them), trying every NAME.
+TEST(ChanCli, LsListsChannelsAndRmRemovesOnlyChannels) {
+    const std::string chan = shmtest::unique_posix_name(), plain = shmtest::unique_posix_name();
+    Cleanup c1(Backend::Posix, chan), c2(Backend::Posix, plain);
+    ASSERT_EQ(cli({"chan", "create", chan, "--kind", "mpmc", "-c", "16", "-s", "2K"}).exit_code(),
+              0);
+    ASSERT_EQ(cli({"shm", "create", plain, "--size", "64K"}).exit_code(), 0);
+    ASSERT_EQ(cli({"chan", "send", chan, "--count", "3"}).exit_code(), 0);
+
+    RunResult ls = cli({"chan", "ls", "--json"});
+    ASSERT_EQ(ls.exit_code(), 0) << ls;
+    const nlohmann::json list = nlohmann::json::parse(ls.out);
+    const nlohmann::json* mine = nullptr;
+    for (const auto& j : list) {
+        EXPECT_NE(j["name"], plain) << ls.out;  // not a channel: not listed
+        if (j["name"] == chan) mine = &j;
+    }
+    ASSERT_NE(mine, nullptr) << ls.out;
+    EXPECT_EQ((*mine)["kind"], "mpmc");
+    EXPECT_EQ((*mine)["capacity"], 16);
+    EXPECT_EQ((*mine)["max_message"], 2048);
+    EXPECT_EQ((*mine)["depth"], 3);
+
+    RunResult table = cli({"chan", "ls"});
+    ASSERT_EQ(table.exit_code(), 0) << table;
+    EXPECT_EQ(table.out.rfind("NAME", 0), 0u) << table;
+    EXPECT_TRUE(contains(table.out, "2.0 KiB")) << table;
+    EXPECT_FALSE(contains(table.out, plain + " ")) << table;
+    // Every row's columns line up under the header's.
+    const std::size_t header_end = table.out.find('\n');
+    for (std::size_t at = 0; at < table.out.size(); at = table.out.find('\n', at) + 1)
+        EXPECT_EQ(table.out.find('\n', at) - at, header_end) << table;
+
+    RunResult rm = cli({"chan", "rm", plain, chan});
+    EXPECT_EQ(rm.exit_code(), 1) << rm;
+    EXPECT_EQ(rm.err, "pagewire: rm " + plain +
+                          ": not a pagewire channel (use 'pagewire shm rm' for other segments)\n")
+        << rm;
+    EXPECT_EQ(cli({"shm", "stat", plain}).exit_code(), 0);  // left alone
+    EXPECT_EQ(cli({"chan", "stat", chan}).exit_code(), 1);  // removed despite the failure before it
 }

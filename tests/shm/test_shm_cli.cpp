@@ -79,7 +79,9 @@ TEST(ShmCli, RoundTripOnEveryBackend) {
         RunResult r = cli({"shm", "create", name, "--size", "1K", "--backend", backend});
         ASSERT_EQ(r.exit_code(), 0) << r;
         EXPECT_TRUE(contains(r.out, "created " + backend)) << r;
-        EXPECT_TRUE(contains(r.out, "(1024 data bytes, 1152 bytes in all, mode 0600)")) << r;
+        EXPECT_TRUE(
+            contains(r.out, ": 1.0 KiB of data (1152 bytes in all with the header), mode 0600"))
+            << r;
         r = cli({"shm", "write", name, "100", "-b", backend}, "payload through the segment");
         EXPECT_EQ(r.exit_code(), 0) << r;
         EXPECT_TRUE(contains(r.out, "wrote 27 bytes")) << r;
@@ -372,4 +374,43 @@ TEST(ShmCli, ReadOfASegmentTruncatedMeanwhileNamesTheSegment) {
                              "backed)\nexit 1\n")
             << r;
     }
+}
+
+// The table's columns are as wide as their widest cell, sizes are human, and
+// STATUS says what `gc` would do with a segment.
+TEST(ShmCli, LsTableAlignsAndSaysWhatGcWouldRemove) {
+    const std::string name =
+        shmtest::unique_posix_name() + "-with-a-rather-long-name-for-a-segment";
+    Cleanup cleanup(Backend::Posix, name);
+    ASSERT_EQ(cli({"shm", "create", name, "--size", "3G"}).exit_code(), 0);
+    RunResult r = cli({"shm", "ls"});
+    ASSERT_EQ(r.exit_code(), 0) << r;
+    std::vector<std::string> lines;
+    for (std::size_t at = 0; at < r.out.size(); at = r.out.find('\n', at) + 1)
+        lines.push_back(r.out.substr(at, r.out.find('\n', at) - at));
+    ASSERT_GE(lines.size(), 2u) << r;
+    const std::string& header = lines[0];
+    const std::size_t size_end = header.find("SIZE") + 4, status_at = header.find("STATUS");
+    ASSERT_NE(status_at, std::string::npos) << r;
+    bool found = false;
+    for (const std::string& line : lines) {
+        // Right-aligned SIZE ends where its header ends; STATUS starts where its header does.
+        EXPECT_EQ(line[size_end], ' ') << line;
+        EXPECT_NE(line[size_end - 1], ' ') << line;
+        EXPECT_NE(line[status_at], ' ') << line;
+        if (line.find(name + " ") == std::string::npos) continue;
+        found = true;
+        EXPECT_TRUE(contains(line, " 3.0 GiB ")) << line;
+        // Its creator (that `shm create`) is gone and nobody maps it: stale.
+        EXPECT_EQ(line.substr(status_at), "stale") << line;
+    }
+    EXPECT_TRUE(found) << r;
+    // Held by a live process, it is not stale.
+    Child holder({shmtest::helper(), "hold", "posix", name});
+    ASSERT_EQ(holder.read_line(), "holding");
+    RunResult held = cli({"shm", "ls"});
+    const std::size_t at = held.out.find(name + " ");
+    ASSERT_NE(at, std::string::npos) << held;
+    const std::string line = held.out.substr(at, held.out.find('\n', at) - at);
+    EXPECT_FALSE(contains(line, "stale")) << line;
 }

@@ -1,11 +1,14 @@
 #include "cli_util.hpp"
 
+#include <fcntl.h>
 #include <fmt/core.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <pagewire/error.hpp>
 
 namespace pagewire::cli {
 
@@ -81,9 +84,27 @@ class ProgressBar {
 }  // namespace
 
 std::function<void(std::uint64_t done, std::uint64_t total)> progress_bar(std::uint64_t total) {
-    if (total < kProgressMinBytes || !::isatty(STDERR_FILENO)) return {};
+    if (quiet() || total < kProgressMinBytes || !::isatty(STDERR_FILENO)) return {};
     auto bar = std::make_shared<ProgressBar>();
     return [bar](std::uint64_t done, std::uint64_t all) { (*bar)(done, all); };
+}
+
+bool& quiet() noexcept {
+    static bool value = false;
+    return value;
+}
+
+void status(const std::string& text) {
+    if (quiet()) return;
+    if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() || std::fflush(stdout) != 0)
+        throw_error("write", "stdout");
+}
+
+File open_input(const std::string& path) {
+    if (path != "-") return File::open(path);
+    UniqueFd fd(::fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 0));
+    if (!fd) throw_error("dup", "stdin");
+    return File::adopt(std::move(fd), "stdin", false);
 }
 
 }  // namespace pagewire::cli

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <pagewire/file.hpp>
 #include <string>
 
 namespace pagewire::cli {
@@ -20,5 +21,19 @@ std::optional<std::uint64_t> parse_size(const std::string& text);
 // terminal and the transfer is large enough (64 MiB) to take a while;
 // otherwise an empty function (no callback, no cost).
 std::function<void(std::uint64_t done, std::uint64_t total)> progress_bar(std::uint64_t total);
+
+// -q/--quiet, given before or after the subcommand: status lines ("created
+// ...", "sent ...", progress bars) are not printed; data, tables, warnings and
+// errors still are.
+bool& quiet() noexcept;
+
+// Prints a status line on stdout (unless --quiet), flushed at once so that it
+// keeps its place among output written with write(2); a failed write throws.
+void status(const std::string& text);
+
+// "-" where a file to read is expected: standard input, as a File named
+// "stdin" (a duplicate of descriptor 0, so the caller may close it).
+// Anything else: File::open(path).
+File open_input(const std::string& path);
 
 }  // namespace pagewire::cli

@@ -20,9 +20,11 @@
 #include <pagewire/file_tree.hpp>
 #include <pagewire/io.hpp>
 #include <pagewire/page_cache.hpp>
+#include <pagewire/units.hpp>
 #include <utility>
 #include <vector>
 
+#include "cli_util.hpp"
 #include "commands.hpp"
 
 namespace pagewire::cli {
@@ -46,17 +48,6 @@ struct CacheArgs {
     bool daemon = false;
     bool one_file_system = false;
 };
-
-std::string human(std::uint64_t bytes) {
-    static const char* kUnits[] = {"B", "K", "M", "G", "T", "P"};
-    double v = static_cast<double>(bytes);
-    int u = 0;
-    while (v >= 1024 && u < 5) {
-        v /= 1024;
-        ++u;
-    }
-    return u == 0 ? fmt::format("{}{}", bytes, kUnits[0]) : fmt::format("{:.1f}{}", v, kUnits[u]);
-}
 
 std::string percent(std::uint64_t part, std::uint64_t whole) {
     return whole == 0 ? "-"
@@ -148,8 +139,8 @@ class Walker final : public WalkVisitor {
                 "Hidden", hidden_);
         }
         fmt::print("{:>16}: {}/{}  {}/{}  {}\n", "Resident pages", total_.cached, total_.pages,
-                   human(total_.cached * page), human(total_.pages * page),
-                   percent(total_.cached, total_.pages));
+                   format_bytes_short(total_.cached * page),
+                   format_bytes_short(total_.pages * page), percent(total_.cached, total_.pages));
         if (total_.dirty) {
             fmt::print("{:>16}: {}  writeback {}  evicted {}  recently evicted {}\n", "Dirty pages",
                        *total_.dirty, total_.writeback.value_or(0), total_.evicted.value_or(0),
@@ -230,7 +221,7 @@ class Walker final : public WalkVisitor {
             return;
         }
         if (show_progress_ && progress_shown_) fmt::print(stderr, "\r\033[K");
-        fmt::print("{:>8} {:>7} {:>10} {}\n", human(size), "-", "hidden", path);
+        fmt::print("{:>8} {:>7} {:>10} {}\n", format_bytes_short(size), "-", "hidden", path);
     }
 
     void detail(const File& f, const std::string& path, const CacheStat& s, std::uint64_t size) {
@@ -248,7 +239,7 @@ class Walker final : public WalkVisitor {
             return;
         }
         if (show_progress_ && progress_shown_) fmt::print(stderr, "\r\033[K");
-        fmt::print("{:>8} {:>7} {:>10} {}\n", human(size), percent(s.cached, s.pages),
+        fmt::print("{:>8} {:>7} {:>10} {}\n", format_bytes_short(size), percent(s.cached, s.pages),
                    fmt::format("{}/{}", s.cached, s.pages), path);
         if (args_.map) fmt::print("         {} {}/{}\n", page_map(pages), s.cached, s.pages);
     }
@@ -260,9 +251,9 @@ class Walker final : public WalkVisitor {
             return;
         last_progress_ = now;
         progress_shown_ = true;
-        fmt::print(stderr, "\r\033[K{} files, {} resident of {} ...", files_,
-                   human(total_.cached * Mapping::page_size()),
-                   human(total_.pages * Mapping::page_size()));
+        fmt::print(stderr, "\r\033[K{}, {} resident of {} ...", counted(files_, "file"),
+                   format_bytes_short(total_.cached * Mapping::page_size()),
+                   format_bytes_short(total_.pages * Mapping::page_size()));
     }
 
     const CacheArgs& args_;
@@ -345,7 +336,7 @@ void run_cache(const CacheArgs& args) {
     walker.print_summary();
     if (args.action == Action::Lock && !walker.locks().empty()) {
         const sigset_t stop = block_stop_signals();
-        fmt::print("holding the pages in memory until interrupted (Ctrl-C or SIGTERM)\n");
+        status("holding the pages in memory until interrupted (Ctrl-C or SIGTERM)\n");
         std::fflush(stdout);
         wait_for_stop_signal(stop);
     }

@@ -3,7 +3,9 @@
 // mapping. LENGTH is clamped at end of file; an offset at or past the end of
 // a non-empty file is an error; an empty file prints nothing. A file whose
 // size the kernel does not report (/proc/cpuinfo) cannot be mapped: it is
-// read instead, from its start. FIFOs, sockets and devices are refused.
+// read instead, from its start. FIFOs, sockets and devices are refused;
+// FILE "-" is standard input, which may be a pipe (read from its start).
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <memory>
@@ -41,16 +43,20 @@ void run_cat(const CatArgs& args) {
         length =
             requested >= Mapping::kToEnd ? Mapping::kToEnd : static_cast<std::size_t>(requested);
     }
-    File file = File::open(args.path);
-    if (!file.size_known()) {
+    File file = open_input(args.path);
+    struct stat st {};
+    if (::fstat(file.fd(), &st) != 0) throw_error("stat", file.path());
+    if (!S_ISREG(st.st_mode) || !file.size_known()) {  // only stdin may be a pipe or a device here
         if (offset != 0)
-            throw_error("cat", args.path, ESPIPE,
-                        "the kernel reports no size for this file: only OFFSET 0 can be read");
+            throw_error("cat", file.path(), ESPIPE,
+                        S_ISREG(st.st_mode)
+                            ? "the kernel reports no size for this file: only OFFSET 0 can be read"
+                            : "a pipe or device is read from its start: only OFFSET 0");
         TransferOptions options;
         options.method = TransferMethod::ReadWrite;
         options.measure_cache = false;
         if (length != Mapping::kToEnd) options.length = length;
-        transfer(Endpoint{file.fd(), args.path}, Endpoint{STDOUT_FILENO, "stdout"}, options);
+        transfer(Endpoint{file.fd(), file.path()}, Endpoint{STDOUT_FILENO, "stdout"}, options);
         return;
     }
     Mapping view = Mapping::map(file, Access::ReadOnly, offset, length);
@@ -67,7 +73,7 @@ void register_cat(CLI::App& app) {
     auto args = std::make_shared<CatArgs>();
     CLI::App* cmd = app.add_subcommand(
         "cat", "Print LENGTH bytes of FILE from OFFSET (any byte offset) through a memory mapping");
-    cmd->add_option("FILE", args->path, "File to print")->required();
+    cmd->add_option("FILE", args->path, "File to print (- : standard input)")->required();
     cmd->add_option("OFFSET", args->offset, "First byte to print (default 0; suffixes K, M, G)");
     cmd->add_option("LENGTH", args->length,
                     "Bytes to print (default: to end of file; clamped at end of file)");

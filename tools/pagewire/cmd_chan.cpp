@@ -1,10 +1,12 @@
-// pagewire chan create|send|recv|stat — message channels (pagewire/channel.hpp)
+// pagewire chan create|send|recv|stat|ls|rm — message channels (pagewire/channel.hpp)
 // from the shell. A channel is the POSIX segment /NAME, so `pagewire shm
 // ls/stat/rm` see it too. Messages are lines: `send` publishes each line of
 // stdin only once it is whole, `recv` prints each message as one line.
 #include <fmt/core.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -16,6 +18,8 @@
 #include <pagewire/channel.hpp>
 #include <pagewire/error.hpp>
 #include <pagewire/io.hpp>
+#include <pagewire/segment.hpp>
+#include <pagewire/units.hpp>
 #include <string>
 #include <vector>
 
@@ -31,6 +35,7 @@ constexpr std::size_t kInputChunkBytes = 64 * 1024;
 
 struct ChanArgs {
     std::string name;
+    std::vector<std::string> names;  // rm's NAMEs
     std::string kind = "spsc";
     std::string overflow = "block";
     std::string capacity = "1024";
@@ -111,10 +116,11 @@ void run_create(const ChanArgs& a) {
                                    "'" + a.mode + "' is not an octal mode between 0 and 0777");
     o.mode = static_cast<mode_t>(mode);
     Channel ch = Channel::create(a.name, o);
-    write_out(fmt::format(
-        "created {} channel {}: {} messages of up to {} bytes ({} bytes in all, mode {:04o}){}\n",
-        channel_kind_name(ch.kind()), ch.segment().name(), ch.capacity(), ch.max_message(),
-        ch.segment().size() + Segment::kHeaderSize, static_cast<unsigned>(o.mode),
+    status(fmt::format(
+        "created {} channel {}: {} of up to {} ({} in all, mode {:04o}){}\n",
+        channel_kind_name(ch.kind()), ch.segment().name(), counted(ch.capacity(), "message"),
+        format_bytes(ch.max_message()), format_bytes(ch.segment().size() + Segment::kHeaderSize),
+        static_cast<unsigned>(o.mode),
         ch.kind() == ChannelKind::PubSub
             ? fmt::format(", slow subscribers {}", ch.overflow() == ChannelOverflow::Overwrite
                                                        ? "lose the oldest messages"
@@ -176,8 +182,8 @@ void run_send(const ChanArgs& a) {
             bytes += pending.size();
         }
     }
-    write_out(fmt::format("sent {} message{} ({} bytes) to {}\n", messages,
-                          messages == 1 ? "" : "s", bytes, ch.segment().name()));
+    status(fmt::format("sent {} ({}) to {}\n", counted(messages, "message"), counted(bytes, "byte"),
+                       ch.segment().name()));
 }
 
 void run_recv(const ChanArgs& a) {
@@ -202,13 +208,15 @@ void run_recv(const ChanArgs& a) {
                          : channel_status_name(st));
         }
         if (view.lost_before != 0) {
-            // Said on stderr, in order with the messages around it.
+            // Said on stderr, in order with the messages around it; messages
+            // are counted from 1, as `--count` and `chan stat` count them.
             write_out(out);
             out.clear();
             std::fprintf(
                 stderr, "pagewire chan recv: %s: lost %llu message%s before message %llu\n",
                 ch.segment().name().c_str(), static_cast<unsigned long long>(view.lost_before),
-                view.lost_before == 1 ? "" : "s", static_cast<unsigned long long>(view.position));
+                view.lost_before == 1 ? "" : "s",
+                static_cast<unsigned long long>(view.position + 1));
         }
         out.append(reinterpret_cast<const char*>(view.data), view.size);
         out += '\n';
@@ -264,7 +272,7 @@ void run_stat(const ChanArgs& a) {
     std::string out = fmt::format(
         "        Name: {}\n"
         "        Kind: {}{}\n"
-        "    Capacity: {} messages of up to {} bytes ({} bytes in all)\n"
+        "    Capacity: {} of up to {} ({} in all)\n"
         "       Depth: {}\n"
         "        Sent: {}\n"
         "    Received: {}\n"
@@ -275,9 +283,9 @@ void run_stat(const ChanArgs& a) {
         " Creator pid: {}\n",
         ch.segment().name(), channel_kind_name(s.kind),
         pubsub ? fmt::format(" (slow subscribers: {})", channel_overflow_name(s.overflow)) : "",
-        s.capacity, s.max_message, total_bytes, s.depth, s.sent, s.received, s.abandoned, s.lost,
-        pubsub ? "Publishers" : "Producers", s.producers, pubsub ? "Subscribers" : "Consumers",
-        s.consumers, s.creator_pid);
+        counted(s.capacity, "message"), format_bytes(s.max_message), format_bytes(total_bytes),
+        s.depth, s.sent, s.received, s.abandoned, s.lost, pubsub ? "Publishers" : "Producers",
+        s.producers, pubsub ? "Subscribers" : "Consumers", s.consumers, s.creator_pid);
     if (!peers.empty()) {
         out +=
             fmt::format("\n  {:>8}  {:<10}  {:>5}  {:>12}{}\n", "PID", "ROLE", "ALIVE", "MESSAGES",
@@ -292,6 +300,79 @@ void run_stat(const ChanArgs& a) {
         }
     }
     write_out(out);
+}
+
+// Every POSIX segment that is a channel this pagewire reads, with its kind,
+// size, depth and peers; other segments are not listed (`shm ls` lists all).
+void run_ls(const ChanArgs& a) {
+    nlohmann::json list = nlohmann::json::array();
+    std::vector<std::array<std::string, 8>> rows{
+        {"NAME", "KIND", "CAPACITY", "MAX MESSAGE", "SIZE", "DEPTH", "PRODUCERS", "CONSUMERS"}};
+    for (const SegmentInfo& i : Segment::list()) {
+        if (i.backend != Backend::Posix) continue;
+        std::optional<ChannelStats> s;
+        try {
+            s = Channel::inspect(i.name);
+        } catch (const Error&) {
+            continue;  // gone meanwhile, or not ours to read: not a channel we can show
+        }
+        if (!s) continue;
+        const bool pubsub = s->kind == ChannelKind::PubSub;
+        if (a.json) {
+            nlohmann::json j;
+            j["name"] = i.name;
+            j["kind"] = channel_kind_name(s->kind);
+            j["capacity"] = s->capacity;
+            j["max_message"] = s->max_message;
+            j["bytes"] = i.size;
+            j["depth"] = s->depth;
+            j["producers"] = s->producers;
+            j["consumers"] = s->consumers;
+            list.push_back(std::move(j));
+            continue;
+        }
+        rows.push_back(
+            {i.name,
+             std::string(channel_kind_name(s->kind)) +
+                 (pubsub && s->overflow == ChannelOverflow::Overwrite ? " (overwrite)" : ""),
+             std::to_string(s->capacity), format_bytes(s->max_message), format_bytes(i.size),
+             std::to_string(s->depth), std::to_string(s->producers), std::to_string(s->consumers)});
+    }
+    if (a.json) {
+        write_out(list.dump(2) + "\n");
+        return;
+    }
+    std::array<std::size_t, 8> width{};
+    for (const auto& r : rows)
+        for (std::size_t c = 0; c < r.size(); ++c) width[c] = std::max(width[c], r[c].size());
+    std::string out;
+    for (const auto& r : rows) {
+        out += fmt::format("{:<{}}  {:<{}}", r[0], width[0], r[1], width[1]);
+        for (std::size_t c = 2; c < r.size(); ++c) out += fmt::format("  {:>{}}", r[c], width[c]);
+        out += '\n';
+    }
+    write_out(out);
+}
+
+// Removes each NAME that is a channel (a segment that is not one is refused,
+// so `chan rm` cannot take another program's memory); like `shm rm`, tries
+// every name and fails if any failed.
+void run_rm(const ChanArgs& a) {
+    std::vector<Error> failures;
+    for (const std::string& name : a.names) {
+        try {
+            if (!Channel::inspect(name))
+                throw_error("rm", name.front() == '/' ? name : "/" + name, EPROTO,
+                            "not a pagewire channel (use 'pagewire shm rm' for other segments)");
+            Channel::remove(name);
+        } catch (const Error& e) {
+            failures.push_back(e);
+        }
+    }
+    if (failures.empty()) return;
+    for (std::size_t k = 0; k + 1 < failures.size(); ++k)
+        fmt::print(stderr, "pagewire: {}\n", failures[k].what());
+    throw failures.back();  // main prints the last one and exits 1
 }
 
 void add_wait_options(CLI::App* cmd, ChanArgs& a, const char* timeout_help) {
@@ -345,6 +426,16 @@ void register_chan(CLI::App& app) {
     add_wait_options(recv, *args,
                      "Stop when no message came for this long (default: wait forever)");
     recv->callback([args] { run_recv(*args); });
+
+    CLI::App* ls = chan->add_subcommand(
+        "ls", "List the channels: kind, capacity, size, depth and live peers of each");
+    ls->add_flag("--json", args->json, "JSON output");
+    ls->callback([args] { run_ls(*args); });
+
+    CLI::App* rm = chan->add_subcommand(
+        "rm", "Remove channels (processes that have one open keep using it until they close it)");
+    rm->add_option("NAME", args->names, name_help)->required();
+    rm->callback([args] { run_rm(*args); });
 
     CLI::App* stat =
         chan->add_subcommand("stat", "Show a channel: kind, capacity, depth, totals, peers alive");

@@ -52,26 +52,7 @@ std::uint64_t size_option(const std::string& text, const char* what) {
     return *value;
 }
 
-void run_copy(const CopyArgs& args) {
-    File source = File::open(args.source);
-    struct stat source_stat {};
-    if (::fstat(source.fd(), &source_stat) != 0) throw_error("stat", args.source);
-    if (!S_ISREG(source_stat.st_mode)) {
-        throw_error("copy", args.source, EINVAL, "not a regular file");
-    }
-
-    std::string destination = args.destination;
-    struct stat st {};
-    if (::stat(destination.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
-        destination =
-            (std::filesystem::path(destination) / std::filesystem::path(args.source).filename())
-                .string();
-    }
-    if (::stat(destination.c_str(), &st) == 0 && st.st_dev == source_stat.st_dev &&
-        st.st_ino == source_stat.st_ino) {
-        throw_error("copy", destination, EINVAL, "is the same file as " + args.source);
-    }
-
+TransferOptions options_of(const CopyArgs& args, const struct stat& source_stat) {
     TransferOptions options;
     options.method = *parse_method(args.method);
     if (!args.direct_threshold.empty()) {
@@ -88,11 +69,40 @@ void run_copy(const CopyArgs& args) {
     options.fallback = !args.no_fallback;
     options.drop_source_pages = args.drop_cache;
     options.progress = progress_bar(static_cast<std::uint64_t>(source_stat.st_size));
+    return options;
+}
+
+void run_copy(const CopyArgs& args) {
+    File source = open_input(args.source);
+    struct stat source_stat {};
+    if (::fstat(source.fd(), &source_stat) != 0) throw_error("stat", source.path());
+    if (!S_ISREG(source_stat.st_mode)) {
+        throw_error("copy", source.path(), EINVAL, "not a regular file");
+    }
+
+    TransferOptions options = options_of(args, source_stat);
+    if (args.destination == "-") {  // to stdout, whatever it is (file, pipe, socket, tty)
+        const TransferStats stats = transfer(Endpoint{source.fd(), source.path()},
+                                             Endpoint{STDOUT_FILENO, "stdout"}, options);
+        if (args.stats) fmt::print(stderr, "{} -> stdout: {}\n", source.path(), summary(stats));
+        return;
+    }
+    std::string destination = args.destination;
+    struct stat st {};
+    if (::stat(destination.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+        destination =
+            (std::filesystem::path(destination) / std::filesystem::path(source.path()).filename())
+                .string();
+    }
+    if (::stat(destination.c_str(), &st) == 0 && st.st_dev == source_stat.st_dev &&
+        st.st_ino == source_stat.st_ino) {
+        throw_error("copy", destination, EINVAL, "is the same file as " + source.path());
+    }
 
     OutputFile out(destination, source_stat.st_mode, args.force);
     const TransferStats stats = transfer(source, out.file(), options);
     out.commit();
-    if (args.stats) fmt::print("{} -> {}: {}\n", args.source, destination, summary(stats));
+    if (args.stats) fmt::print("{} -> {}: {}\n", source.path(), destination, summary(stats));
 }
 
 }  // namespace
@@ -103,8 +113,11 @@ void register_copy(CLI::App& app) {
         "copy",
         "Copy SRC to DST (a file or a directory) through the zero-copy transfer engine; DST "
         "appears only when complete");
-    cmd->add_option("SRC", args->source, "File to copy")->required();
-    cmd->add_option("DST", args->destination, "Destination file or directory")->required();
+    cmd->add_option("SRC", args->source, "File to copy (- : standard input, if it is a file)")
+        ->required();
+    cmd->add_option("DST", args->destination,
+                    "Destination file or directory (- : standard output; --stats then on stderr)")
+        ->required();
     cmd->add_option("--method", args->method,
                     "auto (copy-file-range; direct at or above --direct-threshold), read-write, "
                     "mmap-write, sendfile, splice, copy-file-range, io-uring, direct")

@@ -14,6 +14,7 @@
 #include <pagewire/file.hpp>
 #include <pagewire/log.hpp>
 #include <pagewire/page_cache.hpp>
+#include <pagewire/units.hpp>
 #include <string>
 #include <vector>
 
@@ -125,7 +126,7 @@ void run_create(const LogArgs& a) {
         throw Error("log create", a.dir, EEXIST, "already exists");
     Log log = Log::open(a.dir, options_of(a, false));
     log.close();
-    put(fmt::format("created log {}\n", a.dir));
+    status(fmt::format("created log {}\n", a.dir));
 }
 
 void run_append(const LogArgs& a) {
@@ -167,9 +168,9 @@ void run_append(const LogArgs& a) {
     flush();
     log.close();
     if (total == 0)
-        put("appended 0 records\n");
+        status("appended 0 records\n");
     else
-        put(fmt::format("appended {} records, offsets {}..{}\n", total, first, last));
+        status(fmt::format("appended {}, offsets {}..{}\n", counted(total, "record"), first, last));
 }
 
 void run_read(const LogArgs& a, bool follow) {
@@ -228,11 +229,9 @@ void run_stat(const LogArgs& a) {
         const std::string range =
             records == 0 ? std::string("none")
                          : fmt::format("{}..{}", log.start_offset(), log.end_offset() - 1);
-        put(
-            fmt::format("log {}: offsets {} ({} records), next offset {}, recovery point {}, "
-                        "{} segment{}\n",
-                        a.dir, range, records, log.end_offset(), log.recovery_point(), segs.size(),
-                        segs.size() == 1 ? "" : "s"));
+        put(fmt::format("log {}: offsets {} ({}), next offset {}, recovery point {}, {}\n", a.dir,
+                        range, counted(records, "record"), log.end_offset(), log.recovery_point(),
+                        counted(segs.size(), "segment")));
         put(table);
     }
 }
@@ -291,7 +290,8 @@ void run_dump(const LogArgs& a) {
 void run_retain(const LogArgs& a) {
     Log log = Log::open(a.dir, options_of(a, false));
     std::size_t n = log.retain();
-    put(fmt::format("deleted {} segments; log starts at offset {}\n", n, log.start_offset()));
+    status(fmt::format("deleted {}; log starts at offset {}\n", counted(n, "segment"),
+                       log.start_offset()));
     log.close();
 }
 

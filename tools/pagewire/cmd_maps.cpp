@@ -35,7 +35,7 @@ void print_json(const std::vector<Vma>& vmas, pid_t pid) {
     nlohmann::ordered_json out{{"pid", pid == 0 ? ::getpid() : pid},
                                {"mappings", nlohmann::ordered_json::array()}};
     nlohmann::ordered_json totals;
-    for (const VmaField& f : vma_size_fields()) totals[f.name] = 0;
+    for (const VmaField& f : vma_size_fields()) totals[f.key] = 0;
     for (const Vma& v : vmas) {
         nlohmann::ordered_json j{{"start", fmt::format("{:x}", v.start)},
                                  {"end", fmt::format("{:x}", v.end)},
@@ -45,8 +45,8 @@ void print_json(const std::vector<Vma>& vmas, pid_t pid) {
                                  {"inode", v.inode},
                                  {"path", v.path}};
         for (const VmaField& f : vma_size_fields()) {
-            j[f.name] = v.*(f.member);
-            totals[f.name] = totals[f.name].get<std::uint64_t>() + v.*(f.member);
+            j[f.key] = v.*(f.member);
+            totals[f.key] = totals[f.key].get<std::uint64_t>() + v.*(f.member);
         }
         j["vm_flags"] = v.vm_flags;
         out["mappings"].push_back(std::move(j));

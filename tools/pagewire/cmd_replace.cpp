@@ -4,8 +4,10 @@
 
 #include <memory>
 #include <pagewire/replace.hpp>
+#include <pagewire/units.hpp>
 #include <string>
 
+#include "cli_util.hpp"
 #include "commands.hpp"
 
 namespace pagewire::cli {
@@ -20,7 +22,7 @@ struct ReplaceArgs {
 void run_replace(const ReplaceArgs& a) {
     if (a.from.empty()) throw CLI::ValidationError("FROM", "must not be empty");
     const std::uint64_t count = replace_in_place(a.path, a.from, a.to);
-    fmt::print("replaced {} occurrence{} in {}\n", count, count == 1 ? "" : "s", a.path);
+    status(fmt::format("replaced {} in {}\n", counted(count, "occurrence"), a.path));
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include <pagewire/io.hpp>
 #include <pagewire/output_file.hpp>
 #include <pagewire/transfer.hpp>
+#include <pagewire/units.hpp>
 #include <vector>
 
 #include "cli_util.hpp"
@@ -46,7 +47,6 @@ struct SendArgs {
     std::string direct_threshold;
     std::string send_zc = "auto";
     bool stats = false;
-    bool quiet = false;
 };
 
 // HOST:PORT (pagewire/address.hpp); a usage error when it is not that shape.
@@ -60,10 +60,11 @@ HostPort host_port_argument(const std::string& address) {
 void run_send(const SendArgs& args) {
     ::signal(SIGPIPE, SIG_IGN);  // a receiver that leaves is EPIPE, reported
     const HostPort where = host_port_argument(args.address);  // usage errors before any I/O
-    File file = File::open(args.path);
+    File file = open_input(args.path);
     struct stat st {};
-    if (::fstat(file.fd(), &st) != 0) throw_error("stat", args.path);
-    if (!S_ISREG(st.st_mode)) throw_error("send", args.path, EINVAL, "not a regular file");
+    if (::fstat(file.fd(), &st) != 0) throw_error("stat", file.path());
+    if (!S_ISREG(st.st_mode))  // the length goes first: a pipe's is not known
+        throw_error("send", file.path(), EINVAL, "not a regular file");
     const auto length = static_cast<std::uint64_t>(st.st_size);
 
     TransferOptions options;
@@ -74,13 +75,13 @@ void run_send(const SendArgs& args) {
     options.send_zc = args.send_zc == "always"  ? ZeroCopySend::Always
                       : args.send_zc == "never" ? ZeroCopySend::Never
                                                 : ZeroCopySend::Auto;
-    options.progress = args.quiet ? nullptr : progress_bar(length);
+    options.progress = progress_bar(length);
 
     UniqueFd sock = connect_tcp(where);
     const TransferStats stats =
-        send_stream(file, args.path, length, sock.get(), args.address, options);
-    if (!args.quiet)
-        fmt::print("sent {} bytes of {} to {}\n", stats.bytes, args.path, args.address);
+        send_stream(file, file.path(), length, sock.get(), args.address, options);
+    status(fmt::format("sent {} of {} to {}\n", counted(stats.bytes, "byte"), file.path(),
+                       args.address));
     if (args.stats) fmt::print("{}\n", summary(stats));
 }
 
@@ -93,7 +94,6 @@ struct RecvArgs {
     std::string method = "auto";
     bool force = false;
     bool stats = false;
-    bool quiet = false;
 };
 
 // A listening socket on HOST (an address or a name: its first address) and PORT.
@@ -118,14 +118,14 @@ void run_recv(const RecvArgs& args) {
     // --force, a missing directory or no write permission fails here, not after
     // a sender has started.
     std::optional<OutputFile> out;
-    if (!args.output.empty()) {
+    if (!args.output.empty() && args.output != "-") {
         const mode_t mask = ::umask(0);
         ::umask(mask);
         out.emplace(args.output, 0666 & ~mask, args.force);
     }
     std::string where;
     UniqueFd listener = listen_on(args.bind, args.port, where);
-    if (!args.quiet || args.port == 0) {  // port 0: the one line that says which port
+    if (!quiet() || args.port == 0) {  // port 0: the one line that says which port
         fmt::print(stderr, "listening on {}\n", where);
         std::fflush(stderr);
     }
@@ -139,8 +139,8 @@ void run_recv(const RecvArgs& args) {
 
     if (!out) {
         // The data is on stdout: the status lines go to stderr.
-        const TransferStats stats = stream.receive_to_stream(
-            STDOUT_FILENO, "stdout", args.quiet ? nullptr : progress_bar(stream.length()));
+        const TransferStats stats =
+            stream.receive_to_stream(STDOUT_FILENO, "stdout", progress_bar(stream.length()));
         stream.confirm();
         if (args.stats) fmt::print(stderr, "{}\n", summary(stats));
         return;
@@ -148,7 +148,7 @@ void run_recv(const RecvArgs& args) {
 
     TransferOptions options;
     options.method = *parse_method(args.method);
-    options.progress = args.quiet ? nullptr : progress_bar(stream.length());
+    options.progress = progress_bar(stream.length());
     const TransferStats stats = stream.receive(out->file(), args.output, options);
     try {
         out->commit();
@@ -157,10 +157,8 @@ void run_recv(const RecvArgs& args) {
         throw;
     }
     stream.confirm();
-    if (!args.quiet) {
-        fmt::print("received {} bytes from {} into {} (checksum ok)\n", stats.bytes, peer,
-                   args.output);
-    }
+    status(fmt::format("received {} from {} into {} (checksum ok)\n", counted(stats.bytes, "byte"),
+                       peer, args.output));
     if (args.stats) fmt::print("{}\n", summary(stats));
 }
 
@@ -170,7 +168,8 @@ void register_send(CLI::App& app) {
     auto args = std::make_shared<SendArgs>();
     CLI::App* cmd = app.add_subcommand(
         "send", "Send FILE to a `pagewire recv` at HOST:PORT over TCP, zero copy (sendfile)");
-    cmd->add_option("FILE", args->path, "File to send")->required();
+    cmd->add_option("FILE", args->path, "File to send (- : standard input, if it is a file)")
+        ->required();
     cmd->add_option("HOST:PORT", args->address, "Where `pagewire recv` listens")->required();
     cmd->add_option("--method", args->method,
                     "auto (sendfile; direct at or above --direct-threshold), read-write, "
@@ -186,8 +185,6 @@ void register_send(CLI::App& app) {
         ->check(CLI::IsMember({"auto", "always", "never"}));
     cmd->add_flag("--stats", args->stats,
                   "Print what moved the bytes: method, time, CPU, syscalls");
-    cmd->add_flag("--quiet,-q", args->quiet,
-                  "No progress bar, no 'sent' line (errors still print)");
     cmd->callback([args] { run_send(*args); });
 
     auto rargs = std::make_shared<RecvArgs>();
@@ -203,8 +200,8 @@ void register_send(CLI::App& app) {
             "Address or name to listen on: 0.0.0.0 or :: for every interface (default 127.0.0.1)")
         ->type_name("ADDR");
     rcmd->add_option("--output,-o", rargs->output,
-                     "File to write (appears only when complete and checked); default stdout, "
-                     "through a buffer")
+                     "File to write (appears only when complete and checked); default or -: "
+                     "stdout, through a buffer")
         ->type_name("FILE");
     rcmd->add_option("--method", rargs->method, "auto (splice), splice, read-write")
         ->check(CLI::IsMember({"auto", "splice", "read-write"}))
@@ -212,8 +209,6 @@ void register_send(CLI::App& app) {
     rcmd->add_flag("--force,-f", rargs->force, "Replace FILE if it exists");
     rcmd->add_flag("--stats", rargs->stats,
                    "Print what moved the bytes (on stderr when the data goes to stdout)");
-    rcmd->add_flag("--quiet,-q", rargs->quiet,
-                   "No 'listening on' line, progress bar or 'received' line (errors still print)");
     rcmd->callback([rargs] { run_recv(*rargs); });
 }
 

@@ -7,6 +7,8 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <cstring>
 #include <ctime>
 #include <iterator>
@@ -17,6 +19,7 @@
 #include <pagewire/error.hpp>
 #include <pagewire/io.hpp>
 #include <pagewire/segment.hpp>
+#include <pagewire/units.hpp>
 
 #include "cli_util.hpp"
 #include "commands.hpp"
@@ -123,6 +126,31 @@ void print(const std::string& text) {
 
 // ------------------------------------------------------------------ subcommands
 
+std::uint64_t unread_channel_messages(const SegmentInfo& i) {
+    if (i.backend != Backend::Posix) return 0;
+    try {
+        auto stats = Channel::inspect(i.name);
+        return stats ? stats->depth : 0;
+    } catch (const Error&) {
+        return 0;  // not a channel (or not one this pagewire reads)
+    }
+}
+
+// What `shm ls` says of a segment beyond its numbers: System V's "dest" and
+// "locked" (as ipcs -m shows them), and "stale" for what `shm gc` would
+// remove (a pagewire segment whose creator is gone and nobody maps), or
+// "orphan" for a channel in that state still holding unread messages.
+std::string status_text(const SegmentInfo& i) {
+    std::vector<std::string> words;
+    if (i.marked_for_removal) words.emplace_back("dest");
+    if (i.locked) words.emplace_back("locked");
+    if (i.pagewire == true && i.attach_count == 0 && i.creator == Liveness::Dead)
+        words.emplace_back(unread_channel_messages(i) > 0 ? "orphan" : "stale");
+    std::string text;
+    for (const auto& w : words) text += (text.empty() ? "" : ",") + w;
+    return text.empty() ? "-" : text;
+}
+
 void run_ls(const ShmArgs& a) {
     std::vector<SegmentInfo> all = Segment::list();
     if (a.json) {
@@ -131,20 +159,36 @@ void run_ls(const ShmArgs& a) {
         print(arr.dump(2) + "\n");
         return;
     }
-    std::string out = fmt::format(
-        "{:<7} {:<24} {:>10} {:>12} {:>5} {:<10} {:>6} {:>8} {:<5} {:<8} {}\n", "BACKEND", "NAME",
-        "SHMID", "BYTES", "MODE", "OWNER", "NATTCH", "CPID", "ALIVE", "PAGEWIRE", "STATUS");
+    // Columns as wide as their widest cell, so long names and big sizes stay aligned.
+    static constexpr std::size_t kColumns = 11;
+    using Row = std::array<std::string, kColumns>;
+    std::vector<Row> rows{{"BACKEND", "NAME", "SHMID", "SIZE", "MODE", "OWNER", "NATTCH", "CPID",
+                           "ALIVE", "PAGEWIRE", "STATUS"}};
     for (const auto& i : all) {
-        std::string status;
-        if (i.marked_for_removal) status += "dest ";
-        if (i.locked) status += "locked ";
-        out += fmt::format("{:<7} {:<24} {:>10} {:>12} {:>5} {:<10} {:>6} {:>8} {:<5} {:<8} {}\n",
-                           backend_name(i.backend), i.name,
-                           i.backend == Backend::SystemV ? std::to_string(i.id) : "-", i.size,
-                           mode_text(i.mode), user_name(i.uid),
-                           i.attach_count < 0 ? "?" : std::to_string(i.attach_count),
-                           i.creator_pid == 0 ? "-" : std::to_string(i.creator_pid),
-                           liveness_name(i.creator), pagewire_text(i), status);
+        rows.push_back({std::string(backend_name(i.backend)), i.name,
+                        i.backend == Backend::SystemV ? std::to_string(i.id) : "-",
+                        format_bytes(i.size), mode_text(i.mode), user_name(i.uid),
+                        i.attach_count < 0 ? "?" : std::to_string(i.attach_count),
+                        i.creator_pid == 0 ? "-" : std::to_string(i.creator_pid),
+                        liveness_name(i.creator), pagewire_text(i), status_text(i)});
+    }
+    std::array<std::size_t, kColumns> width{};
+    for (const Row& r : rows)
+        for (std::size_t c = 0; c < kColumns; ++c) width[c] = std::max(width[c], r[c].size());
+    // Numbers right-aligned, words left-aligned; the last column not padded.
+    static constexpr std::array<bool, kColumns> kRight{false, false, true,  true,  true, false,
+                                                       true,  true,  false, false, false};
+    std::string out;
+    for (const Row& r : rows) {
+        for (std::size_t c = 0; c < kColumns; ++c) {
+            if (c + 1 == kColumns)
+                out += r[c];
+            else if (kRight[c])
+                out += fmt::format("{:>{}} ", r[c], width[c]);
+            else
+                out += fmt::format("{:<{}} ", r[c], width[c]);
+        }
+        out += '\n';
     }
     print(out);
 }
@@ -156,10 +200,10 @@ void run_create(const ShmArgs& a) {
     const std::uint64_t size = size_argument(a.size, "--size");
     Segment s = Segment::create(backend_of(a), a.name, static_cast<std::size_t>(size), o);
     SegmentInfo i = s.info();
-    print(fmt::format("created {} {}{} ({} data bytes, {} bytes in all, mode {})\n",
-                      backend_name(i.backend), s.name(),
-                      i.backend == Backend::SystemV ? fmt::format(" shmid {}", i.id) : "", s.size(),
-                      i.size, mode_text(i.mode)));
+    status(fmt::format("created {} {}{}: {} of data ({} in all with the header), mode {}\n",
+                       backend_name(i.backend), s.name(),
+                       i.backend == Backend::SystemV ? fmt::format(" shmid {}", i.id) : "",
+                       format_bytes(s.size()), counted(i.size, "byte"), mode_text(i.mode)));
 }
 
 void run_stat(const ShmArgs& a) {
@@ -178,8 +222,8 @@ void run_stat(const ShmArgs& a) {
         line("key:", fmt::format("0x{:08x}", static_cast<unsigned>(i.key)));
         line("shmid:", std::to_string(i.id));
     }
-    line("bytes:", std::to_string(i.size));
-    line("data bytes:", std::to_string(i.data_size));
+    line("bytes:", fmt::format("{} ({})", i.size, format_bytes(i.size)));
+    line("data bytes:", fmt::format("{} ({})", i.data_size, format_bytes(i.data_size)));
     line("header:", !i.pagewire   ? "not read"
                     : *i.pagewire ? fmt::format("pagewire v{}", Segment::kLayoutVersion)
                                   : "none (foreign)");
@@ -262,15 +306,6 @@ void run_read(const ShmArgs& a) {
 
 // A POSIX segment that is a pagewire channel: the messages it holds that no
 // consumer has taken yet; 0 for anything else.
-std::uint64_t unread_channel_messages(const SegmentInfo& i) {
-    if (i.backend != Backend::Posix) return 0;
-    try {
-        auto stats = Channel::inspect(i.name);
-        return stats ? stats->depth : 0;
-    } catch (const Error&) {
-        return 0;  // not a channel (or not one this pagewire reads)
-    }
-}
 
 // Stale: pagewire made it (valid header), its creator (pid + start time) is
 // gone, nobody maps or holds it, and it is not a channel holding unread
@@ -304,15 +339,15 @@ void run_gc(const ShmArgs& a) {
         }
         if (auto unread = unread_channel_messages(i); unread > 0) {
             // Messages nobody has read yet are data, not garbage: `chan recv` may still come.
-            out += fmt::format("kept {}: a channel holding {} unread message{}\n", i.name, unread,
-                               unread == 1 ? "" : "s");
+            out += fmt::format("kept {}: a channel holding {}\n", i.name,
+                               counted(unread, "unread message"));
             ++kept;
             continue;
         }
         std::string what = fmt::format(
-            "{} {} ({} bytes, creator pid {} gone)", backend_name(i.backend),
+            "{} {} ({}, creator pid {} gone)", backend_name(i.backend),
             i.backend == Backend::SystemV ? fmt::format("{} shmid {}", i.name, i.id) : i.name,
-            i.size, i.creator_pid);
+            format_bytes(i.size), i.creator_pid);
         if (a.dry_run) {
             out += "would remove " + what + "\n";
         } else {
@@ -326,9 +361,8 @@ void run_gc(const ShmArgs& a) {
         }
         ++removed;
     }
-    out += fmt::format("{} {} stale pagewire segment{}; left {} other{} alone\n",
-                       a.dry_run ? "would remove" : "removed", removed, removed == 1 ? "" : "s",
-                       kept, kept == 1 ? "" : "s");
+    out += fmt::format("{} {}; left {} alone\n", a.dry_run ? "would remove" : "removed",
+                       counted(removed, "stale pagewire segment"), counted(kept, "other"));
     print(out);
 }
 

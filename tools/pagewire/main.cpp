@@ -11,6 +11,7 @@
 #include <pagewire/error.hpp>
 #include <string>
 
+#include "cli_util.hpp"
 #include "commands.hpp"
 #include "pagewire_build_info.hpp"  // generated: cmake/write_build_info.cmake
 
@@ -63,6 +64,12 @@ int main(int argc, char** argv) {
         fmt::format("pagewire {}\nbuild type: {}\ncommit: {}", pagewire::cli::build_info::kVersion,
                     pagewire::cli::build_info::kBuildType, pagewire::cli::build_info::kCommit));
     app.failure_message(usage_failure);
+    // -q/--quiet anywhere on the line: subcommands pass options they do not
+    // know on to here (fallthrough is inherited by every subcommand).
+    app.fallthrough();
+    app.add_flag("--quiet,-q", pagewire::cli::quiet(),
+                 "No status lines ('created ...', 'sent ...') or progress bars; data, warnings "
+                 "and errors still print");
     app.footer(
         "Exit status: 0 success; 1 failure, said in one line on stderr "
         "(pagewire: <operation> <path>: <reason>); 2 usage error.");
