@@ -107,4 +107,20 @@ File open_input(const std::string& path) {
     return File::adopt(std::move(fd), "stdin", false);
 }
 
+void for_each_name(const std::vector<std::string>& names,
+                   const std::function<void(const std::string&)>& each) {
+    std::vector<Error> failures;
+    for (const std::string& name : names) {
+        try {
+            each(name);
+        } catch (const Error& e) {
+            failures.push_back(e);
+        }
+    }
+    if (failures.empty()) return;
+    for (std::size_t k = 0; k + 1 < failures.size(); ++k)
+        fmt::print(stderr, "pagewire: {}\n", failures[k].what());
+    throw failures.back();
+}
+
 }  // namespace pagewire::cli

@@ -7,6 +7,7 @@
 #include <optional>
 #include <pagewire/file.hpp>
 #include <string>
+#include <vector>
 
 namespace pagewire::cli {
 
@@ -35,5 +36,11 @@ void status(const std::string& text);
 // "stdin" (a duplicate of descriptor 0, so the caller may close it).
 // Anything else: File::open(path).
 File open_input(const std::string& path);
+
+// Runs `each` on every name, as rm and ipcrm do: a failure (pagewire::Error)
+// does not stop the others; all but the last are printed here, the last is
+// rethrown once every name was tried (main prints it and exits 1).
+void for_each_name(const std::vector<std::string>& names,
+                   const std::function<void(const std::string&)>& each);
 
 }  // namespace pagewire::cli

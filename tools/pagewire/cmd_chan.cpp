@@ -358,21 +358,12 @@ void run_ls(const ChanArgs& a) {
 // so `chan rm` cannot take another program's memory); like `shm rm`, tries
 // every name and fails if any failed.
 void run_rm(const ChanArgs& a) {
-    std::vector<Error> failures;
-    for (const std::string& name : a.names) {
-        try {
-            if (!Channel::inspect(name))
-                throw_error("rm", name.front() == '/' ? name : "/" + name, EPROTO,
-                            "not a pagewire channel (use 'pagewire shm rm' for other segments)");
-            Channel::remove(name);
-        } catch (const Error& e) {
-            failures.push_back(e);
-        }
-    }
-    if (failures.empty()) return;
-    for (std::size_t k = 0; k + 1 < failures.size(); ++k)
-        fmt::print(stderr, "pagewire: {}\n", failures[k].what());
-    throw failures.back();  // main prints the last one and exits 1
+    for_each_name(a.names, [](const std::string& name) {
+        if (!Channel::inspect(name))
+            throw_error("rm", name.front() == '/' ? name : "/" + name, EPROTO,
+                        "not a pagewire channel (use 'pagewire shm rm' for other segments)");
+        Channel::remove(name);
+    });
 }
 
 void add_wait_options(CLI::App* cmd, ChanArgs& a, const char* timeout_help) {

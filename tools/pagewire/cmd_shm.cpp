@@ -250,18 +250,7 @@ void run_stat(const ShmArgs& a) {
 
 void run_rm(const ShmArgs& a) {
     // Like ipcrm: try every name, report each failure, fail if any did.
-    std::vector<Error> failures;
-    for (const auto& name : a.names) {
-        try {
-            Segment::remove(backend_of(a), name);
-        } catch (const Error& e) {
-            failures.push_back(e);
-        }
-    }
-    if (failures.empty()) return;
-    for (std::size_t k = 0; k + 1 < failures.size(); ++k)
-        fmt::print(stderr, "pagewire: {}\n", failures[k].what());
-    throw failures.back();  // main prints the last one and exits 1
+    for_each_name(a.names, [&](const std::string& name) { Segment::remove(backend_of(a), name); });
 }
 
 void run_write(const ShmArgs& a) {
