@@ -55,6 +55,9 @@ void register_bench(CLI::App& app) {
     cmd->set_help_flag();
     cmd->prefix_command();
     cmd->allow_extras();
+    // Everything after `bench` is pagewire-bench's, even -q: not passed up to
+    // pagewire's own options (main sets fallthrough for every subcommand).
+    cmd->fallthrough(false);
     cmd->callback([cmd] { run_bench_program(cmd->remaining()); });
 }
 
