@@ -13,6 +13,7 @@ packages=(
     liburing-dev gnuplot-nox
     libboost-dev libzmq3-dev iceoryx libiceoryx-posh-dev
     nginx-light wrk libhttp-parser-dev curl
+    kcat librdkafka-dev python3-confluent-kafka python3-kafka
 )
 
 missing=()
