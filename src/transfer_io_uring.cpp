@@ -91,6 +91,11 @@ struct Slot {
     std::size_t skip = 0;           // leading bytes before the job's first byte (alignment)
     std::size_t length = 0;         // bytes to write, from buf + skip
     std::size_t written = 0;        // of length
+    // The chunk's first write was submitted linked to its read
+    // (IOSQE_IO_LINK): it runs only if the read returns every byte asked
+    // for, else the kernel cancels it (-ECANCELED) and the write is issued
+    // again once the read is done.
+    bool linked_write = false;
 };
 
 // A ring and its registered buffers, kept from one transfer to the next by
@@ -232,8 +237,11 @@ class ThreadRing {
 thread_local Ring ThreadRing::kept_;
 thread_local bool ThreadRing::taken_ = false;
 
-std::uint64_t user_data(unsigned slot, bool write) noexcept {
-    return (slot << 1) | (write ? 1 : 0);
+// A completion's tag: the slot, whether a write, whether a write linked to its read.
+constexpr std::uint64_t kTagWrite = 1;
+constexpr std::uint64_t kTagLinked = 2;
+std::uint64_t user_data(unsigned slot, std::uint64_t flags) noexcept {
+    return (std::uint64_t{slot} << 2) | flags;
 }
 
 // A socket that refuses SEND_ZC (or its usage report): plain writes from then on.
@@ -321,7 +329,7 @@ MethodStatus run_ring(TransferJob& job, bool direct) noexcept {
     bool send_zc = want_send_zc(job);
     unsigned zc_flags = IORING_SEND_ZC_REPORT_USAGE;
 
-    auto submit_read = [&](unsigned i) {
+    auto submit_read = [&](unsigned i, bool link = false) {
         Slot& s = slots[i];
         io_uring_sqe* sqe = ::io_uring_get_sqe(uring);
         char* at = s.buf + s.got;
@@ -332,11 +340,14 @@ MethodStatus run_ring(TransferJob& job, bool direct) noexcept {
         } else {
             ::io_uring_prep_read(sqe, read_fd, at, n, off);
         }
-        ::io_uring_sqe_set_data64(sqe, user_data(i, false));
+        ::io_uring_sqe_set_data64(sqe, user_data(i, 0));
+        if (link) ::io_uring_sqe_set_flags(sqe, IOSQE_IO_LINK);
         s.state = Slot::State::Reading;
         ++inflight;
     };
-    auto submit_write = [&](unsigned i) {
+    // `linked`: submitted right after the slot's read, chained to it; the
+    // slot stays Reading until the read completes.
+    auto submit_write = [&](unsigned i, bool linked = false) {
         Slot& s = slots[i];
         io_uring_sqe* sqe = ::io_uring_get_sqe(uring);
         const char* at = s.buf + s.skip + s.written;
@@ -356,8 +367,9 @@ MethodStatus run_ring(TransferJob& job, bool direct) noexcept {
         } else {
             ::io_uring_prep_write(sqe, job.destination_fd, at, n, off);
         }
-        ::io_uring_sqe_set_data64(sqe, user_data(i, true));
-        s.state = Slot::State::Writing;
+        ::io_uring_sqe_set_data64(sqe, user_data(i, kTagWrite | (linked ? kTagLinked : 0)));
+        s.linked_write = linked;
+        if (!linked) s.state = Slot::State::Writing;
         ++inflight;
     };
 
@@ -372,7 +384,16 @@ MethodStatus run_ring(TransferJob& job, bool direct) noexcept {
             s.got = 0;
             s.skip = static_cast<std::size_t>(next_read < begin ? begin - next_read : 0);
             s.written = 0;
-            submit_read(i);
+            s.length = static_cast<std::size_t>(
+                           std::min<std::uint64_t>(s.file_offset + s.want, end) - s.file_offset) -
+                       s.skip;
+            // The chunk next in line to be written: its write goes in the
+            // same submission, linked to the read, so a transfer of one
+            // chunk (a small file) costs one io_uring_enter instead of two.
+            // SEND_ZC keeps its own completion accounting: not linked.
+            const bool link = write_seq == read_seq && !send_zc;
+            submit_read(i, link);
+            if (link) submit_write(i, true);
             next_read += s.want;
             ++read_seq;
         }
@@ -395,7 +416,7 @@ MethodStatus run_ring(TransferJob& job, bool direct) noexcept {
             const unsigned flags = cqe->flags;
             ::io_uring_cqe_seen(uring, cqe);
             --inflight;
-            const unsigned i = static_cast<unsigned>(data >> 1);
+            const unsigned i = static_cast<unsigned>(data >> 2);
             Slot& s = slots[i];
             if ((flags & IORING_CQE_F_NOTIF) != 0) {  // SEND_ZC: the kernel is done with the buffer
                 ++job.zerocopy_completions;
@@ -409,7 +430,12 @@ MethodStatus run_ring(TransferJob& job, bool direct) noexcept {
                 ++s.notifications;
                 ++inflight;
             }
-            if ((data & 1) == 0) {  // a read
+            if ((data & kTagWrite) == 0) {  // a read
+                // A linked write runs only after a read that returned every
+                // byte asked for; otherwise its completion is -ECANCELED.
+                const bool write_follows =
+                    s.linked_write && res >= 0 && static_cast<std::size_t>(res) == s.want - s.got;
+                if (!write_follows) s.linked_write = false;
                 if (res < 0) {
                     status = MethodStatus::failed(-res, "read", Side::Source);
                     continue;
@@ -427,8 +453,18 @@ MethodStatus run_ring(TransferJob& job, bool direct) noexcept {
                     continue;
                 }
                 s.length = static_cast<std::size_t>(needed - s.file_offset) - s.skip;
-                s.state = Slot::State::Full;
-            } else {                   // a write
+                s.state = write_follows ? Slot::State::Writing : Slot::State::Full;
+            } else {  // a write
+                if ((data & kTagLinked) != 0) {
+                    const bool expected = s.linked_write;  // its read returned every byte
+                    s.linked_write = false;
+                    if (res == -ECANCELED) {
+                        // The read came back short (the write is issued again
+                        // when it is done), or the kernel cancelled it anyway.
+                        if (expected) s.state = Slot::State::Full;
+                        continue;
+                    }
+                }
                 if (res == -EAGAIN) {  // a non-blocking destination is full
                     ++job.syscalls;
                     if (sys::poll_one(job.destination_fd, POLLOUT) < 0) {
