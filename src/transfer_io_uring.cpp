@@ -9,17 +9,20 @@
 #include <liburing.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <pagewire/unique_fd.hpp>
 #include <string>
 
+#include "aligned_reads.hpp"
 #include "sys.hpp"
 #include "transfer_method.hpp"
 
@@ -31,9 +34,7 @@ using Side = MethodStatus::Side;
 // Buffers in flight: reads run ahead of the one write in progress by up to
 // this many chunks. Writes are issued one at a time, in order, so a stream
 // destination receives the bytes in file order.
-constexpr unsigned kIoUringDepth = 4;
-// Direct reads smaller than this waste the device's time on per-request cost.
-constexpr std::size_t kDirectMinChunkBytes = 1 << 20;  // 1 MiB
+constexpr unsigned kIoUringDepth = kMaxReadDepth;
 
 // Kernel 6.2 ABI values that liburing 2.3's headers predate: SEND_ZC's flag
 // asking the notification to say whether the kernel copied after all, and
@@ -78,25 +79,14 @@ bool want_send_zc(const TransferJob& job) noexcept {
     return (peer.ss_family == AF_INET || peer.ss_family == AF_INET6) && !peer_is_loopback(peer);
 }
 
-struct Slot {
-    // Sent: all written by SEND_ZC, the kernel's notification that the
-    // buffer may be reused still to come.
-    enum class State { Free, Reading, Full, Writing, Sent };
-    State state = State::Free;
-    unsigned notifications = 0;  // SEND_ZC notifications still to come for this buffer
-    char* buf = nullptr;
-    std::uint64_t file_offset = 0;  // where the read starts (aligned for direct)
-    std::size_t want = 0;           // bytes the read asks for
-    std::size_t got = 0;            // bytes read so far
-    std::size_t skip = 0;           // leading bytes before the job's first byte (alignment)
-    std::size_t length = 0;         // bytes to write, from buf + skip
-    std::size_t written = 0;        // of length
-    // The chunk's first write was submitted linked to its read
-    // (IOSQE_IO_LINK): it runs only if the read returns every byte asked
-    // for, else the kernel cancels it (-ECANCELED) and the write is issued
-    // again once the read is done.
-    bool linked_write = false;
-};
+// Bumped in every fork()ed child, so that a ring can tell it was inherited
+// (its memory shared with the parent, whose ring it is) without a getpid()
+// on every transfer.
+std::atomic<unsigned> fork_generation{0};
+void note_fork() noexcept {
+    fork_generation.fetch_add(1, std::memory_order_relaxed);
+}
+[[maybe_unused]] const int fork_handler = ::pthread_atfork(nullptr, nullptr, note_fork);
 
 // A ring and its registered buffers, kept from one transfer to the next by
 // the thread that made them. Setting a ring up (io_uring_setup and its three
@@ -122,13 +112,14 @@ class Ring {
     // registered leave registered() false (plain reads and writes then) and
     // register_error() saying why. `syscalls` counts the calls made.
     int setup(std::uint64_t& syscalls) noexcept {
-        if (owner_ != ::getpid()) forget_inherited();
+        if (ready_ && generation_ != fork_generation.load(std::memory_order_relaxed))
+            forget_inherited();
         if (ready_) return 0;
         ++syscalls;
         const int r = ::io_uring_queue_init(kIoUringDepth * 2, &ring_, 0);
         if (r < 0) return r;
         ready_ = true;
-        owner_ = ::getpid();
+        generation_ = fork_generation.load(std::memory_order_relaxed);
         return 0;
     }
     int map_buffers(std::size_t chunk, std::size_t unit, std::uint64_t& syscalls) noexcept {
@@ -165,7 +156,8 @@ class Ring {
     void release() noexcept {
         std::uint64_t ignored = 0;
         unmap(ignored);
-        if (ready_ && owner_ == ::getpid()) ::io_uring_queue_exit(&ring_);
+        if (ready_ && generation_ == fork_generation.load(std::memory_order_relaxed))
+            ::io_uring_queue_exit(&ring_);
         ready_ = false;
     }
 
@@ -180,23 +172,22 @@ class Ring {
             ::io_uring_unregister_buffers(&ring_);
         }
         ++syscalls;
-        ::munmap(memory_, slot_bytes_ * kIoUringDepth);
+        drop_buffers();
+    }
+    void drop_buffers() noexcept {
+        if (memory_ != nullptr) ::munmap(memory_, slot_bytes_ * kIoUringDepth);
         memory_ = nullptr;
         slot_bytes_ = 0;
         registered_ = false;
     }
 
-    // After fork(): the ring's memory is shared with the parent, whose ring
-    // it is. Unmap this process's view of it and close its descriptor (the
-    // parent's ring is untouched), and drop the copy-on-write buffers.
+    // After fork(): unmap this process's view of the parent's ring and close
+    // its descriptor (the parent's ring is untouched), and drop the
+    // copy-on-write buffers (their registration is the parent's).
     void forget_inherited() noexcept {
-        if (ready_) ::io_uring_queue_exit(&ring_);
-        if (memory_ != nullptr) ::munmap(memory_, slot_bytes_ * kIoUringDepth);
+        ::io_uring_queue_exit(&ring_);
         ready_ = false;
-        memory_ = nullptr;
-        slot_bytes_ = 0;
-        registered_ = false;
-        owner_ = ::getpid();
+        drop_buffers();
     }
 
     io_uring ring_{};
@@ -205,7 +196,7 @@ class Ring {
     int register_error_ = 0;
     char* memory_ = nullptr;  // kIoUringDepth buffers of slot_bytes_, page-aligned
     std::size_t slot_bytes_ = 0;
-    pid_t owner_ = 0;  // the process that set the ring up
+    unsigned generation_ = 0;  // fork_generation when the ring was set up
 };
 
 // The calling thread's ring, while a transfer has it (a transfer started
@@ -313,45 +304,34 @@ MethodStatus run_ring(TransferJob& job, bool direct) noexcept {
         job.note = std::string("io_uring buffers not registered (") +
                    std::strerror(ring->register_error()) + "); plain reads and writes used";
     }
-    std::array<Slot, kIoUringDepth> slots;
-    for (unsigned i = 0; i < kIoUringDepth; ++i) slots[i].buf = ring->buffer(i);
     io_uring* const uring = ring->get();
 
     const std::uint64_t begin = job.source_offset;
     const std::uint64_t end = begin + job.remaining;
     const std::uint64_t destination_base = job.destination_offset;
     const bool file_destination = job.destination_kind == EndpointKind::RegularFile;
-    std::uint64_t next_read = sys::round_down(begin, align);
-    std::uint64_t read_seq = 0;   // chunks whose read was issued
-    std::uint64_t write_seq = 0;  // chunks fully written
+    AlignedReads reads;
+    reads.start(begin, end, static_cast<std::uint32_t>(align), chunk, kIoUringDepth);
+    for (unsigned i = 0; i < kIoUringDepth; ++i) reads.slot(i).buf = ring->buffer(i);
     unsigned inflight = 0;
     MethodStatus status = MethodStatus::done();
     bool send_zc = want_send_zc(job);
     unsigned zc_flags = IORING_SEND_ZC_REPORT_USAGE;
 
     auto submit_read = [&](unsigned i, bool link = false) {
-        Slot& s = slots[i];
         io_uring_sqe* sqe = ::io_uring_get_sqe(uring);
-        char* at = s.buf + s.got;
-        const unsigned n = static_cast<unsigned>(s.want - s.got);
-        const std::uint64_t off = s.file_offset + s.got;
-        if (registered) {
-            ::io_uring_prep_read_fixed(sqe, read_fd, at, n, off, static_cast<int>(i));
-        } else {
-            ::io_uring_prep_read(sqe, read_fd, at, n, off);
-        }
+        reads.prep_read(sqe, read_fd, i, registered);
         ::io_uring_sqe_set_data64(sqe, user_data(i, 0));
         if (link) ::io_uring_sqe_set_flags(sqe, IOSQE_IO_LINK);
-        s.state = Slot::State::Reading;
         ++inflight;
     };
     // `linked`: submitted right after the slot's read, chained to it; the
     // slot stays Reading until the read completes.
     auto submit_write = [&](unsigned i, bool linked = false) {
-        Slot& s = slots[i];
+        ReadSlot& s = reads.slot(i);
         io_uring_sqe* sqe = ::io_uring_get_sqe(uring);
-        const char* at = s.buf + s.skip + s.written;
-        const unsigned n = static_cast<unsigned>(s.length - s.written);
+        const char* at = s.next_bytes();
+        const auto n = static_cast<unsigned>(s.bytes_left());
         // Streams have no offset: -1 means "the current position", which
         // sockets and pipes ignore.
         const std::uint64_t off =
@@ -369,37 +349,25 @@ MethodStatus run_ring(TransferJob& job, bool direct) noexcept {
         }
         ::io_uring_sqe_set_data64(sqe, user_data(i, kTagWrite | (linked ? kTagLinked : 0)));
         s.linked_write = linked;
-        if (!linked) s.state = Slot::State::Writing;
+        if (!linked) s.state = ReadSlot::State::Writing;
         ++inflight;
     };
 
     while (status.ok()) {
-        while (read_seq - write_seq < kIoUringDepth && next_read < end &&
-               slots[read_seq % kIoUringDepth].state == Slot::State::Free) {
-            const unsigned i = static_cast<unsigned>(read_seq % kIoUringDepth);
-            Slot& s = slots[i];
-            s.file_offset = next_read;
-            s.want = static_cast<std::size_t>(
-                std::min<std::uint64_t>(chunk, sys::round_up(end, align) - next_read));
-            s.got = 0;
-            s.skip = static_cast<std::size_t>(next_read < begin ? begin - next_read : 0);
-            s.written = 0;
-            s.length = static_cast<std::size_t>(
-                           std::min<std::uint64_t>(s.file_offset + s.want, end) - s.file_offset) -
-                       s.skip;
+        for (;;) {
             // The chunk next in line to be written: its write goes in the
             // same submission, linked to the read, so a transfer of one
             // chunk (a small file) costs one io_uring_enter instead of two.
             // SEND_ZC keeps its own completion accounting: not linked.
-            const bool link = write_seq == read_seq && !send_zc;
-            submit_read(i, link);
-            if (link) submit_write(i, true);
-            next_read += s.want;
-            ++read_seq;
+            const bool link = reads.next_is_head() && !send_zc;
+            const int i = reads.issue();
+            if (i < 0) break;
+            submit_read(static_cast<unsigned>(i), link);
+            if (link) submit_write(static_cast<unsigned>(i), true);
         }
-        if (write_seq < read_seq) {
-            const unsigned head = static_cast<unsigned>(write_seq % kIoUringDepth);
-            if (slots[head].state == Slot::State::Full) submit_write(head);
+        if (const ReadSlot* head = reads.head();
+            head != nullptr && head->state == ReadSlot::State::Ready) {
+            submit_write(reads.head_index());
         }
         if (inflight == 0) break;
 
@@ -416,14 +384,14 @@ MethodStatus run_ring(TransferJob& job, bool direct) noexcept {
             const unsigned flags = cqe->flags;
             ::io_uring_cqe_seen(uring, cqe);
             --inflight;
-            const unsigned i = static_cast<unsigned>(data >> 2);
-            Slot& s = slots[i];
+            const auto i = static_cast<unsigned>(data >> 2);
+            ReadSlot& s = reads.slot(i);
             if ((flags & IORING_CQE_F_NOTIF) != 0) {  // SEND_ZC: the kernel is done with the buffer
                 ++job.zerocopy_completions;
                 if ((static_cast<unsigned>(res) & IORING_NOTIF_USAGE_ZC_COPIED) != 0)
                     ++job.zerocopy_copied;
-                if (--s.notifications == 0 && s.state == Slot::State::Sent)
-                    s.state = Slot::State::Free;
+                if (--s.notifications == 0 && s.state == ReadSlot::State::Sent)
+                    s.state = ReadSlot::State::Free;
                 continue;
             }
             if ((flags & IORING_CQE_F_MORE) != 0) {  // SEND_ZC: a notification follows
@@ -436,69 +404,64 @@ MethodStatus run_ring(TransferJob& job, bool direct) noexcept {
                 const bool write_follows =
                     s.linked_write && res >= 0 && static_cast<std::size_t>(res) == s.want - s.got;
                 if (!write_follows) s.linked_write = false;
-                if (res < 0) {
-                    status = MethodStatus::failed(-res, "read", Side::Source);
-                    continue;
-                }
-                s.got += static_cast<std::size_t>(res);
-                const std::uint64_t needed = std::min<std::uint64_t>(s.file_offset + s.want, end);
-                if (s.file_offset + s.got < needed) {
-                    // Short: end of file (the source shrank), or a partial
-                    // read to continue; a direct read may only continue aligned.
-                    if (res == 0 || (direct && s.got % align != 0)) {
+                switch (reads.complete_read(i, res)) {
+                    case AlignedReads::ReadOutcome::Ready:
+                        if (write_follows) s.state = ReadSlot::State::Writing;
+                        break;
+                    case AlignedReads::ReadOutcome::More:
+                        submit_read(i);
+                        break;
+                    case AlignedReads::ReadOutcome::Ended:
                         status = source_ended_early();
-                        continue;
-                    }
-                    submit_read(i);
-                    continue;
+                        break;
+                    case AlignedReads::ReadOutcome::Failed:
+                        status = MethodStatus::failed(-res, "read", Side::Source);
+                        break;
                 }
-                s.length = static_cast<std::size_t>(needed - s.file_offset) - s.skip;
-                s.state = write_follows ? Slot::State::Writing : Slot::State::Full;
-            } else {  // a write
-                if ((data & kTagLinked) != 0) {
-                    const bool expected = s.linked_write;  // its read returned every byte
-                    s.linked_write = false;
-                    if (res == -ECANCELED) {
-                        // The read came back short (the write is issued again
-                        // when it is done), or the kernel cancelled it anyway.
-                        if (expected) s.state = Slot::State::Full;
-                        continue;
-                    }
-                }
-                if (res == -EAGAIN) {  // a non-blocking destination is full
-                    ++job.syscalls;
-                    if (sys::poll_one(job.destination_fd, POLLOUT) < 0) {
-                        status = MethodStatus::failed(errno, "poll", Side::Destination);
-                        continue;
-                    }
-                    s.state = Slot::State::Full;
-                    continue;
-                }
-                if (send_zc && send_zc_refused(res)) {
-                    if (zc_flags != 0) {
-                        zc_flags = 0;  // a kernel without usage reports: SEND_ZC without it
-                    } else {
-                        send_zc = false;
-                        job.note =
-                            std::string("send_zc: ") + std::strerror(-res) + "; plain writes used";
-                    }
-                    s.state = Slot::State::Full;  // again
-                    continue;
-                }
-                if (res < 0) {
-                    status = MethodStatus::failed(-res, send_zc ? "send_zc" : "write",
-                                                  Side::Destination);
-                    continue;
-                }
-                s.written += static_cast<std::size_t>(res);
-                if (s.written < s.length) {
-                    s.state = Slot::State::Full;  // short write: the rest goes next
-                    continue;
-                }
-                job.advance(s.length);
-                s.state = s.notifications > 0 ? Slot::State::Sent : Slot::State::Free;
-                ++write_seq;
+                continue;
             }
+            // A write.
+            if ((data & kTagLinked) != 0) {
+                const bool expected = s.linked_write;  // its read returned every byte
+                s.linked_write = false;
+                if (res == -ECANCELED) {
+                    // The read came back short (the write is issued again
+                    // when it is done), or the kernel cancelled it anyway.
+                    if (expected) s.state = ReadSlot::State::Ready;
+                    continue;
+                }
+            }
+            if (res == -EAGAIN) {  // a non-blocking destination is full
+                ++job.syscalls;
+                if (sys::poll_one(job.destination_fd, POLLOUT) < 0) {
+                    status = MethodStatus::failed(errno, "poll", Side::Destination);
+                    continue;
+                }
+                s.state = ReadSlot::State::Ready;
+                continue;
+            }
+            if (send_zc && send_zc_refused(res)) {
+                if (zc_flags != 0) {
+                    zc_flags = 0;  // a kernel without usage reports: SEND_ZC without it
+                } else {
+                    send_zc = false;
+                    job.note =
+                        std::string("send_zc: ") + std::strerror(-res) + "; plain writes used";
+                }
+                s.state = ReadSlot::State::Ready;  // again
+                continue;
+            }
+            if (res < 0) {
+                status =
+                    MethodStatus::failed(-res, send_zc ? "send_zc" : "write", Side::Destination);
+                continue;
+            }
+            const std::size_t length = s.length;
+            if (!reads.wrote(static_cast<std::size_t>(res))) {
+                s.state = ReadSlot::State::Ready;  // short write: the rest goes next
+                continue;
+            }
+            job.advance(length);
         }
     }
     // Operations still in flight use the buffers: wait for them, so that the

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <pagewire/transfer.hpp>
 #include <string_view>
 
 #include "http/path.hpp"
@@ -267,7 +268,11 @@ void Responder::serve_file(const Request& request, const std::shared_ptr<CachedF
 
     out.file = file;
     out.source = file.get();
-    out.direct = config_.direct_threshold > 0 && f.size >= config_.direct_threshold;
+    // The transfer policy decides, as for `pagewire send` (choose_method).
+    TransferOptions policy;
+    policy.direct_threshold = config_.direct_threshold;
+    out.direct = choose_method(EndpointKind::RegularFile, EndpointKind::Socket, f.size, policy) ==
+                 TransferMethod::Direct;
     auto add_file = [&](std::uint64_t offset, std::uint64_t length) {
         if (head || length == 0) return;
         out.segments.push_back({true, offset, length});

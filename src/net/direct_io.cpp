@@ -58,7 +58,7 @@ bool DirectRing::ready() noexcept {
     return true;
 }
 
-bool DirectRing::submit_read(int fd, char* buf, unsigned n, std::uint64_t offset,
+bool DirectRing::submit_read(const detail::AlignedReads& reads, int fd, unsigned i,
                              std::uint64_t tag) noexcept {
     io_uring_sqe* sqe = ::io_uring_get_sqe(&ring_);
     if (sqe == nullptr) {
@@ -69,8 +69,8 @@ bool DirectRing::submit_read(int fd, char* buf, unsigned n, std::uint64_t offset
             return false;
         }
     }
-    ::io_uring_prep_read(sqe, fd, buf, n, offset);
-    ::io_uring_sqe_set_data64(sqe, tag);
+    reads.prep_read(sqe, fd, i, false);
+    ::io_uring_sqe_set_data64(sqe, tag | i);
     int r;
     do {
         r = ::io_uring_submit(&ring_);
@@ -106,95 +106,52 @@ void DirectRing::give_buffer(char* buffer) noexcept {
 void DirectStream::start(int fd, std::uint32_t align, std::uint64_t begin,
                          std::uint64_t end) noexcept {
     fd_ = fd;
-    align_ = align > 0 ? align : 1;
-    begin_ = begin;
-    end_ = end;
-    next_read_ = sys::round_down(begin, align_);
-    read_end_ = sys::round_up(end, align_);
-    read_seq_ = send_seq_ = 0;
+    error_ = 0;
+    reads_.start(begin, end, align, kDirectChunkBytes, kDirectBuffers);
     active_ = true;
-    for (DirectBuffer& b : buffers_) {
-        b.state = DirectBuffer::State::Free;
-        b.error = 0;
-    }
 }
 
 bool DirectStream::fill(DirectRing& ring, std::uint64_t tag) noexcept {
-    while (read_seq_ - send_seq_ < kDirectBuffers && next_read_ < read_end_) {
-        const unsigned i = read_seq_ % kDirectBuffers;
-        DirectBuffer& b = buffers_[i];
-        if (b.data == nullptr) {
-            b.data = ring.take_buffer();
-            if (b.data == nullptr) return false;
+    for (int i = reads_.issue(); i >= 0; i = reads_.issue()) {
+        detail::ReadSlot& s = reads_.slot(static_cast<unsigned>(i));
+        if (s.buf == nullptr) {
+            s.buf = ring.take_buffer();
+            if (s.buf == nullptr) return false;
         }
-        b.file_offset = next_read_;
-        b.want = static_cast<std::size_t>(
-            std::min<std::uint64_t>(kDirectChunkBytes, read_end_ - next_read_));
-        b.got = b.sent = b.length = 0;
-        b.skip = static_cast<std::size_t>(begin_ > next_read_ ? begin_ - next_read_ : 0);
-        b.error = 0;
-        if (!ring.submit_read(fd_, b.data, static_cast<unsigned>(b.want), b.file_offset, tag | i)) {
-            return false;
-        }
-        b.state = DirectBuffer::State::Reading;
-        next_read_ += b.want;
-        ++read_seq_;
+        if (!ring.submit_read(reads_, fd_, static_cast<unsigned>(i), tag)) return false;
     }
     return true;
 }
 
 void DirectStream::complete(unsigned index, int res, DirectRing& ring, std::uint64_t tag) noexcept {
-    DirectBuffer& b = buffers_[index % kDirectBuffers];
-    if (res < 0) {
-        b.error = -res;
-        b.state = DirectBuffer::State::Ready;
-        return;
-    }
-    b.got += static_cast<std::size_t>(res);
-    // Bytes this buffer must deliver: up to the segment's end, which may lie
-    // before the aligned read's end (a short read at end of file is normal).
-    const std::uint64_t needed =
-        std::min<std::uint64_t>(b.file_offset + b.want, end_) - b.file_offset;
-    if (b.got < needed) {
-        // Short: the file shrank (0), or a partial read that may only go on aligned.
-        if (res == 0 || b.got % align_ != 0) {
-            b.error = EIO;
-            b.state = DirectBuffer::State::Ready;
+    switch (reads_.complete_read(index, res)) {
+        case detail::AlignedReads::ReadOutcome::Ready:
             return;
-        }
-        if (!ring.submit_read(fd_, b.data + b.got, static_cast<unsigned>(b.want - b.got),
-                              b.file_offset + b.got, tag | (index % kDirectBuffers))) {
-            b.error = errno;
-            b.state = DirectBuffer::State::Ready;
-        }
-        return;
+        case detail::AlignedReads::ReadOutcome::More:
+            if (!ring.submit_read(reads_, fd_, index, tag)) {
+                error_ = errno;
+                reads_.slot(index).state = detail::ReadSlot::State::Free;  // nothing in flight
+            }
+            return;
+        case detail::AlignedReads::ReadOutcome::Ended:
+            error_ = EIO;
+            return;
+        case detail::AlignedReads::ReadOutcome::Failed:
+            error_ = -res;
+            return;
     }
-    b.length = static_cast<std::size_t>(needed) - b.skip;
-    b.state = DirectBuffer::State::Ready;
 }
 
-DirectBuffer* DirectStream::front() noexcept {
-    if (send_seq_ == read_seq_) return nullptr;
-    return &buffers_[send_seq_ % kDirectBuffers];
-}
-
-void DirectStream::pop() noexcept {
-    buffers_[send_seq_ % kDirectBuffers].state = DirectBuffer::State::Free;
-    ++send_seq_;
-    if (send_seq_ == read_seq_ && next_read_ >= read_end_) active_ = false;
-}
-
-unsigned DirectStream::in_flight() const noexcept {
-    unsigned n = 0;
-    for (const DirectBuffer& b : buffers_) n += b.state == DirectBuffer::State::Reading ? 1 : 0;
-    return n;
+void DirectStream::sent(std::size_t n) noexcept {
+    if (reads_.wrote(n) && reads_.finished()) active_ = false;
 }
 
 void DirectStream::release(DirectRing& ring) noexcept {
-    for (DirectBuffer& b : buffers_) {
-        ring.give_buffer(b.data);
-        b.data = nullptr;
-        b.state = DirectBuffer::State::Free;
+    for (unsigned i = 0; i < kDirectBuffers; ++i) {
+        detail::ReadSlot& s = reads_.slot(i);
+        ring.give_buffer(s.buf);
+        s.buf = nullptr;
+        s.state = detail::ReadSlot::State::Free;
     }
     active_ = false;
 }

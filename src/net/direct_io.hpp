@@ -17,14 +17,15 @@
 #include <pagewire/unique_fd.hpp>
 #include <vector>
 
+#include "aligned_reads.hpp"
 #include "net/protocol.hpp"
 #include "sys.hpp"
 
 namespace pagewire::net {
 
-// Chunk of one direct read: as the engine's Direct method (kDirectMinChunkBytes),
-// smaller reads waste the device's time on per-request cost.
-inline constexpr std::size_t kDirectChunkBytes = 1 << 20;
+// Chunk of one direct read (the pipeline's minimum for direct reads), and
+// chunks per response: the next one is read while the current one is sent.
+inline constexpr std::size_t kDirectChunkBytes = detail::kDirectMinChunkBytes;
 inline constexpr unsigned kDirectBuffers = 2;
 
 // Makes file.direct Ready (direct_fd, direct_align) or Unsupported (the
@@ -42,8 +43,9 @@ class DirectRing {
     // Sets the ring up on first use; false (errno set) when io_uring is not available.
     bool ready() noexcept;
     int event_fd() const noexcept { return event_fd_.get(); }
-    // Queues and submits one read; false (errno set) if it could not be submitted.
-    bool submit_read(int fd, char* buf, unsigned n, std::uint64_t offset,
+    // Queues and submits the read of slot i of `reads` from `fd`; false
+    // (errno set) if it could not be submitted.
+    bool submit_read(const detail::AlignedReads& reads, int fd, unsigned i,
                      std::uint64_t tag) noexcept;
     // After the eventfd fired: calls on_completion(tag, res) for every completion.
     template <class F>
@@ -81,47 +83,32 @@ class DirectRing {
     std::size_t outstanding_ = 0;
 };
 
-struct DirectBuffer {
-    enum class State { Free, Reading, Ready };
-    State state = State::Free;
-    char* data = nullptr;           // from the ring's pool while the stream holds it
-    std::uint64_t file_offset = 0;  // where the read starts (aligned)
-    std::size_t want = 0;           // bytes the read asks for (aligned)
-    std::size_t got = 0;            // bytes read so far
-    std::size_t skip = 0;           // leading bytes before the segment's first byte
-    std::size_t length = 0;         // bytes to send, data[skip, skip + length)
-    std::size_t sent = 0;           // of length
-    int error = 0;                  // errno of a failed or short read
-};
-
-// One file segment [begin, end) on its way: reads ahead, hands out buffers
-// in file order.
+// One file segment [begin, end) on its way: the aligned-read pipeline
+// (aligned_reads.hpp) reading ahead into buffers of the ring's pool, handed
+// out in file order.
 class DirectStream {
   public:
     void start(int fd, std::uint32_t align, std::uint64_t begin, std::uint64_t end) noexcept;
-    // Issues reads into the free buffers; `tag` | buffer index tags each. False
+    // Issues reads into the free buffers; `tag` | slot index tags each. False
     // (errno set) when no buffer or no submission was possible.
     bool fill(DirectRing& ring, std::uint64_t tag) noexcept;
-    // A read of buffer `index` finished with `res` (bytes or -errno). May resubmit the rest.
+    // A read of slot `index` finished with `res` (bytes or -errno). May resubmit the rest.
     void complete(unsigned index, int res, DirectRing& ring, std::uint64_t tag) noexcept;
-    // The next buffer to send: Ready (check error) or Reading; nullptr when all is sent.
-    DirectBuffer* front() noexcept;
-    void pop() noexcept;  // the front buffer is fully sent
+    // The next chunk to send (Ready, or still Reading), or nullptr when all is sent.
+    detail::ReadSlot* front() noexcept { return reads_.head(); }
+    // A read failed or the file shrank (errno value), 0 otherwise.
+    int error() const noexcept { return error_; }
+    // `n` more bytes of front() were sent.
+    void sent(std::size_t n) noexcept;
     bool active() const noexcept { return active_; }
-    unsigned in_flight() const noexcept;
+    unsigned in_flight() const noexcept { return reads_.reads_in_flight(); }
     // Gives the buffers back; only with nothing in flight.
     void release(DirectRing& ring) noexcept;
 
   private:
-    DirectBuffer buffers_[kDirectBuffers];
+    detail::AlignedReads reads_;
     int fd_ = -1;
-    std::uint32_t align_ = 1;
-    std::uint64_t begin_ = 0;
-    std::uint64_t end_ = 0;
-    std::uint64_t next_read_ = 0;  // aligned offset of the next read
-    std::uint64_t read_end_ = 0;   // end_ rounded up to the alignment
-    unsigned read_seq_ = 0;        // reads issued
-    unsigned send_seq_ = 0;        // buffers fully sent
+    int error_ = 0;
     bool active_ = false;
 };
 

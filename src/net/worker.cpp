@@ -537,23 +537,21 @@ Worker::SendStatus Worker::send_direct(Connection& c, bool more, std::uint64_t& 
         c.direct_seg = c.seg;
     }
     for (;;) {
+        if (c.direct.error() != 0) return SendStatus::Failed;
         if (!c.direct.fill(ring_, tag)) return SendStatus::Failed;
-        DirectBuffer* b = c.direct.front();
+        const detail::ReadSlot* b = c.direct.front();
         if (b == nullptr) return SendStatus::Done;
-        if (b->state == DirectBuffer::State::Reading)
+        if (b->state == detail::ReadSlot::State::Reading)
             return SendStatus::Blocked;  // the ring wakes us
-        if (b->error != 0) return SendStatus::Failed;
         if (!c.writable) return SendStatus::Blocked;
         if (turn_bytes >= kSendBytesPerTurn) return SendStatus::Yield;
-        const std::size_t left = b->length - b->sent;
+        const std::size_t left = b->bytes_left();
         const bool last = c.seg_done + left == s.length;
         std::size_t sent = 0;
-        const SendStatus status =
-            send_bytes(c, b->data + b->skip + b->sent, left, more || !last, sent);
+        const SendStatus status = send_bytes(c, b->next_bytes(), left, more || !last, sent);
         if (status != SendStatus::Done) return status;
-        b->sent += sent;
+        c.direct.sent(sent);
         note_sent(c, sent, turn_bytes);
-        if (b->sent == b->length) c.direct.pop();
     }
 }
 
