@@ -77,7 +77,8 @@ std::vector<std::int64_t> list_segments(const std::string& dir, bool strict) {
         std::int64_t base = 0;
         std::string ext;
         if (name == "." || name == ".." || name == ".lock" || name == ".tail" ||
-            name == ".clean-shutdown" || name == "recovery-point" || name == "recovery-point.tmp")
+            name == ".clean-shutdown" || name == "recovery-point" || name == "recovery-point.tmp" ||
+            name == ".next.log" || name == ".next.index" || name == ".next.timeindex")
             continue;
         if (is_segment_name(name, &base, &ext)) {
             if (ext == ".log") bases.push_back(base);
@@ -128,6 +129,14 @@ struct Log::Impl {
     bool stop = false;
     std::atomic<std::uint64_t> unflushed{0};
 
+    // Pre-touch: the warmer thread prepares `spare` whenever there is none.
+    std::thread warmer;
+    std::mutex warm_mu;
+    std::condition_variable warm_cv;
+    SegmentPtr spare;          // ready for the next roll (warm_mu)
+    bool warm_wanted = false;  // a roll took the spare: make another (warm_mu)
+    bool warm_stop = false;
+
     bool closed = false;
 
     SegmentPtr active() const {
@@ -149,6 +158,9 @@ struct Log::Impl {
     std::byte* reserve(std::size_t size, std::int64_t ts, SegmentPtr& seg, std::uint64_t& pos);
     void write_out(Segment& s, std::uint64_t pos, const std::byte* p, std::size_t size);
     void flusher_loop();
+    void warmer_loop();
+    SegmentPtr take_spare(std::uint64_t need);
+    void stop_warmer();
     void refresh() const;
     SegmentPtr segment_for(std::int64_t offset) const;
     std::uint64_t find_batch(const Segment& s, std::int64_t offset, bool* found) const;
@@ -214,6 +226,9 @@ void Log::Impl::open_writer() {
             err == EWOULDBLOCK ? "another writer has the log open (" + lock_path + ")" : "");
     }
     open_tail(true);
+    // A spare segment left by a pre-touching writer that died holds no data.
+    for (const char* ext : logimpl::kSegmentExtensions)
+        std::remove(logimpl::spare_path(dir, ext).c_str());
 
     std::string clean_path = dir + kCleanName;
     clean = ::access(clean_path.c_str(), F_OK) == 0;
@@ -290,6 +305,10 @@ void Log::Impl::open_writer() {
     write_checkpoint(a->base);
     if (options.durability == Durability::Interval) {
         flusher = std::thread([this] { flusher_loop(); });
+    }
+    if (options.pretouch) {
+        warm_wanted = true;
+        warmer = std::thread([this] { warmer_loop(); });
     }
 }
 
@@ -378,7 +397,24 @@ SegmentPtr Log::Impl::roll(std::uint64_t need) {
     std::int64_t base = old->next.load();
     // The new segment first: if it cannot be made (disk full) the old one
     // stays active and whole.
-    auto fresh = Segment::create(dir, base, std::max(options.segment_bytes, need), index_bytes);
+    SegmentPtr fresh = take_spare(need);
+    if (fresh) {
+        // Only once the spare's names are free again may the next be made.
+        auto want_next = [&] {
+            std::lock_guard lock(warm_mu);
+            warm_wanted = true;
+            warm_cv.notify_one();
+        };
+        try {
+            fresh->adopt(dir, base);
+        } catch (...) {
+            want_next();
+            throw;
+        }
+        want_next();
+    } else {
+        fresh = Segment::create(dir, base, std::max(options.segment_bytes, need), index_bytes);
+    }
     fresh->created_ms = now_ms();
     seal(*old);
     if (options.durability != Durability::None) fsync_dir(dir);
@@ -503,6 +539,55 @@ void Log::Impl::flusher_loop() {
     }
 }
 
+// Pre-touch. The warmer runs beside the writer and never holds warm_mu
+// while it works, so a roll never waits for it: a roll that finds no spare
+// ready makes its segment itself, as without pre-touch.
+void Log::Impl::warmer_loop() {
+    std::unique_lock lock(warm_mu);
+    for (;;) {
+        warm_cv.wait(lock, [&] { return warm_stop || warm_wanted; });
+        if (warm_stop) return;
+        warm_wanted = false;
+        lock.unlock();
+        SegmentPtr s;
+        try {
+            s = Segment::create_spare(dir, options.segment_bytes, index_bytes);
+            s->touch();
+        } catch (const Error&) {
+            // No room for a spare (disk full): the roll makes its segment
+            // itself and reports the error there, to the appender.
+            s.reset();
+            for (const char* ext : logimpl::kSegmentExtensions)
+                std::remove(logimpl::spare_path(dir, ext).c_str());
+        }
+        lock.lock();
+        spare = std::move(s);
+    }
+}
+
+SegmentPtr Log::Impl::take_spare(std::uint64_t need) {
+    if (!options.pretouch) return nullptr;
+    std::lock_guard lock(warm_mu);
+    // A spare too small for this batch stays for a later roll.
+    if (!spare || spare->map.size() < need) return nullptr;
+    return std::move(spare);
+}
+
+void Log::Impl::stop_warmer() {
+    if (!warmer.joinable()) return;
+    {
+        std::lock_guard lock(warm_mu);
+        warm_stop = true;
+    }
+    warm_cv.notify_one();
+    warmer.join();
+    if (spare) {
+        spare.reset();
+        for (const char* ext : logimpl::kSegmentExtensions)
+            std::remove(logimpl::spare_path(dir, ext).c_str());
+    }
+}
+
 void Log::flush() {
     if (impl_->options.read_only)
         throw_error("flush", impl_->dir, EROFS, "the log is open read-only");
@@ -553,6 +638,7 @@ void Log::close() {
         m.flush_cv.notify_one();
         m.flusher.join();
     }
+    m.stop_warmer();
     if (m.options.read_only) return;
     SegmentPtr a = m.active();
     m.seal(*a);

@@ -196,7 +196,10 @@ std::vector<std::string> read_all(const Log& log) {
 
 TEST(Crc32c, MatchesBitwiseReference) {
     EXPECT_EQ(pagewire::crc32c("123456789", 9), 0xE3069283u);  // the standard check value
-    for (std::size_t n : {0, 1, 7, 8, 9, 63, 64, 65, 1000, 4097}) {
+    // Past 767 and 24575 bytes the hardware path runs three interleaved
+    // streams and combines them: lengths around both steps and well past.
+    for (std::size_t n : {0, 1, 7, 8, 9, 63, 64, 65, 767, 768, 769, 1000, 4097, 24575, 24576, 24577,
+                          28000, 100003, 1 << 20}) {
         std::string s = testutil::random_bytes(n, static_cast<std::uint32_t>(n));
         EXPECT_EQ(pagewire::crc32c(s.data(), s.size()), crc32c_bitwise(s)) << n;
         // Continuing a CRC gives the CRC of the whole.
@@ -254,9 +257,17 @@ TEST(Log, RoundTripThroughFilesAndReopen) {
         for (int i = 0; i < 40; ++i) {
             std::vector<TestRecord> rs(1 + rng() % 8);
             for (auto& r : rs) {
-                r.key = "k" + std::to_string(i);
-                r.value = testutil::random_bytes(i == 5 ? 300000 : rng() % 5000, rng());
-                r.headers = {{"trace", std::string("x")}};
+                // Null, empty and random keys; values null, empty, 1 B .. 1 MiB.
+                if (auto k = rng() % 4; k != 0)
+                    r.key = k == 1 ? std::string() : "k" + std::to_string(i);
+                std::size_t vsize = i == 5 ? (1u << 20) : i == 6 ? 1 : rng() % 5000;
+                if (rng() % 8 != 0) r.value = testutil::random_bytes(vsize, rng());
+                for (auto n = rng() % 3; n > 0; --n)
+                    r.headers.emplace_back(
+                        "h" + std::to_string(n),
+                        rng() % 3
+                            ? std::optional<std::string>(testutil::random_bytes(rng() % 20, rng()))
+                            : std::nullopt);
             }
             Staged st(rs);
             auto res = log.append(st.records, 1000 + i);
@@ -279,8 +290,11 @@ TEST(Log, RoundTripThroughFilesAndReopen) {
         EXPECT_EQ(bytes, encode_reference(offset, 1000 + static_cast<std::int64_t>(i), batches[i]));
         auto decoded = decode_reference(bytes);
         ASSERT_EQ(decoded.size(), batches[i].size());
-        for (std::size_t k = 0; k < decoded.size(); ++k)
+        for (std::size_t k = 0; k < decoded.size(); ++k) {
+            EXPECT_EQ(decoded[k].key, batches[i][k].key);
             EXPECT_EQ(decoded[k].value, batches[i][k].value);
+            EXPECT_EQ(decoded[k].headers, batches[i][k].headers);
+        }
         offset = slice.next_offset;
     }
     EXPECT_EQ(offset, log.end_offset());
@@ -695,6 +709,77 @@ TEST(Log, PwriteAndMmapPathsWriteTheSameBytes) {
         for (const auto& s : Log::open(path, o).segments()) out[i] += testutil::read_file(s.path);
     }
     EXPECT_EQ(out[0], out[1]);
+}
+
+}  // namespace
+
+namespace {
+
+bool spare_exists(const std::string& path) {
+    return ::access((path + "/.next.log").c_str(), F_OK) == 0;
+}
+
+// Waits (up to 5 s) for the warmer to have a spare segment ready.
+bool wait_for_spare(const std::string& path) {
+    for (int i = 0; i < 500 && !spare_exists(path); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return spare_exists(path);
+}
+
+TEST(LogPretouch, RollsIntoTheSpareAndLeavesNothingBehind) {
+    testutil::TempDir dir;
+    std::string path = dir.file("log");
+    LogOptions o = small(32 * 1024);
+    o.pretouch = true;
+    std::vector<std::string> want;
+    {
+        Log log = Log::open(path, o);
+        ASSERT_TRUE(wait_for_spare(path));
+        // A reader and verify see the spare as part of the log, not as a foreign file.
+        LogOptions r = o;
+        r.read_only = true;
+        EXPECT_EQ(Log::open(path, r).end_offset(), 0);
+        for (int i = 0; i < 2000; ++i) {
+            want.push_back("value-" + std::to_string(i));
+            log.append(std::vector<Record>{value_record(want.back())});
+            // Now and then the warmer gets time to have a spare ready.
+            if (i % 400 == 0) {
+                ASSERT_TRUE(wait_for_spare(path));
+            }
+        }
+        EXPECT_GE(log.segments().size(), 4u);
+        EXPECT_TRUE(pagewire::verify_log(path).empty());
+        EXPECT_EQ(read_all(log), want);
+    }
+    EXPECT_FALSE(spare_exists(path));  // close removes the unused spare
+    Log log = Log::open(path, small(32 * 1024));
+    EXPECT_TRUE(log.clean_open());
+    EXPECT_EQ(read_all(log), want);
+    EXPECT_TRUE(pagewire::verify_log(path).empty());
+}
+
+TEST(LogPretouch, SpareOfAKilledWriterIsDiscarded) {
+    testutil::TempDir dir;
+    std::string path = dir.file("log");
+    LogOptions o = small(32 * 1024);
+    o.pretouch = true;
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        Log log = Log::open(path, o);
+        for (int i = 0; i < 500; ++i) log.append(std::vector<Record>{value_record("x")});
+        if (!wait_for_spare(path)) _exit(3);
+        ::kill(::getpid(), SIGKILL);
+    }
+    int status = testutil::wait_for(pid);
+    ASSERT_TRUE(WIFSIGNALED(status)) << testutil::describe_status(status);
+    ASSERT_TRUE(spare_exists(path));
+    EXPECT_TRUE(pagewire::verify_log(path).empty());
+    Log log = Log::open(path, small(32 * 1024));
+    EXPECT_FALSE(log.clean_open());
+    EXPECT_FALSE(spare_exists(path));
+    EXPECT_EQ(log.end_offset(), 500);
+    EXPECT_EQ(read_all(log).size(), 500u);
 }
 
 }  // namespace
