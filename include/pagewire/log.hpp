@@ -135,10 +135,10 @@ struct LogOptions {
     AppendPath path = AppendPath::Auto;
     std::uint32_t index_interval_bytes = 4096;  // one index entry per this many bytes
     // Pre-touch: a background thread makes the next segment ahead of the roll
-    // (files preallocated, mapped, every page faulted in writable), so a roll
-    // only renames files. Costs a thread, a segment of page cache held ahead
-    // and the writeback of its zeros; off by default (see log.cpp for the
-    // measurement behind that).
+    // (files preallocated, mapped, every page faulted in writable) and trims
+    // the replaced one after it, so a roll only renames files. Costs a
+    // thread, a segment of page cache held ahead and the writeback of its
+    // zeros; the recovery point may lag a roll behind. Off by default (why: log.cpp).
     bool pretouch = false;
 };
 
