@@ -258,7 +258,12 @@ void Log::Impl::open_writer() {
         bool trusted = clean || (!last && bases[i + 1] <= checkpoint);
         if (!trusted) {
             recover_segment(s);
-            if (s->size.load() < s->file->size() && !last) {
+            if (!last && s->next.load() == bases[i + 1]) {
+                // Whole, only its preallocated tail not cut yet: the writer
+                // died between a roll and the trim (which a pre-touching
+                // writer does later, in the background).
+                s->trim();
+            } else if (!last) {
                 // Damage inside a sealed segment: what follows it cannot be
                 // contiguous any more, so it goes (Kafka does the same).
                 for (std::size_t j = i + 1; j < bases.size(); ++j)
@@ -491,11 +496,13 @@ std::byte* Log::Impl::reserve(std::size_t size, std::int64_t ts, SegmentPtr& seg
         seg->map = Mapping::map(*seg->file, Access::ReadWrite);
     }
     // AppendPath::Auto picks by batch size, from `pagewire bench log` on this
-    // machine (100 B records): a small batch is encoded straight into the
-    // mapping, 3x faster than pwrite for one record (no system call), while
-    // from about a page up pwrite wins (7.9 vs 5.0 M records/s at 256): it
-    // fills the page cache without the write fault and zeroing each newly
-    // touched page of the mapping costs. Both write the same page cache.
+    // machine (100 B records, docs/BENCHMARKS.md): a small batch is encoded
+    // straight into the mapping, 9x faster than pwrite for one record and 3x
+    // for 16 (no system call), while from about a page up pwrite is the safe
+    // pick: at 256 records mmap led by 1.2x inside one segment but fell to
+    // 0.28x of pwrite once the log rolls every 32 MiB (the write faults on
+    // each fresh segment's pages), and again 0.25-0.8x in earlier runs. Both
+    // write the same page cache.
     use_mmap = options.path == AppendPath::Mmap ||
                (options.path == AppendPath::Auto && size < kPwriteFromBytes);
     if (use_mmap) return seg->map.data() + pos;
@@ -588,6 +595,14 @@ void Log::Impl::flusher_loop() {
 // Pre-touch. The warmer runs beside the writer and never holds warm_mu
 // while it works, so a roll never waits for it: a roll that finds no spare
 // ready makes its segment itself, as without pre-touch.
+//
+// Off by default, by measurement (docs/BENCHMARKS.md): a writer that leaves
+// the CPU now and then rolls in 0.15-0.7 ms with it against 10-30 ms
+// without, but the bench's busy writer on the shared 2-core machine gained
+// little and not every run (the append that rolls 17.7 -> 14.1 ms median of
+// 3, p99.9 373 -> 178 us, throughput unchanged), while it costs a thread per
+// log (a broker has a log per partition), a whole segment of page cache held
+// ahead (1 GiB by default) and writing that segment's zeros to disk once.
 void Log::Impl::warmer_loop() {
     std::unique_lock lock(warm_mu);
     for (;;) {

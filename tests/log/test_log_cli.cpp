@@ -1,10 +1,8 @@
 // `pagewire log` from the shell: create, append, read (text and JSON), tail
 // across processes, stat, verify of a damaged segment, dump, retain, and the
 // one-line failures.
-#include <sys/mount.h>
 #include <sys/stat.h>
 
-#include <cstring>
 #include <nlohmann/json.hpp>
 #include <pagewire/log.hpp>
 #include <thread>
@@ -155,14 +153,8 @@ TEST(LogCli, ForeignFilesSecondWriterAndRangesAreOneLine) {
 // A full disk: append fails with one line, and what was appended before
 // stays readable.
 TEST(LogCli, FullDiskIsOneLineAndTheLogStillOpens) {
-    if (::geteuid() != 0) GTEST_SKIP() << "mounting a tmpfs needs root";
-    testutil::TempDir dir;
-    if (::mount("tmpfs", dir.path().c_str(), "tmpfs", 0, "size=1m") != 0)
-        GTEST_SKIP() << "cannot mount a 1 MiB tmpfs: " << std::strerror(errno);
-    struct Unmount {
-        std::string p;
-        ~Unmount() { ::umount2(p.c_str(), MNT_DETACH); }
-    } unmount{dir.path()};
+    testutil::SmallTmpfs dir("1m");
+    if (!dir.mounted()) GTEST_SKIP() << "needs a small tmpfs: " << dir.why();
     std::string log = dir.file("l");
     ASSERT_EQ(cli({"log", "create", log, "--segment-bytes", "256K"}).exit_code(), 0);
     ASSERT_EQ(cli({"log", "append", log, "--segment-bytes", "256K"}, "kept\n").exit_code(), 0);
