@@ -337,7 +337,8 @@ TEST(Log, AppendBatchStoresProducerBytesVerbatim) {
 
 // Writes a child that appends numbered one-record batches and reports each
 // returned offset through a pipe; kills it at a random moment.
-void crash_rounds(Durability durability, int rounds, std::uint64_t segment_bytes) {
+void crash_rounds(Durability durability, int rounds, std::uint64_t segment_bytes,
+                  bool pretouch = false) {
     testutil::TempDir dir;
     std::string path = dir.file("log");
     std::mt19937 rng(11);
@@ -352,6 +353,7 @@ void crash_rounds(Durability durability, int rounds, std::uint64_t segment_bytes
             try {
                 LogOptions o = small(segment_bytes);
                 o.durability = durability;
+                o.pretouch = pretouch;
                 Log log = Log::open(path, o);
                 for (std::int64_t i = log.end_offset();; ++i) {
                     std::string v = "value-" + std::to_string(i);
@@ -399,6 +401,11 @@ TEST(LogCrash, KillDuringAppendEvery) {
 }
 TEST(LogCrash, KillDuringAppendNone) {
     crash_rounds(Durability::None, testutil::kAsan ? 60 : 200, 1 << 20);
+}
+// Pre-touch trims replaced segments and moves the recovery point in the
+// background: kills land between a roll and its trim too.
+TEST(LogCrash, KillDuringAppendEveryPretouch) {
+    crash_rounds(Durability::Every, testutil::kAsan ? 30 : 100, 2 * 1024, true);
 }
 
 // Three sound batches, then the damage `spoil` makes to the file; returns
