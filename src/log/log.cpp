@@ -2,6 +2,7 @@
 // durability, reads by offset and time, and the cross-process tail.
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -332,8 +333,17 @@ void Log::Impl::recover_segment(const SegmentPtr& s) {
     // zeros) and reserve the space again as zeros the next scan stops at.
     std::uint64_t reserved = s->map.size();
     s->map = Mapping();
-    s->file->resize(r.valid_end);
-    if (reserved > r.valid_end) s->file->allocate(r.valid_end, reserved - r.valid_end);
+    // FALLOC_FL_ZERO_RANGE turns the range into zeros and keeps its blocks
+    // reserved, with no data written; cutting and reserving again instead
+    // frees and re-allocates them (with `discard`, a device round trip).
+    // File systems without it (tmpfs) get the cut.
+    bool zeroed = reserved > r.valid_end &&
+                  ::fallocate(s->file->fd(), FALLOC_FL_ZERO_RANGE, static_cast<off_t>(r.valid_end),
+                              static_cast<off_t>(reserved - r.valid_end)) == 0;
+    if (!zeroed) {
+        s->file->resize(r.valid_end);
+        if (reserved > r.valid_end) s->file->allocate(r.valid_end, reserved - r.valid_end);
+    }
     s->map = Mapping::map(*s->file, Access::ReadWrite);
 }
 
