@@ -134,6 +134,12 @@ struct LogOptions {
     std::uint64_t flush_bytes = 0;  // Interval: flush after this many (0: time only)
     AppendPath path = AppendPath::Auto;
     std::uint32_t index_interval_bytes = 4096;  // one index entry per this many bytes
+    // Pre-touch: a background thread makes the next segment ahead of the roll
+    // (files preallocated, mapped, every page faulted in writable) and trims
+    // the replaced one after it, so a roll only renames files. Costs a
+    // thread, a segment of page cache held ahead and the writeback of its
+    // zeros; the recovery point may lag a roll behind. Off by default (why: log.cpp).
+    bool pretouch = false;
 };
 
 struct AppendResult {

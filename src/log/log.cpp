@@ -2,6 +2,7 @@
 // durability, reads by offset and time, and the cross-process tail.
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -77,7 +78,8 @@ std::vector<std::int64_t> list_segments(const std::string& dir, bool strict) {
         std::int64_t base = 0;
         std::string ext;
         if (name == "." || name == ".." || name == ".lock" || name == ".tail" ||
-            name == ".clean-shutdown" || name == "recovery-point" || name == "recovery-point.tmp")
+            name == ".clean-shutdown" || name == "recovery-point" || name == "recovery-point.tmp" ||
+            name == ".next.log" || name == ".next.index" || name == ".next.timeindex")
             continue;
         if (is_segment_name(name, &base, &ext)) {
             if (ext == ".log") bases.push_back(base);
@@ -118,7 +120,7 @@ struct Log::Impl {
 
     mutable std::mutex mu;                     // guards segments (the list, not their bytes)
     mutable std::vector<SegmentPtr> segments;  // in base-offset order; the last is active
-    std::int64_t recovery_point = 0;
+    std::atomic<std::int64_t> recovery_point{0};
     std::vector<std::byte> buffer;  // pwrite path: the batch being encoded (reused)
 
     // Interval durability: the flusher thread and what it waits on.
@@ -127,6 +129,19 @@ struct Log::Impl {
     std::condition_variable flush_cv;
     bool stop = false;
     std::atomic<std::uint64_t> unflushed{0};
+
+    // Pre-touch: the warmer thread prepares `spare` whenever there is none.
+    std::thread warmer;
+    std::mutex warm_mu;
+    std::condition_variable warm_cv;
+    SegmentPtr spare;          // ready for the next roll (warm_mu)
+    bool warm_wanted = false;  // a roll took the spare: make another (warm_mu)
+    bool warm_stop = false;
+    // Pre-touch also trims replaced segments in the background (warm_mu);
+    // trim_mu is held while trimming and writing the recovery point.
+    std::vector<SegmentPtr> to_trim;
+    std::mutex trim_mu;
+    bool trim_failed = false;  // trim_mu: the recovery point stays where it is
 
     bool closed = false;
 
@@ -144,11 +159,16 @@ struct Log::Impl {
     void publish(std::int64_t end);
     SegmentPtr roll(std::uint64_t need);
     void seal(Segment& s);
+    void trim_sealed(Segment& s);
+    void trim_replaced();
     AppendResult commit(Segment& s, std::uint64_t pos, std::size_t size, std::int64_t base,
                         std::int64_t last, std::int64_t max_ts);
     std::byte* reserve(std::size_t size, std::int64_t ts, SegmentPtr& seg, std::uint64_t& pos);
     void write_out(Segment& s, std::uint64_t pos, const std::byte* p, std::size_t size);
     void flusher_loop();
+    void warmer_loop();
+    SegmentPtr take_spare(std::uint64_t need);
+    void stop_warmer();
     void refresh() const;
     SegmentPtr segment_for(std::int64_t offset) const;
     std::uint64_t find_batch(const Segment& s, std::int64_t offset, bool* found) const;
@@ -214,6 +234,9 @@ void Log::Impl::open_writer() {
             err == EWOULDBLOCK ? "another writer has the log open (" + lock_path + ")" : "");
     }
     open_tail(true);
+    // A spare segment left by a pre-touching writer that died holds no data.
+    for (const char* ext : logimpl::kSegmentExtensions)
+        std::remove(logimpl::spare_path(dir, ext).c_str());
 
     std::string clean_path = dir + kCleanName;
     clean = ::access(clean_path.c_str(), F_OK) == 0;
@@ -236,7 +259,12 @@ void Log::Impl::open_writer() {
         bool trusted = clean || (!last && bases[i + 1] <= checkpoint);
         if (!trusted) {
             recover_segment(s);
-            if (s->size.load() < s->file->size() && !last) {
+            if (!last && s->next.load() == bases[i + 1]) {
+                // Whole, only its preallocated tail not cut yet: the writer
+                // died between a roll and the trim (which a pre-touching
+                // writer does later, in the background).
+                s->trim();
+            } else if (!last) {
                 // Damage inside a sealed segment: what follows it cannot be
                 // contiguous any more, so it goes (Kafka does the same).
                 for (std::size_t j = i + 1; j < bases.size(); ++j)
@@ -291,6 +319,10 @@ void Log::Impl::open_writer() {
     if (options.durability == Durability::Interval) {
         flusher = std::thread([this] { flusher_loop(); });
     }
+    if (options.pretouch) {
+        warm_wanted = true;
+        warmer = std::thread([this] { warmer_loop(); });
+    }
 }
 
 void Log::Impl::recover_segment(const SegmentPtr& s) {
@@ -301,8 +333,17 @@ void Log::Impl::recover_segment(const SegmentPtr& s) {
     // zeros) and reserve the space again as zeros the next scan stops at.
     std::uint64_t reserved = s->map.size();
     s->map = Mapping();
-    s->file->resize(r.valid_end);
-    if (reserved > r.valid_end) s->file->allocate(r.valid_end, reserved - r.valid_end);
+    // FALLOC_FL_ZERO_RANGE turns the range into zeros and keeps its blocks
+    // reserved, with no data written; cutting and reserving again instead
+    // frees and re-allocates them (with `discard`, a device round trip).
+    // File systems without it (tmpfs) get the cut.
+    bool zeroed = reserved > r.valid_end &&
+                  ::fallocate(s->file->fd(), FALLOC_FL_ZERO_RANGE, static_cast<off_t>(r.valid_end),
+                              static_cast<off_t>(reserved - r.valid_end)) == 0;
+    if (!zeroed) {
+        s->file->resize(r.valid_end);
+        if (reserved > r.valid_end) s->file->allocate(r.valid_end, reserved - r.valid_end);
+    }
     s->map = Mapping::map(*s->file, Access::ReadWrite);
 }
 
@@ -362,15 +403,43 @@ void Log::Impl::publish(std::int64_t new_end) {
 
 // ---- append --------------------------------------------------------------
 
+// A segment gets no more appends: its last time-index entry (the writer's
+// thread, which owns the index). trim_sealed then cuts its files.
 void Log::Impl::seal(Segment& s) {
     if (s.max_ts >= 0) s.add_time_entry(s.max_ts, s.max_ts_offset);
+    s.sealed = true;
+}
+
+void Log::Impl::trim_sealed(Segment& s) {
     s.trim();
     if (options.durability != Durability::None) {
         s.file->datasync();
         s.index_file->datasync();
         s.time_file->datasync();
     }
-    s.sealed = true;
+}
+
+// Trims the replaced segments handed over by rolls, in order, then moves
+// the recovery point past them: it only ever vouches for trimmed segments.
+void Log::Impl::trim_replaced() {
+    std::lock_guard trimming(trim_mu);
+    std::vector<SegmentPtr> list;
+    {
+        std::lock_guard lock(warm_mu);
+        list.swap(to_trim);
+    }
+    std::int64_t point = -1;
+    for (const auto& s : list) {
+        if (trim_failed) return;
+        try {
+            trim_sealed(*s);
+            point = s->next.load();
+        } catch (const Error&) {
+            // Left untrimmed, below no recovery point: the next open scans it.
+            trim_failed = true;
+        }
+    }
+    if (point >= 0 && !trim_failed) write_checkpoint(point);
 }
 
 SegmentPtr Log::Impl::roll(std::uint64_t need) {
@@ -378,15 +447,43 @@ SegmentPtr Log::Impl::roll(std::uint64_t need) {
     std::int64_t base = old->next.load();
     // The new segment first: if it cannot be made (disk full) the old one
     // stays active and whole.
-    auto fresh = Segment::create(dir, base, std::max(options.segment_bytes, need), index_bytes);
+    SegmentPtr fresh = take_spare(need);
+    if (fresh) {
+        // Only once the spare's names are free again may the next be made.
+        auto want_next = [&] {
+            std::lock_guard lock(warm_mu);
+            warm_wanted = true;
+            warm_cv.notify_one();
+        };
+        try {
+            fresh->adopt(dir, base);
+        } catch (...) {
+            want_next();
+            throw;
+        }
+        want_next();
+    } else {
+        fresh = Segment::create(dir, base, std::max(options.segment_bytes, need), index_bytes);
+    }
     fresh->created_ms = now_ms();
     seal(*old);
+    // Cutting the replaced segment's preallocated tails (ftruncate of three
+    // files) was most of a roll's time, 5-15 ms against 0.2-0.5 ms for
+    // making the new segment (`pagewire bench log`, docs/BENCHMARKS.md): with
+    // pre-touch the warmer does it, and moves the recovery point after.
+    if (!options.pretouch) trim_sealed(*old);
     if (options.durability != Durability::None) fsync_dir(dir);
     {
         std::lock_guard lock(mu);
         segments.push_back(fresh);
     }
-    write_checkpoint(base);
+    if (options.pretouch) {
+        std::lock_guard lock(warm_mu);
+        to_trim.push_back(old);
+        warm_cv.notify_one();
+    } else {
+        write_checkpoint(base);
+    }
     return fresh;
 }
 
@@ -409,11 +506,13 @@ std::byte* Log::Impl::reserve(std::size_t size, std::int64_t ts, SegmentPtr& seg
         seg->map = Mapping::map(*seg->file, Access::ReadWrite);
     }
     // AppendPath::Auto picks by batch size, from `pagewire bench log` on this
-    // machine (100 B records): a small batch is encoded straight into the
-    // mapping, 3x faster than pwrite for one record (no system call), while
-    // from about a page up pwrite wins (7.9 vs 5.0 M records/s at 256): it
-    // fills the page cache without the write fault and zeroing each newly
-    // touched page of the mapping costs. Both write the same page cache.
+    // machine (100 B records, docs/BENCHMARKS.md): a small batch is encoded
+    // straight into the mapping, 9x faster than pwrite for one record and 3x
+    // for 16 (no system call), while from about a page up pwrite is the safe
+    // pick: at 256 records mmap led by 1.2x inside one segment but fell to
+    // 0.28x of pwrite once the log rolls every 32 MiB (the write faults on
+    // each fresh segment's pages), and again 0.25-0.8x in earlier runs. Both
+    // write the same page cache.
     use_mmap = options.path == AppendPath::Mmap ||
                (options.path == AppendPath::Auto && size < kPwriteFromBytes);
     if (use_mmap) return seg->map.data() + pos;
@@ -503,13 +602,82 @@ void Log::Impl::flusher_loop() {
     }
 }
 
+// Pre-touch. The warmer runs beside the writer and never holds warm_mu
+// while it works, so a roll never waits for it: a roll that finds no spare
+// ready makes its segment itself, as without pre-touch.
+//
+// Off by default, by measurement (docs/BENCHMARKS.md): a writer that leaves
+// the CPU now and then rolls in 0.15-0.7 ms with it against 10-30 ms
+// without, but the bench's busy writer on the shared 2-core machine gained
+// little and not every run (the append that rolls 17.7 -> 14.1 ms median of
+// 3, p99.9 373 -> 178 us, throughput unchanged), while it costs a thread per
+// log (a broker has a log per partition), a whole segment of page cache held
+// ahead (1 GiB by default) and writing that segment's zeros to disk once.
+void Log::Impl::warmer_loop() {
+    std::unique_lock lock(warm_mu);
+    for (;;) {
+        warm_cv.wait(lock, [&] { return warm_stop || warm_wanted || !to_trim.empty(); });
+        if (warm_stop) return;
+        if (!to_trim.empty()) {
+            lock.unlock();
+            try {
+                trim_replaced();
+            } catch (const Error&) {
+                // The recovery point could not be written: it stays behind (safe).
+            }
+            lock.lock();
+            continue;
+        }
+        warm_wanted = false;
+        lock.unlock();
+        SegmentPtr s;
+        try {
+            s = Segment::create_spare(dir, options.segment_bytes, index_bytes);
+            s->touch();
+        } catch (const Error&) {
+            // No room for a spare (disk full): the roll makes its segment
+            // itself and reports the error there, to the appender.
+            s.reset();
+            for (const char* ext : logimpl::kSegmentExtensions)
+                std::remove(logimpl::spare_path(dir, ext).c_str());
+        }
+        lock.lock();
+        spare = std::move(s);
+    }
+}
+
+SegmentPtr Log::Impl::take_spare(std::uint64_t need) {
+    if (!options.pretouch) return nullptr;
+    std::lock_guard lock(warm_mu);
+    // A spare too small for this batch stays for a later roll.
+    if (!spare || spare->map.size() < need) return nullptr;
+    return std::move(spare);
+}
+
+void Log::Impl::stop_warmer() {
+    if (!warmer.joinable()) return;
+    {
+        std::lock_guard lock(warm_mu);
+        warm_stop = true;
+    }
+    warm_cv.notify_one();
+    warmer.join();
+    if (spare) {
+        spare.reset();
+        for (const char* ext : logimpl::kSegmentExtensions)
+            std::remove(logimpl::spare_path(dir, ext).c_str());
+    }
+}
+
 void Log::flush() {
     if (impl_->options.read_only)
         throw_error("flush", impl_->dir, EROFS, "the log is open read-only");
     SegmentPtr s = impl_->active();
     s->file->datasync();
     s->index_file->datasync();
-    impl_->write_checkpoint(s->base);
+    impl_->trim_replaced();
+    std::lock_guard trimming(impl_->trim_mu);
+    if (!impl_->trim_failed) impl_->write_checkpoint(s->base);
 }
 
 std::size_t Log::retain() {
@@ -553,9 +721,18 @@ void Log::close() {
         m.flush_cv.notify_one();
         m.flusher.join();
     }
+    m.stop_warmer();
     if (m.options.read_only) return;
+    m.trim_replaced();
     SegmentPtr a = m.active();
     m.seal(*a);
+    m.trim_sealed(*a);
+    // A replaced segment left untrimmed: no clean mark, so the next open
+    // scans what follows the recovery point.
+    if (m.trim_failed) {
+        m.lock_fd.reset();
+        return;
+    }
     m.write_checkpoint(a->next.load());
     File::create(m.dir + kCleanName, CreateMode::Truncate);
     if (m.options.durability != Durability::None) fsync_dir(m.dir);
@@ -745,7 +922,7 @@ std::int64_t Log::end_offset() const {
     return impl_->end();
 }
 std::int64_t Log::recovery_point() const {
-    if (!impl_->options.read_only) return impl_->recovery_point;
+    if (!impl_->options.read_only) return impl_->recovery_point.load();
     long long v = 0;
     if (FILE* f = std::fopen((impl_->dir + kCheckpointName).c_str(), "re")) {
         if (std::fscanf(f, "%lld", &v) != 1) v = 0;
@@ -811,10 +988,11 @@ std::vector<LogDamage> verify_log(const std::string& dir) {
                                        [&](std::uint64_t pos, const BatchView& b) {
                                            batches.emplace_back(pos, b.base_offset());
                                        });
-        if (!r.damage.empty())
-            damage.push_back({s->path, r.valid_end, r.damage});
-        else if (i + 1 < bases.size() && r.valid_end != s->map.size())
-            damage.push_back({s->path, r.valid_end, "zero bytes inside a sealed segment"});
+        // Zeros after a sealed segment's last batch are preallocated space
+        // not cut yet (a pre-touching writer trims after the roll, or a
+        // writer died before its trim): not damage, as long as the next
+        // segment starts where these batches end (checked next round).
+        if (!r.damage.empty()) damage.push_back({s->path, r.valid_end, r.damage});
         expected = r.next_offset;
         std::string index_path = logimpl::segment_path(dir, s->base, ".index");
         std::uint32_t n = s->offset_entries();

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <pagewire/guard.hpp>
 
 #include "log/wire.hpp"
@@ -67,6 +68,20 @@ std::uint32_t find_end(const Mapping& map, bool writer, std::size_t entry_bytes,
     return lo;
 }
 
+// Empties an index before a rebuild without writing its pages: the file is
+// cut to nothing and its blocks reserved again (fallocate: read as zeros,
+// never written), so the rebuild dirties only the pages of the entries it
+// writes, not the whole preallocated file. The reservation stays so that a
+// write through the mapping cannot meet a full disk (SIGBUS).
+void reset_index(File& file, Mapping& map) {
+    std::uint64_t bytes = map.size();
+    map = Mapping();
+    file.resize(0);
+    if (bytes == 0) return;
+    file.allocate(0, bytes);
+    map = Mapping::map(file, Access::ReadWrite);
+}
+
 bool all_zero(const std::byte* p, const std::byte* end) noexcept {
     return std::all_of(p, end, [](std::byte b) { return b == std::byte{0}; });
 }
@@ -79,28 +94,73 @@ std::string segment_path(const std::string& dir, std::int64_t base, const char* 
     return dir + name;
 }
 
-std::shared_ptr<Segment> Segment::create(const std::string& dir, std::int64_t base,
-                                         std::uint64_t prealloc, std::uint64_t index_bytes) {
+namespace {
+
+// The files of a new segment, named by `path_of(ext)`.
+std::shared_ptr<Segment> create_files(const std::function<std::string(const char*)>& path_of,
+                                      std::int64_t base, std::uint64_t prealloc,
+                                      std::uint64_t index_bytes) {
     auto s = std::make_shared<Segment>();
     s->base = base;
-    s->path = segment_path(dir, base, ".log");
+    s->path = path_of(".log");
     s->writer = true;
     s->next = base;
     try {
         s->file = File::create(s->path, CreateMode::CreateExclusive);
         s->file->allocate(0, prealloc);
         s->map = Mapping::map(*s->file, Access::ReadWrite);
-        open_index(segment_path(dir, base, ".index"), true, true, index_bytes, s->index_file,
-                   s->index_map);
-        open_index(segment_path(dir, base, ".timeindex"), true, true,
+        open_index(path_of(".index"), true, true, index_bytes, s->index_file, s->index_map);
+        open_index(path_of(".timeindex"), true, true,
                    index_bytes / kIndexEntryBytes * kTimeEntryBytes, s->time_file, s->time_map);
     } catch (...) {
         // A half-made segment (disk full) must not be found by the next open.
-        for (const char* ext : {".log", ".index", ".timeindex"})
-            std::remove(segment_path(dir, base, ext).c_str());
+        for (const char* ext : kSegmentExtensions) std::remove(path_of(ext).c_str());
         throw;
     }
     return s;
+}
+
+}  // namespace
+
+std::string spare_path(const std::string& dir, const char* ext) {
+    return dir + "/.next" + ext;
+}
+
+std::shared_ptr<Segment> Segment::create(const std::string& dir, std::int64_t base,
+                                         std::uint64_t prealloc, std::uint64_t index_bytes) {
+    return create_files([&](const char* ext) { return segment_path(dir, base, ext); }, base,
+                        prealloc, index_bytes);
+}
+
+std::shared_ptr<Segment> Segment::create_spare(const std::string& dir, std::uint64_t prealloc,
+                                               std::uint64_t index_bytes) {
+    return create_files([&](const char* ext) { return spare_path(dir, ext); }, 0, prealloc,
+                        index_bytes);
+}
+
+void Segment::adopt(const std::string& dir, std::int64_t new_base) {
+    for (const char* ext : {".index", ".timeindex", ".log"}) {
+        std::string from = spare_path(dir, ext), to = segment_path(dir, new_base, ext);
+        if (std::rename(from.c_str(), to.c_str()) != 0) throw_error("rename", from);
+    }
+    base = new_base;
+    next = new_base;
+    path = segment_path(dir, new_base, ".log");
+}
+
+void Segment::touch() {
+    for (Mapping* m : {&map, &index_map, &time_map}) {
+        if (m->empty()) continue;
+        try {
+            m->advise(Advice::PopulateWrite);
+        } catch (const Error& e) {
+            if (e.error_number() != EINVAL) throw;
+            // Before Linux 5.14: a write to each page does the same. The
+            // spare is not published yet, so writing its zeros again is harmless.
+            for (std::size_t at = 0; at < m->size(); at += Mapping::page_size())
+                reinterpret_cast<volatile std::byte*>(m->data())[at] = std::byte{0};
+        }
+    }
 }
 
 std::shared_ptr<Segment> Segment::open(const std::string& dir, std::int64_t base, bool writer,
@@ -231,12 +291,19 @@ std::int64_t Segment::last_time_entry_ts() const noexcept {
 }
 
 ScanResult Segment::rebuild_indexes(std::uint32_t interval, std::uint64_t limit) {
-    std::memset(index_map.data(), 0, index_map.size());
-    std::memset(time_map.data(), 0, time_map.size());
+    reset_index(*index_file, index_map);
+    reset_index(*time_file, time_map);
     index_entries = 0;
     time_entries = 0;
     since_index = 0;
     std::int64_t max = -1, max_offset = base;
+    // The scan reads the segment once, front to back: MADV_SEQUENTIAL widens
+    // the readahead of a cold segment's faults. Asking for more than that
+    // (MADV_WILLNEED or readahead(2) of the windows ahead of the scan, from
+    // this thread or another) made a cold 1 GiB recovery 3-4x slower on the
+    // machine of `pagewire bench log` (docs/BENCHMARKS.md), so it does not.
+    limit = std::min<std::uint64_t>(limit, map.size());
+    if (limit != 0) map.advise(Advice::Sequential, 0, limit);
     auto r =
         scan_batches(map.data(), limit, 0, base, false, [&](std::uint64_t pos, const BatchView& b) {
             if (pos == 0 || since_index >= interval) {

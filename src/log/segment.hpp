@@ -23,6 +23,9 @@ inline constexpr std::size_t kTimeEntryBytes = 12;  // timestamp i64, relative o
 inline constexpr std::size_t kWarmIndexEntries = 8192 / kIndexEntryBytes;
 
 std::string segment_path(const std::string& dir, std::int64_t base, const char* ext);
+// DIR/.next<ext>: a spare segment being prepared for the next roll (pre-touch).
+std::string spare_path(const std::string& dir, const char* ext);
+inline constexpr const char* kSegmentExtensions[] = {".log", ".index", ".timeindex"};
 
 // Result of walking a segment's batches.
 struct ScanResult {
@@ -58,6 +61,17 @@ struct Segment {
     // Creates the files of a new segment with `prealloc` bytes reserved.
     static std::shared_ptr<Segment> create(const std::string& dir, std::int64_t base,
                                            std::uint64_t prealloc, std::uint64_t index_bytes);
+    // Creates a spare segment for a later roll (pre-touch): the same files
+    // under the names of spare_path(), with no base offset yet.
+    static std::shared_ptr<Segment> create_spare(const std::string& dir, std::uint64_t prealloc,
+                                                 std::uint64_t index_bytes);
+    // Gives a spare its base offset by renaming its files to the segment's
+    // names: the indexes first and the .log last, so a crash in between
+    // leaves only files a later open ignores or rebuilds.
+    void adopt(const std::string& dir, std::int64_t new_base);
+    // Faults every page of the three files in writable now, so appends into
+    // them take no page fault (RocketMQ's warmMappedFile).
+    void touch();
     // Opens an existing segment: read-write (the writer, with `prealloc` bytes
     // reserved for the active one) or read-only.
     static std::shared_ptr<Segment> open(const std::string& dir, std::int64_t base, bool writer,

@@ -9,10 +9,9 @@
 #pragma GCC diagnostic ignored "-Wrestrict"
 #endif
 
-#include <sys/mount.h>
-
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
 #include <pagewire/log.hpp>
 #include <thread>
 
@@ -196,7 +195,10 @@ std::vector<std::string> read_all(const Log& log) {
 
 TEST(Crc32c, MatchesBitwiseReference) {
     EXPECT_EQ(pagewire::crc32c("123456789", 9), 0xE3069283u);  // the standard check value
-    for (std::size_t n : {0, 1, 7, 8, 9, 63, 64, 65, 1000, 4097}) {
+    // Past 767 and 24575 bytes the hardware path runs three interleaved
+    // streams and combines them: lengths around both steps and well past.
+    for (std::size_t n : {0, 1, 7, 8, 9, 63, 64, 65, 767, 768, 769, 1000, 4097, 24575, 24576, 24577,
+                          28000, 100003, 1 << 20}) {
         std::string s = testutil::random_bytes(n, static_cast<std::uint32_t>(n));
         EXPECT_EQ(pagewire::crc32c(s.data(), s.size()), crc32c_bitwise(s)) << n;
         // Continuing a CRC gives the CRC of the whole.
@@ -254,9 +256,17 @@ TEST(Log, RoundTripThroughFilesAndReopen) {
         for (int i = 0; i < 40; ++i) {
             std::vector<TestRecord> rs(1 + rng() % 8);
             for (auto& r : rs) {
-                r.key = "k" + std::to_string(i);
-                r.value = testutil::random_bytes(i == 5 ? 300000 : rng() % 5000, rng());
-                r.headers = {{"trace", std::string("x")}};
+                // Null, empty and random keys; values null, empty, 1 B .. 1 MiB.
+                if (auto k = rng() % 4; k != 0)
+                    r.key = k == 1 ? std::string() : "k" + std::to_string(i);
+                std::size_t vsize = i == 5 ? (1u << 20) : i == 6 ? 1 : rng() % 5000;
+                if (rng() % 8 != 0) r.value = testutil::random_bytes(vsize, rng());
+                for (auto n = rng() % 3; n > 0; --n)
+                    r.headers.emplace_back(
+                        "h" + std::to_string(n),
+                        rng() % 3
+                            ? std::optional<std::string>(testutil::random_bytes(rng() % 20, rng()))
+                            : std::nullopt);
             }
             Staged st(rs);
             auto res = log.append(st.records, 1000 + i);
@@ -279,8 +289,11 @@ TEST(Log, RoundTripThroughFilesAndReopen) {
         EXPECT_EQ(bytes, encode_reference(offset, 1000 + static_cast<std::int64_t>(i), batches[i]));
         auto decoded = decode_reference(bytes);
         ASSERT_EQ(decoded.size(), batches[i].size());
-        for (std::size_t k = 0; k < decoded.size(); ++k)
+        for (std::size_t k = 0; k < decoded.size(); ++k) {
+            EXPECT_EQ(decoded[k].key, batches[i][k].key);
             EXPECT_EQ(decoded[k].value, batches[i][k].value);
+            EXPECT_EQ(decoded[k].headers, batches[i][k].headers);
+        }
         offset = slice.next_offset;
     }
     EXPECT_EQ(offset, log.end_offset());
@@ -324,7 +337,8 @@ TEST(Log, AppendBatchStoresProducerBytesVerbatim) {
 
 // Writes a child that appends numbered one-record batches and reports each
 // returned offset through a pipe; kills it at a random moment.
-void crash_rounds(Durability durability, int rounds, std::uint64_t segment_bytes) {
+void crash_rounds(Durability durability, int rounds, std::uint64_t segment_bytes,
+                  bool pretouch = false) {
     testutil::TempDir dir;
     std::string path = dir.file("log");
     std::mt19937 rng(11);
@@ -339,6 +353,7 @@ void crash_rounds(Durability durability, int rounds, std::uint64_t segment_bytes
             try {
                 LogOptions o = small(segment_bytes);
                 o.durability = durability;
+                o.pretouch = pretouch;
                 Log log = Log::open(path, o);
                 for (std::int64_t i = log.end_offset();; ++i) {
                     std::string v = "value-" + std::to_string(i);
@@ -386,6 +401,11 @@ TEST(LogCrash, KillDuringAppendEvery) {
 }
 TEST(LogCrash, KillDuringAppendNone) {
     crash_rounds(Durability::None, testutil::kAsan ? 60 : 200, 1 << 20);
+}
+// Pre-touch trims replaced segments and moves the recovery point in the
+// background: kills land between a roll and its trim too.
+TEST(LogCrash, KillDuringAppendEveryPretouch) {
+    crash_rounds(Durability::Every, testutil::kAsan ? 30 : 100, 2 * 1024, true);
 }
 
 // Three sound batches, then the damage `spoil` makes to the file; returns
@@ -461,6 +481,35 @@ TEST(LogRecovery, GarbageAfterLastBatch) {
         testutil::write_file(file, bytes);
         return end;
     });
+}
+
+// A writer killed between a roll and the trim of the replaced segment (a
+// pre-touching writer trims in the background, later): the sealed segment
+// still has its zero tail and the recovery point is behind it. Nothing is
+// damage: every segment stays, the tail is cut.
+TEST(LogRecovery, UntrimmedSealedSegmentKeepsWhatFollows) {
+    testutil::TempDir dir;
+    std::string path = dir.file("log");
+    std::vector<std::string> want;
+    std::vector<pagewire::LogSegmentInfo> segs;
+    {
+        Log log = Log::open(path, small(16 * 1024));
+        for (int i = 0; i < 600; ++i) {
+            want.push_back("value-" + std::to_string(i));
+            log.append(std::vector<Record>{value_record(want.back())});
+        }
+        segs = log.segments();
+    }
+    ASSERT_GE(segs.size(), 3u);
+    ASSERT_EQ(::truncate(segs[0].path.c_str(), static_cast<off_t>(segs[0].bytes + 8000)), 0);
+    testutil::write_file(path + "/recovery-point", "0\n");
+    ::unlink((path + "/.clean-shutdown").c_str());
+    Log log = Log::open(path, small(16 * 1024));
+    EXPECT_FALSE(log.clean_open());
+    EXPECT_EQ(log.segments().size(), segs.size());
+    EXPECT_EQ(read_all(log), want);
+    EXPECT_EQ(testutil::file_size(segs[0].path), segs[0].bytes);
+    EXPECT_TRUE(pagewire::verify_log(path).empty());
 }
 
 TEST(LogLock, SecondWriterRefusedKilledWriterReleases) {
@@ -652,32 +701,36 @@ TEST(LogTail, BlockedReaderWokenAcrossProcesses) {
 }
 
 TEST(LogDisk, FullDiskAppendFailsCleanlyAndReopens) {
-    if (::geteuid() != 0) GTEST_SKIP() << "mounting a tmpfs needs root";
-    testutil::TempDir dir;
-    if (::mount("tmpfs", dir.path().c_str(), "tmpfs", 0, "size=1m") != 0)
-        GTEST_SKIP() << "cannot mount a 1 MiB tmpfs: " << std::strerror(errno);
-    struct Unmount {
-        std::string p;
-        ~Unmount() { ::umount2(p.c_str(), MNT_DETACH); }
-    } unmount{dir.path()};
-    std::string path = dir.file("log");
-    std::int64_t written = 0;
-    int err = 0;
-    {
-        Log log = Log::open(path, small(192 * 1024));
-        try {
-            for (;; ++written)
-                log.append(std::vector<Record>{value_record(std::string(1000, 'z'))});
-        } catch (const pagewire::Error& e) {
-            err = e.error_number();
+    testutil::SmallTmpfs dir("1m");
+    if (!dir.mounted()) GTEST_SKIP() << "needs a small tmpfs: " << dir.why();
+    // Without and with pre-touch: the warmer's spare fails on the full disk
+    // too, and the roll that needed it reports ENOSPC to the appender.
+    for (bool pretouch : {false, true}) {
+        SCOPED_TRACE(pretouch ? "pre-touch" : "no pre-touch");
+        std::string path = dir.file(pretouch ? "log-pretouch" : "log");
+        LogOptions o = small(192 * 1024);
+        o.pretouch = pretouch;
+        std::int64_t written = 0;
+        int err = 0;
+        {
+            Log log = Log::open(path, o);
+            try {
+                for (;; ++written)
+                    log.append(std::vector<Record>{value_record(std::string(1000, 'z'))});
+            } catch (const pagewire::Error& e) {
+                err = e.error_number();
+            }
+            EXPECT_EQ(log.end_offset(), written);
         }
+        EXPECT_EQ(err, ENOSPC);
+        EXPECT_GT(written, 100);
+        Log log = Log::open(path, small(192 * 1024));
         EXPECT_EQ(log.end_offset(), written);
+        EXPECT_EQ(read_all(log).size(), static_cast<std::size_t>(written));
+        EXPECT_TRUE(pagewire::verify_log(path).empty());
+        log.close();
+        std::filesystem::remove_all(path);  // room for the next round
     }
-    EXPECT_EQ(err, ENOSPC);
-    EXPECT_GT(written, 100);
-    Log log = Log::open(path, small(192 * 1024));
-    EXPECT_EQ(log.end_offset(), written);
-    EXPECT_EQ(read_all(log).size(), static_cast<std::size_t>(written));
 }
 
 TEST(Log, PwriteAndMmapPathsWriteTheSameBytes) {
@@ -695,6 +748,77 @@ TEST(Log, PwriteAndMmapPathsWriteTheSameBytes) {
         for (const auto& s : Log::open(path, o).segments()) out[i] += testutil::read_file(s.path);
     }
     EXPECT_EQ(out[0], out[1]);
+}
+
+}  // namespace
+
+namespace {
+
+bool spare_exists(const std::string& path) {
+    return ::access((path + "/.next.log").c_str(), F_OK) == 0;
+}
+
+// Waits (up to 5 s) for the warmer to have a spare segment ready.
+bool wait_for_spare(const std::string& path) {
+    for (int i = 0; i < 500 && !spare_exists(path); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return spare_exists(path);
+}
+
+TEST(LogPretouch, RollsIntoTheSpareAndLeavesNothingBehind) {
+    testutil::TempDir dir;
+    std::string path = dir.file("log");
+    LogOptions o = small(32 * 1024);
+    o.pretouch = true;
+    std::vector<std::string> want;
+    {
+        Log log = Log::open(path, o);
+        ASSERT_TRUE(wait_for_spare(path));
+        // A reader and verify see the spare as part of the log, not as a foreign file.
+        LogOptions r = o;
+        r.read_only = true;
+        EXPECT_EQ(Log::open(path, r).end_offset(), 0);
+        for (int i = 0; i < 2000; ++i) {
+            want.push_back("value-" + std::to_string(i));
+            log.append(std::vector<Record>{value_record(want.back())});
+            // Now and then the warmer gets time to have a spare ready.
+            if (i % 400 == 0) {
+                ASSERT_TRUE(wait_for_spare(path));
+            }
+        }
+        EXPECT_GE(log.segments().size(), 4u);
+        EXPECT_TRUE(pagewire::verify_log(path).empty());
+        EXPECT_EQ(read_all(log), want);
+    }
+    EXPECT_FALSE(spare_exists(path));  // close removes the unused spare
+    Log log = Log::open(path, small(32 * 1024));
+    EXPECT_TRUE(log.clean_open());
+    EXPECT_EQ(read_all(log), want);
+    EXPECT_TRUE(pagewire::verify_log(path).empty());
+}
+
+TEST(LogPretouch, SpareOfAKilledWriterIsDiscarded) {
+    testutil::TempDir dir;
+    std::string path = dir.file("log");
+    LogOptions o = small(32 * 1024);
+    o.pretouch = true;
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        Log log = Log::open(path, o);
+        for (int i = 0; i < 500; ++i) log.append(std::vector<Record>{value_record("x")});
+        if (!wait_for_spare(path)) _exit(3);
+        ::kill(::getpid(), SIGKILL);
+    }
+    int status = testutil::wait_for(pid);
+    ASSERT_TRUE(WIFSIGNALED(status)) << testutil::describe_status(status);
+    ASSERT_TRUE(spare_exists(path));
+    EXPECT_TRUE(pagewire::verify_log(path).empty());
+    Log log = Log::open(path, small(32 * 1024));
+    EXPECT_FALSE(log.clean_open());
+    EXPECT_FALSE(spare_exists(path));
+    EXPECT_EQ(log.end_offset(), 500);
+    EXPECT_EQ(read_all(log).size(), 500u);
 }
 
 }  // namespace

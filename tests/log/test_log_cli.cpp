@@ -1,7 +1,10 @@
 // `pagewire log` from the shell: create, append, read (text and JSON), tail
 // across processes, stat, verify of a damaged segment, dump, retain, and the
 // one-line failures.
+#include <sys/stat.h>
+
 #include <nlohmann/json.hpp>
+#include <pagewire/log.hpp>
 #include <thread>
 
 #include "../test_util.hpp"
@@ -105,6 +108,67 @@ TEST(LogCli, BadInputIsOneLine) {
                             "pagewire: log append " + log + ": --durability");
     expect_one_line_failure(cli({"log", "read", log, "--from", "5"}),
                             "pagewire: log read " + log + ": offset 5 is out of range");
+}
+
+// The rest of the bad input: foreign files in a log, a directory
+// with no segment, a second writer, an offset past the end for tail; each one
+// line and exit 1, and the log unchanged afterwards.
+TEST(LogCli, ForeignFilesSecondWriterAndRangesAreOneLine) {
+    testutil::TempDir dir;
+    std::string log = dir.file("l");
+    ASSERT_EQ(cli({"log", "create", log}).exit_code(), 0);
+    ASSERT_EQ(cli({"log", "append", log}, "one\ntwo\n").exit_code(), 0);
+
+    testutil::write_file(log + "/notes.txt", "mine");
+    for (const char* op : {"append", "read", "stat", "verify"})
+        expect_one_line_failure(cli({"log", op, log}, "x\n"),
+                                "pagewire: log " + std::string(op) + " " + log +
+                                    ": not a log directory: foreign file notes.txt");
+    ASSERT_EQ(::unlink((log + "/notes.txt").c_str()), 0);
+
+    std::string empty = dir.file("empty");
+    ASSERT_EQ(::mkdir(empty.c_str(), 0755), 0);
+    expect_one_line_failure(cli({"log", "read", empty}),
+                            "pagewire: log read " + empty + ": not a log directory: no segment");
+
+    {
+        pagewire::Log writer = pagewire::Log::open(log);
+        expect_one_line_failure(cli({"log", "append", log}, "three\n"),
+                                "pagewire: log append " + log + ": another writer");
+        // A reader is no writer: it reads beside the one holding the lock.
+        RunResult r = cli({"log", "read", log});
+        EXPECT_EQ(r.exit_code(), 0) << r;
+        EXPECT_EQ(testutil::line_count(r.out), 2u) << r;
+    }
+    expect_one_line_failure(cli({"log", "read", log, "--from", "-1"}),
+                            "pagewire: log read " + log + ": offset -1 is out of range");
+    expect_one_line_failure(cli({"log", "tail", log, "--from", "3"}),
+                            "pagewire: log tail " + log + ": offset 3 is out of range");
+    RunResult v = cli({"log", "verify", log});
+    EXPECT_EQ(v.exit_code(), 0) << v;
+    RunResult r = cli({"log", "read", log});
+    EXPECT_EQ(testutil::line_count(r.out), 2u) << r;
+}
+
+// A full disk: append fails with one line, and what was appended before
+// stays readable.
+TEST(LogCli, FullDiskIsOneLineAndTheLogStillOpens) {
+    testutil::SmallTmpfs dir("1m");
+    if (!dir.mounted()) GTEST_SKIP() << "needs a small tmpfs: " << dir.why();
+    std::string log = dir.file("l");
+    ASSERT_EQ(cli({"log", "create", log, "--segment-bytes", "256K"}).exit_code(), 0);
+    ASSERT_EQ(cli({"log", "append", log, "--segment-bytes", "256K"}, "kept\n").exit_code(), 0);
+    RunResult a = cli({"log", "append", log, "--segment-bytes", "256K", "--count", "20000",
+                       "--size", "1000", "--batch", "1"});
+    EXPECT_EQ(a.exit_code(), 1) << a;
+    EXPECT_EQ(testutil::line_count(a.err), 1u) << a;
+    EXPECT_TRUE(testutil::contains(a.err, "pagewire: log append " + log)) << a;
+    EXPECT_TRUE(testutil::contains(a.err, "No space left on device")) << a;
+    RunResult r = cli({"log", "read", log, "--count", "1"});
+    ASSERT_EQ(r.exit_code(), 0) << r;
+    EXPECT_TRUE(testutil::contains(r.out, "\tnull\tkept\n")) << r.out;
+    RunResult v = cli({"log", "verify", log});
+    EXPECT_EQ(v.exit_code(), 0) << v;
 }
 
 TEST(LogCli, TailSeesAppendsFromAnotherProcess) {
