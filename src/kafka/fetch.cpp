@@ -167,11 +167,11 @@ void write_fetch(const FetchRequest& f, net::Response& response, bool flexible, 
             }
             out.i32(fp.index);
             out.error(error);
-            out.i64(end);                      // high watermark
-            out.i64(end);                      // last stable offset
-            out.i64(start);                    // log start offset
-            out.array_length(-1);              // aborted transactions: none
-            if (f.version >= 11) out.i32(-1);  // preferred read replica
+            out.i64(end);                        // high watermark
+            out.i64(end);                        // last stable offset
+            if (f.version >= 5) out.i64(start);  // log start offset
+            out.array_length(-1);                // aborted transactions: none
+            if (f.version >= 11) out.i32(-1);    // preferred read replica
             const std::size_t n = slice.bytes.size();
             out.bytes_length(static_cast<std::int64_t>(n));
             if (n > 0 && copy) {
