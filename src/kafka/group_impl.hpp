@@ -136,13 +136,14 @@ struct GroupCoordinator::Impl {
     // A member goes (leave, session expiry, not rejoining); rebalances the rest.
     void remove_member(Group& g, const std::string& member_id, std::uint64_t now_ms,
                        bool rebalance);
-    void remove_if_unused(const std::string& group_id);
     // Runs every deadline due at now_ms.
     void advance(std::uint64_t now_ms);
     std::uint64_t open_ticket(ApiKey key, std::int16_t version, const std::string& group,
                               const std::string& member);
     // Makes a ticket ready with `response`, wakes the caller if it waits.
     void answer(std::uint64_t ticket, std::string response);
+    // The API version a ticket's answer is encoded in.
+    std::int16_t version_of(std::uint64_t ticket) const;
     bool protocols_match(const Group& g, std::string_view protocol_type,
                          const std::vector<std::pair<std::string, std::string>>& protocols) const;
     std::string select_protocol(const Group& g) const;

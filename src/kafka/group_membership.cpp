@@ -226,11 +226,11 @@ GroupCoordinator::Outcome GroupCoordinator::Impl::join_group(std::int16_t versio
             }
             GroupMember& old = node.mapped();
             if (old.join_ticket != 0)
-                answer(old.join_ticket, join_error(tickets_[old.join_ticket].version,
+                answer(old.join_ticket, join_error(version_of(old.join_ticket),
                                                    ErrorCode::FencedInstanceId, old_id));
             if (old.sync_ticket != 0)
                 answer(old.sync_ticket,
-                       sync_error(tickets_[old.sync_ticket].version, ErrorCode::FencedInstanceId));
+                       sync_error(version_of(old.sync_ticket), ErrorCode::FencedInstanceId));
             old.join_ticket = old.sync_ticket = 0;
             node.key() = new_member_id(ctx.client_id);
             node.mapped().id = node.key();
@@ -339,7 +339,7 @@ GroupCoordinator::Outcome GroupCoordinator::Impl::sync_group(std::int16_t versio
     for (auto& [id, member] : g->members) {
         if (member.sync_ticket == 0) continue;
         answer(member.sync_ticket,
-               sync_response(tickets_[member.sync_ticket].version, *g, member.assignment));
+               sync_response(version_of(member.sync_ticket), *g, member.assignment));
         member.sync_ticket = 0;
     }
     out.buffer().append(sync_response(version, *g, m.assignment));

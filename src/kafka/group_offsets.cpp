@@ -181,7 +181,9 @@ void OffsetStore::compact(const GroupMap& groups) {
 }
 
 void OffsetStore::close() {
-    if (log_) log_->close();
+    if (!log_) return;
+    log_->close();
+    log_.reset();  // a commit after close() opens it again
 }
 
 void GroupCoordinator::Impl::offset_commit(std::int16_t version, Decoder& in, Encoder& out,

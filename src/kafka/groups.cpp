@@ -102,6 +102,11 @@ void GroupCoordinator::Impl::answer(std::uint64_t ticket, std::string response) 
     if (it->second.published) need_wake_ = true;
 }
 
+std::int16_t GroupCoordinator::Impl::version_of(std::uint64_t ticket) const {
+    const auto it = tickets_.find(ticket);
+    return it == tickets_.end() ? 0 : it->second.version;
+}
+
 GroupCoordinator::Outcome GroupCoordinator::Impl::settle(std::uint64_t ticket, Encoder& out,
                                                          unsigned wait_ms) {
     const auto it = tickets_.find(ticket);
@@ -162,7 +167,7 @@ void GroupCoordinator::Impl::prepare_rebalance(Group& g, std::uint64_t now_ms) {
         for (auto& [id, m] : g.members) {
             if (m.sync_ticket == 0) continue;
             answer(m.sync_ticket,
-                   sync_error(tickets_[m.sync_ticket].version, ErrorCode::RebalanceInProgress));
+                   sync_error(version_of(m.sync_ticket), ErrorCode::RebalanceInProgress));
             m.sync_ticket = 0;
         }
     }
@@ -219,7 +224,7 @@ void GroupCoordinator::Impl::maybe_complete_join(Group& g, std::uint64_t now_ms,
         m.synced = false;
         m.last_heartbeat_ms = now_ms;
         if (m.join_ticket == 0) continue;
-        answer(m.join_ticket, join_response(tickets_[m.join_ticket].version, g, m, false));
+        answer(m.join_ticket, join_response(version_of(m.join_ticket), g, m, false));
         m.join_ticket = 0;
     }
 }
@@ -231,10 +236,9 @@ void GroupCoordinator::Impl::remove_member(Group& g, const std::string& member_i
     GroupMember& m = it->second;
     if (m.join_ticket != 0)
         answer(m.join_ticket,
-               join_error(tickets_[m.join_ticket].version, ErrorCode::UnknownMemberId, m.id));
+               join_error(version_of(m.join_ticket), ErrorCode::UnknownMemberId, m.id));
     if (m.sync_ticket != 0)
-        answer(m.sync_ticket,
-               sync_error(tickets_[m.sync_ticket].version, ErrorCode::UnknownMemberId));
+        answer(m.sync_ticket, sync_error(version_of(m.sync_ticket), ErrorCode::UnknownMemberId));
     if (m.instance_id) {
         const auto s = g.static_members.find(*m.instance_id);
         if (s != g.static_members.end() && s->second == member_id) g.static_members.erase(s);

@@ -10,9 +10,11 @@
 
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../test_util.hpp"
@@ -341,7 +343,12 @@ class Harness {
   public:
     explicit Harness(const std::string& dir, GroupOptions options = {}) {
         coordinator_ = std::make_unique<GroupCoordinator>(
-            dir, [this] { ++wakes; }, options);
+            dir,
+            [this] {
+                ++wakes;
+                if (on_wake) on_wake();
+            },
+            options);
     }
 
     Answer call(ApiKey key, std::int16_t v, const std::string& request) {
@@ -376,6 +383,7 @@ class Harness {
 
     std::uint64_t now = 1'000'000;
     std::atomic<int> wakes{0};
+    std::function<void()> on_wake;  // set before any call that may wake
 
   private:
     std::unique_ptr<GroupCoordinator> coordinator_;
@@ -998,6 +1006,60 @@ TEST(Lookup, ListAndDescribeGroups) {
         EXPECT_EQ(d.string(), "Dead");
         EXPECT_TRUE(d.ok());
     }
+}
+
+// ---- threads ----------------------------------------------------------------
+
+TEST(Threads, WakeComesWithoutTheLockAndCallersRunConcurrently) {
+    TempDir dir;
+    GroupOptions o;
+    o.initial_rebalance_delay_ms = 0;
+    Harness h(dir.path(), o);
+    std::atomic<std::uint64_t> watched{0};
+    std::atomic<int> seen_ready{0};
+    // Calls back in: a wake made with the coordinator's lock held would
+    // deadlock right here.
+    h.on_wake = [&] {
+        if (h.coordinator().ready(watched)) ++seen_ready;
+    };
+    const JoinResponse a =
+        parse_join(3, h.call(ApiKey::JoinGroup, 3, join_request(3, "g", "")).body);
+    ASSERT_EQ(a.error, ErrorCode::None);
+    const Answer jb = h.call(ApiKey::JoinGroup, 3, join_request(3, "g", ""));
+    ASSERT_TRUE(jb.outcome.pending);
+    watched = jb.outcome.ticket;
+    std::thread([&] { h.call(ApiKey::JoinGroup, 3, join_request(3, "g", a.member_id)); }).join();
+    EXPECT_EQ(seen_ready, 1);
+    EXPECT_EQ(parse_join(3, h.finish(jb.outcome.ticket, ApiKey::JoinGroup, 3)).generation, 2);
+
+    // Commits and fetches of four groups from four threads, heartbeats from a fifth.
+    constexpr int kRounds = 300;
+    std::vector<std::thread> threads;
+    std::atomic<int> failures{0};
+    for (int t = 0; t < 4; ++t) {
+        threads.emplace_back([&, t] {
+            const std::string group = "t" + std::to_string(t);
+            for (int i = 0; i < kRounds; ++i) {
+                const Answer c = h.call(ApiKey::OffsetCommit, 8,
+                                        commit_request(8, group, -1, "", {{"x", t, i, ""}}));
+                if (parse_commit(8, c.body).at({"x", t}) != ErrorCode::None) ++failures;
+                const FetchResult f = parse_fetch(
+                    8,
+                    h.call(ApiKey::OffsetFetch, 8, fetch_request(8, {{group, std::nullopt}})).body);
+                if (f.at(group).at({"x", t}).offset != i) ++failures;
+            }
+        });
+    }
+    threads.emplace_back([&] {
+        for (int i = 0; i < kRounds; ++i) {
+            const Answer r =
+                h.call(ApiKey::Heartbeat, 4, heartbeat_request(4, "g", 2, a.member_id));
+            const ErrorCode e = parse_error_only(ApiKey::Heartbeat, 4, r.body);
+            if (e != ErrorCode::None && e != ErrorCode::RebalanceInProgress) ++failures;
+        }
+    });
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(failures, 0);
 }
 
 // ---- hostile input --------------------------------------------------------------
