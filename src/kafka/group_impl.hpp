@@ -136,6 +136,8 @@ struct GroupCoordinator::Impl {
     // A member goes (leave, session expiry, not rejoining); rebalances the rest.
     void remove_member(Group& g, const std::string& member_id, std::uint64_t now_ms,
                        bool rebalance);
+    // Whether the member's session can expire now (not while it waits in a request).
+    static bool may_expire(const Group& g, const GroupMember& m);
     // Runs every deadline due at now_ms.
     void advance(std::uint64_t now_ms);
     std::uint64_t open_ticket(ApiKey key, std::int16_t version, const std::string& group,

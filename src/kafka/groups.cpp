@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
+#include <limits>
 #include <utility>
 
 #include "kafka/group_impl.hpp"
@@ -261,6 +262,13 @@ void GroupCoordinator::Impl::remove_member(Group& g, const std::string& member_i
     }
 }
 
+bool GroupCoordinator::Impl::may_expire(const Group& g, const GroupMember& m) {
+    // A member waiting in JoinGroup or SyncGroup is alive (Kafka completes
+    // its heartbeat while the join waits); the rebalance timeout bounds
+    // those waits instead.
+    return !((g.state == GroupState::PreparingRebalance && m.joined) || m.sync_ticket != 0);
+}
+
 void GroupCoordinator::Impl::advance(std::uint64_t now_ms) {
     now_ms_ = std::max(now_ms_, now_ms);
     for (auto it = groups_.begin(); it != groups_.end();) {
@@ -278,11 +286,7 @@ void GroupCoordinator::Impl::advance(std::uint64_t now_ms) {
 
         std::vector<std::string> expired;
         for (const auto& [id, m] : g.members) {
-            // A member waiting in JoinGroup or SyncGroup is alive (Kafka
-            // completes its heartbeat while the join waits); the rebalance
-            // timeout bounds those waits instead.
-            if ((g.state == GroupState::PreparingRebalance && m.joined) || m.sync_ticket != 0)
-                continue;
+            if (!may_expire(g, m)) continue;
             if (now_ms >= m.last_heartbeat_ms + static_cast<std::uint64_t>(m.session_timeout_ms))
                 expired.push_back(id);
         }
@@ -494,6 +498,21 @@ void GroupCoordinator::tick(std::uint64_t now_ms) {
         impl_->advance(now_ms);
         return 0;
     });
+}
+
+std::uint64_t GroupCoordinator::next_deadline_ms() const {
+    std::lock_guard lock(impl_->mutex_);
+    std::uint64_t next = std::numeric_limits<std::uint64_t>::max();
+    for (const auto& [id, g] : impl_->groups_) {
+        for (const auto& [pid, until] : g.pending_members) next = std::min(next, until);
+        for (const auto& [mid, m] : g.members)
+            if (Impl::may_expire(g, m))
+                next = std::min(
+                    next, m.last_heartbeat_ms + static_cast<std::uint64_t>(m.session_timeout_ms));
+        if (g.state == GroupState::PreparingRebalance || g.state == GroupState::CompletingRebalance)
+            next = std::min(next, g.rebalance_deadline_ms);
+    }
+    return next;
 }
 
 void GroupCoordinator::close() {

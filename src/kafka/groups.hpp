@@ -92,6 +92,11 @@ class GroupCoordinator {
     void cancel(std::uint64_t ticket) noexcept;
     // Session and rebalance timeouts: call often (every event-loop turn).
     void tick(std::uint64_t now_ms);
+    // When tick() next has something to do (a session that may expire, a
+    // rebalance or initial delay that ends), in now_ms's clock; UINT64_MAX
+    // when nothing is due. An idle event loop sleeps until then at most:
+    // members waiting in JoinGroup send nothing that would turn it.
+    std::uint64_t next_deadline_ms() const;
     // Writes the committed offsets to disk (a clean stop).
     void close();
 

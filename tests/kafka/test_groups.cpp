@@ -11,6 +11,7 @@
 #include <atomic>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -728,6 +729,32 @@ TEST(Groups, FollowerSyncWaitsAndLeaderTimeoutRebalances) {
         h.coordinator().cancel(jb2.outcome.ticket);
         EXPECT_FALSE(h.coordinator().ready(jb2.outcome.ticket));
     }
+}
+
+TEST(Groups, NextDeadlineSaysWhenTickHasWork) {
+    TempDir dir;
+    Harness h(dir.path());  // the 300 ms initial delay
+    constexpr auto kNothing = std::numeric_limits<std::uint64_t>::max();
+    EXPECT_EQ(h.coordinator().next_deadline_ms(), kNothing);
+    const Answer j = h.call(ApiKey::JoinGroup, 3, join_request(3, "g", ""));
+    ASSERT_TRUE(j.outcome.pending);
+    EXPECT_EQ(h.coordinator().next_deadline_ms(), h.now + 300);
+    h.advance(300);
+    ASSERT_TRUE(h.coordinator().ready(j.outcome.ticket));
+    const JoinResponse r = parse_join(3, h.finish(j.outcome.ticket, ApiKey::JoinGroup, 3));
+    EXPECT_EQ(h.coordinator().next_deadline_ms(), h.now + kSession);
+    h.advance(1000);
+    h.call(ApiKey::SyncGroup, 3, sync_request(3, "g", r.generation, r.member_id, {}));
+    EXPECT_EQ(h.coordinator().next_deadline_ms(), h.now + kSession);
+    h.advance(kSession - 1);
+    EXPECT_EQ(parse_error_only(
+                  ApiKey::Heartbeat, 3,
+                  h.call(ApiKey::Heartbeat, 3, heartbeat_request(3, "g", r.generation, r.member_id))
+                      .body),
+              ErrorCode::None);
+    h.now = h.coordinator().next_deadline_ms();
+    h.advance(0);
+    EXPECT_EQ(h.coordinator().next_deadline_ms(), kNothing);  // expired: the group is gone
 }
 
 TEST(Groups, LeaveGroupBatchAnswersEachMember) {
