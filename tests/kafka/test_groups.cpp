@@ -884,6 +884,34 @@ TEST(Offsets, SurviveKill9OfTheProcessThatCommitted) {
     EXPECT_EQ(r2.at("killed").at({"t", 0}).offset, 2000);
 }
 
+TEST(Offsets, ARewriteCutShortByACrashIsFinishedOrUndoneOnOpen) {
+    namespace fs = std::filesystem;
+    TempDir dir;
+    const auto commit_and_close = [&](std::int64_t offset) {
+        Harness h(dir.path());
+        h.call(ApiKey::OffsetCommit, 2, commit_request(2, "g", -1, "", {{"t", 0, offset, ""}}));
+    };
+    const auto committed = [&] {
+        Harness h(dir.path());
+        const FetchResult r = parse_fetch(
+            8, h.call(ApiKey::OffsetFetch, 8, fetch_request(8, {{"g", std::nullopt}})).body);
+        return r.at("g").at({"t", 0}).offset;
+    };
+    // Stopped while writing the new log: the old one is still in place.
+    commit_and_close(5);
+    fs::create_directories(dir.file("offsets.compact"));
+    testutil::write_file(dir.file("offsets.compact/00000000000000000000.log"), "torn");
+    EXPECT_EQ(committed(), 5);
+    EXPECT_FALSE(fs::exists(dir.file("offsets.compact")));
+    // Stopped between the renames: the new log, complete, takes the place.
+    commit_and_close(6);
+    fs::rename(dir.file("offsets"), dir.file("offsets.compact"));
+    fs::create_directories(dir.file("offsets.old"));
+    EXPECT_EQ(committed(), 6);
+    EXPECT_FALSE(fs::exists(dir.file("offsets.old")));
+    EXPECT_TRUE(fs::exists(dir.file("offsets")));
+}
+
 TEST(Offsets, TheLogIsRewrittenWhenItGrows) {
     TempDir dir;
     GroupOptions o;
