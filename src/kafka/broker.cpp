@@ -25,6 +25,11 @@ void BrokerState::appended() noexcept {
         if (w->waiting.load() > 0) (void)!::write(w->event_fd.get(), &one, sizeof one);
 }
 
+void BrokerState::wake_all() noexcept {
+    const std::uint64_t one = 1;
+    for (const auto& w : wakers) (void)!::write(w->event_fd.get(), &one, sizeof one);
+}
+
 BrokerState::Waker& BrokerState::add_waker() {
     auto w = std::make_unique<Waker>();
     const int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -83,6 +88,9 @@ void run_broker(const BrokerConfig& config,
     log.segment_bytes = config.segment_bytes;
     kafka::BrokerState state(config, log);
     state.cluster_id = "pagewire";
+    // Kafka's name for the offsets topic; not a topic here (no -meta.json).
+    state.groups = std::make_unique<kafka::GroupCoordinator>(
+        config.data_dir + "/__consumer_offsets", [&state] { state.wake_all(); });
     UniqueFd log_fd;
     if (!config.access_log.empty()) log_fd = net::open_access_log(config.access_log);
 
@@ -109,6 +117,7 @@ void run_broker(const BrokerConfig& config,
             state.set_advertised(advertise.first, advertise.second);
             on_listening(address, workers);
         });
+    state.groups->close();
 }
 
 }  // namespace pagewire::broker

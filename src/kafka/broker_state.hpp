@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "kafka/groups.hpp"
 #include "kafka/topics.hpp"
 
 namespace pagewire::kafka {
@@ -31,6 +32,8 @@ struct BrokerState {
 
     // Wakes the workers that have fetches waiting (after an append).
     void appended() noexcept;
+    // Wakes every worker (a pending group request became ready).
+    void wake_all() noexcept;
     // A new waker for a worker (main thread, before the workers start).
     Waker& add_waker();
 
@@ -44,6 +47,7 @@ struct BrokerState {
     std::string cluster_id;
     std::atomic<std::int64_t> next_producer_id{0};
     std::vector<std::unique_ptr<Waker>> wakers;
+    std::unique_ptr<GroupCoordinator> groups;  // consumer groups and committed offsets
 
   private:
     mutable std::mutex advertised_mutex_;

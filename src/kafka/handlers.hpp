@@ -28,7 +28,7 @@ struct Request {
     Encoder& out;
 };
 
-// The supported versions of the broker's own APIs (not the groups'), and
+// The supported versions of every API (the group coordinator's too), and
 // from which version each is flexible.
 struct ApiRange {
     ApiKey key;
@@ -39,11 +39,10 @@ struct ApiRange {
 const std::vector<ApiRange>& broker_apis() noexcept;
 const ApiRange* find_api(ApiKey key) noexcept;
 
-// The APIs advertised: the broker's and `extra` (the group coordinator's).
-void handle_api_versions(Request& r, const std::vector<ApiRange>& extra);
+void handle_api_versions(Request& r);
 // The body of ApiVersions v0 with UnsupportedVersion (35): the answer to an
 // ApiVersions request of a version the broker does not know.
-void write_api_versions_unsupported(Encoder& out, const std::vector<ApiRange>& extra);
+void write_api_versions_unsupported(Encoder& out);
 void handle_metadata(Request& r);
 // False when nothing is to be answered (acks 0).
 bool handle_produce(Request& r);

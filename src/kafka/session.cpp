@@ -103,6 +103,11 @@ class KafkaSession final : public net::Session {
     }
 
     net::Response* on_resume(bool) override {
+        if (ticket_ != 0) {
+            protocol_.unwait_group(this);
+            finish_group();
+            return &response_;
+        }
         if (waiting_) protocol_.unwait(this);
         answer_fetch();
         return &response_;
@@ -119,6 +124,11 @@ class KafkaSession final : public net::Session {
 
     void on_close() noexcept override {
         if (waiting_) protocol_.unwait(this);
+        if (ticket_ != 0) {
+            protocol_.unwait_group(this);
+            protocol_.broker().groups->cancel(ticket_);
+            ticket_ = 0;
+        }
         response_.clear();
         slices_.clear();
         fetch_ = FetchRequest{};
@@ -132,6 +142,9 @@ class KafkaSession final : public net::Session {
         link_->resume();
     }
     void set_waiting(bool w) noexcept { waiting_ = w; }
+    // The pending group request's ticket (0: none).
+    std::uint64_t ticket() const noexcept { return ticket_; }
+    void resume_group() noexcept { link_->resume(); }
 
   private:
     // Answers one request of `n` bytes at `body` (after the size). False:
@@ -144,6 +157,7 @@ class KafkaSession final : public net::Session {
         const ApiRange* api = find_api(key);
         const bool supported = api != nullptr && version_ >= api->min && version_ <= api->max;
         const bool flexible = supported && version_ >= api->flexible_from;
+        flexible_ = flexible;
         d = Decoder(body, n);
         const RequestHeader h = read_request_header(d, flexible);
         correlation_ = h.correlation_id;
@@ -166,7 +180,7 @@ class KafkaSession final : public net::Session {
         Request r{broker, key, version_, d, e};
         if (!supported) {
             if (key == ApiKey::ApiVersions) {
-                write_api_versions_unsupported(e, {});
+                write_api_versions_unsupported(e);
                 finish();
                 return true;
             }
@@ -179,9 +193,10 @@ class KafkaSession final : public net::Session {
             response_.close = true;
             return false;
         }
+        if (GroupCoordinator::handles(key)) return start_group(r, h, in);
         switch (key) {
             case ApiKey::ApiVersions:
-                handle_api_versions(r, {});
+                handle_api_versions(r);
                 break;
             case ApiKey::Metadata:
                 handle_metadata(r);
@@ -226,6 +241,43 @@ class KafkaSession final : public net::Session {
         return true;
     }
 
+    bool start_group(Request& r, const RequestHeader& h, net::Input& in) {
+        GroupCoordinator& groups = *r.broker.groups;
+        const auto [host, port] = r.broker.advertised();
+        GroupContext context;
+        context.node_id = r.broker.node_id;
+        context.host = host;
+        context.port = port;
+        context.client_id = h.client_id.value_or(std::string_view{});
+        context.client_host = link_->client();
+        context.now_ms = protocol_.context().now_ms();
+        const GroupCoordinator::Outcome o = groups.handle(r.key, r.version, r.in, r.out, context);
+        if (!o.pending) {
+            finish();
+            return true;
+        }
+        ticket_ = o.ticket;
+        // Registered before the second look, so a wake between the two is not lost.
+        protocol_.wait_group(this);
+        if (groups.ready(ticket_)) {
+            protocol_.unwait_group(this);
+            finish_group();
+            return true;
+        }
+        in.kind = net::Input::Kind::Defer;
+        in.defer_ms = std::max(o.wait_ms, 1U);
+        in.response = nullptr;
+        return true;
+    }
+
+    // The pending group request's answer, after the header in response_.data.
+    void finish_group() {
+        Encoder e(response_.data, flexible_);
+        protocol_.broker().groups->finish(ticket_, e, protocol_.context().now_ms());
+        ticket_ = 0;
+        finish();
+    }
+
     // The header is in response_.data: the body and the segments.
     void answer_fetch() {
         write_fetch(fetch_, response_, version_ >= find_api(ApiKey::Fetch)->flexible_from,
@@ -260,6 +312,8 @@ class KafkaSession final : public net::Session {
     std::vector<LogSlice> slices_;  // the file segments of response_, kept open
     FetchRequest fetch_;            // the fetch being answered (or waiting)
     bool waiting_ = false;          // in the protocol's waiting list
+    bool flexible_ = false;         // the request's version is flexible
+    std::uint64_t ticket_ = 0;      // a pending group request (0: none)
     std::int16_t api_ = -1;
     std::int16_t version_ = 0;
     std::int32_t correlation_ = 0;
@@ -280,8 +334,9 @@ std::unique_ptr<net::Session> KafkaProtocol::make_session() {
 }
 
 void KafkaProtocol::on_turn() {
-    if (!housekeeping_) return;
     const std::uint64_t now = context_.now_ms();
+    broker_.groups->tick(now);
+    if (!housekeeping_) return;
     if (now < next_retain_ms_) return;
     next_retain_ms_ = now + kRetainEveryMs;
     if (broker_.config.retention_bytes > 0 || broker_.config.retention_ms > 0)
@@ -306,9 +361,27 @@ void KafkaProtocol::unwait(KafkaSession* session) noexcept {
     waker_.waiting.fetch_sub(1);
 }
 
+void KafkaProtocol::wait_group(KafkaSession* session) {
+    waiting_group_.push_back(session);
+}
+
+void KafkaProtocol::unwait_group(KafkaSession* session) noexcept {
+    const auto it = std::find(waiting_group_.begin(), waiting_group_.end(), session);
+    if (it != waiting_group_.end()) waiting_group_.erase(it);
+}
+
 void KafkaProtocol::on_wake() {
     std::uint64_t count = 0;
     while (::read(waker_.event_fd.get(), &count, sizeof count) > 0) {
+    }
+    for (std::size_t i = 0; i < waiting_group_.size();) {
+        KafkaSession* s = waiting_group_[i];
+        if (broker_.groups->ready(s->ticket())) {
+            waiting_group_.erase(waiting_group_.begin() + static_cast<std::ptrdiff_t>(i));
+            s->resume_group();
+        } else {
+            ++i;
+        }
     }
     for (std::size_t i = 0; i < waiting_.size();) {
         KafkaSession* s = waiting_[i];

@@ -34,9 +34,12 @@ class KafkaProtocol final : public net::Protocol {
 
     BrokerState& broker() noexcept { return broker_; }
     net::WorkerContext& context() noexcept { return context_; }
-    // A fetch starts or stops waiting for data.
+    // A fetch starts or stops waiting for data; a group request for the
+    // coordinator (GroupCoordinator::ready).
     void wait(KafkaSession* session);
     void unwait(KafkaSession* session) noexcept;
+    void wait_group(KafkaSession* session);
+    void unwait_group(KafkaSession* session) noexcept;
 
   private:
     void on_wake();
@@ -44,7 +47,8 @@ class KafkaProtocol final : public net::Protocol {
     BrokerState& broker_;
     net::WorkerContext& context_;
     BrokerState::Waker& waker_;
-    std::vector<KafkaSession*> waiting_;
+    std::vector<KafkaSession*> waiting_;        // fetches
+    std::vector<KafkaSession*> waiting_group_;  // group requests
     bool housekeeping_;
     std::uint64_t next_retain_ms_ = 0;
 };

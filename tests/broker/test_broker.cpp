@@ -744,3 +744,50 @@ TEST(BrokerKcat, LogTailInAnotherProcessSeesProducedMessages) {
 }
 
 }  // namespace
+
+namespace {
+
+// kcat's lines "<partition> <key>:<value>" as a sorted set of "key:value".
+std::set<std::string> records_of(const std::string& out) {
+    std::set<std::string> s;
+    std::istringstream in(out);
+    for (std::string l; std::getline(in, l);) s.insert(l.substr(l.find(' ') + 1));
+    return s;
+}
+
+TEST(BrokerKcat, GroupConsumerResumesFromCommittedOffsets) {
+    if (!have_kcat()) GTEST_SKIP() << "kcat is not installed (scripts/install-deps.sh installs it)";
+    testutil::TempDir dir;
+    auto broker =
+        std::make_unique<Broker>(dir.path(), std::vector<std::string>{"--partitions", "3"});
+    const auto produce_lines = [&](int from, int to) {
+        std::string lines;
+        std::set<std::string> want;
+        for (int i = from; i < to; ++i) {
+            const std::string line = "key" + std::to_string(i % 11) + ":v" + std::to_string(i);
+            lines += line + "\n";
+            want.insert(line);
+        }
+        const auto r =
+            testutil::run({"kcat", "-b", broker->address(), "-P", "-t", "grp", "-K:"}, lines);
+        EXPECT_EQ(r.exit_code(), 0) << r;
+        return want;
+    };
+    const auto consume = [&] {
+        return testutil::run({"kcat", "-b", broker->address(), "-G", "readers", "grp", "-X",
+                              "auto.offset.reset=earliest", "-e", "-q", "-f", "%p %k:%s\n"});
+    };
+    const std::set<std::string> first = produce_lines(0, 120);
+    const auto r1 = consume();
+    ASSERT_EQ(r1.exit_code(), 0) << r1;
+    EXPECT_EQ(records_of(r1.out), first);
+    // A restart of the broker too: the group's offsets are on disk.
+    EXPECT_EQ(broker->stop(), 0);
+    broker = std::make_unique<Broker>(dir.path());
+    const std::set<std::string> second = produce_lines(120, 150);
+    const auto r2 = consume();
+    ASSERT_EQ(r2.exit_code(), 0) << r2;
+    EXPECT_EQ(records_of(r2.out), second);  // only what came after the commit
+}
+
+}  // namespace
