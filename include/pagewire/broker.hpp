@@ -20,7 +20,9 @@ struct BrokerConfig {
     std::uint32_t default_partitions = 1;  // of an auto-created topic
     std::uint64_t retention_bytes = 0;     // per partition (0: unbounded)
     std::uint64_t retention_ms = 0;        // 0: unbounded
-    std::uint64_t segment_bytes = 1ULL << 30;
+    // Each partition's active segment is preallocated to this: smaller than
+    // Kafka's 1 GiB so that many partitions fit a small disk.
+    std::uint64_t segment_bytes = 64ULL << 20;
     bool auto_create = true;  // Metadata and Produce create unknown topics
     bool fetch_copy = false;  // Fetch copies records through user space instead of sendfile
     unsigned workers = 0;     // 0: one per online CPU

@@ -11,9 +11,10 @@ std::vector<ApiRange> make_apis() {
     // Produce is advertised from 0: librdkafka <= 2.x turns compression off
     // when Produce's minimum is above 0 (v0-2 batches of magic 2 are taken).
     std::vector<ApiRange> apis = {
-        {ApiKey::Produce, 0, 9, 9},     {ApiKey::Fetch, 4, 13, 12},
-        {ApiKey::ListOffsets, 1, 7, 6}, {ApiKey::Metadata, 1, 12, 9},
-        {ApiKey::ApiVersions, 0, 3, 3},
+        {ApiKey::Produce, 0, 9, 9},      {ApiKey::Fetch, 4, 13, 12},
+        {ApiKey::ListOffsets, 1, 7, 6},  {ApiKey::Metadata, 0, 12, 9},
+        {ApiKey::ApiVersions, 0, 3, 3},  {ApiKey::CreateTopics, 0, 7, 5},
+        {ApiKey::DeleteTopics, 0, 6, 4}, {ApiKey::InitProducerId, 0, 4, 2},
     };
     // The group coordinator's, as it declares them.
     for (ApiKey key : {ApiKey::OffsetCommit, ApiKey::OffsetFetch, ApiKey::FindCoordinator,

@@ -3,7 +3,10 @@
 list(APPEND PAGEWIRE_KAFKA_SOURCES
     ${CMAKE_CURRENT_LIST_DIR}/api_versions.cpp
     ${CMAKE_CURRENT_LIST_DIR}/broker.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/create_topics.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/delete_topics.cpp
     ${CMAKE_CURRENT_LIST_DIR}/fetch.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/init_producer_id.cpp
     ${CMAKE_CURRENT_LIST_DIR}/list_offsets.cpp
     ${CMAKE_CURRENT_LIST_DIR}/metadata.cpp
     ${CMAKE_CURRENT_LIST_DIR}/produce.cpp

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <pagewire/broker.hpp>
 #include <pagewire/error.hpp>
@@ -88,6 +89,11 @@ void run_broker(const BrokerConfig& config,
     log.segment_bytes = config.segment_bytes;
     kafka::BrokerState state(config, log);
     state.cluster_id = "pagewire";
+    // Producer ids unique across restarts too (the ms clock at start, scaled).
+    state.next_producer_id = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count() *
+                             1000;
     // Kafka's name for the offsets topic; not a topic here (no -meta.json).
     state.groups = std::make_unique<kafka::GroupCoordinator>(
         config.data_dir + "/__consumer_offsets", [&state] { state.wake_all(); });

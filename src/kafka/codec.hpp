@@ -63,6 +63,7 @@ enum class ErrorCode : std::int16_t {
     GroupIdNotFound = 69,
     MemberIdRequired = 79,
     FencedInstanceId = 82,
+    TransactionalIdAuthorizationFailed = 53,
     UnknownProducerId = 59,
     UnknownTopicId = 100,
 };

@@ -1,7 +1,6 @@
-// Metadata (key 3), v1-12: the one broker (node 0, every partition's leader)
-// and the topics asked for (all of them for a null list), auto-creating
-// unknown names when the request and the broker allow it. Topic ids from
-// v10, flexible from v9.
+// Metadata (key 3), v0-12 (v0 for kafka-python's version probe): the one broker (node 0, every
+// partition's leader) and the topics asked for (all of them for a null list), auto-creating unknown
+// names when the request and the broker allow it. Topic ids from v10, flexible from v9.
 #include <climits>
 
 #include "kafka/handlers.hpp"
@@ -25,7 +24,7 @@ void write_topic(Request& r, ErrorCode error, std::optional<std::string_view> na
     else
         out.string(name.value_or(std::string_view{}));
     if (r.version >= 10) out.uuid(topic != nullptr ? topic->id : id);
-    out.boolean(false);  // is_internal
+    if (r.version >= 1) out.boolean(false);  // is_internal
     const std::size_t n = topic != nullptr ? topic->partitions.size() : 0;
     out.array_length(static_cast<std::int64_t>(n));
     for (std::size_t p = 0; p < n; ++p) {
@@ -75,12 +74,13 @@ void handle_metadata(Request& r) {
     out.i32(r.broker.node_id);
     out.string(host);
     out.i32(port);
-    out.nullable_string(std::nullopt);  // rack
+    if (r.version >= 1) out.nullable_string(std::nullopt);  // rack
     out.tagged_fields();
     if (r.version >= 2) out.nullable_string(r.broker.cluster_id);
-    out.i32(r.broker.node_id);  // controller
+    if (r.version >= 1) out.i32(r.broker.node_id);  // controller
 
-    if (count < 0 && in.ok()) {  // null: every topic
+    // Null (v0: empty) is every topic.
+    if ((count < 0 || (r.version == 0 && count == 0)) && in.ok()) {
         const auto topics = r.broker.topics.list();
         out.array_length(static_cast<std::int64_t>(topics.size()));
         for (const auto& t : topics) write_topic(r, ErrorCode::None, t->name, t->id, t.get());

@@ -198,6 +198,15 @@ class KafkaSession final : public net::Session {
             case ApiKey::ApiVersions:
                 handle_api_versions(r);
                 break;
+            case ApiKey::CreateTopics:
+                handle_create_topics(r);
+                break;
+            case ApiKey::DeleteTopics:
+                handle_delete_topics(r);
+                break;
+            case ApiKey::InitProducerId:
+                handle_init_producer_id(r);
+                break;
             case ApiKey::Metadata:
                 handle_metadata(r);
                 break;

@@ -38,8 +38,10 @@ using namespace std::chrono_literals;
 class Broker {
   public:
     explicit Broker(const std::string& dir, std::vector<std::string> args = {}) {
-        std::vector<std::string> argv = {PAGEWIRE_CLI, "broker",      "--data",    dir,
-                                         "--listen",   "127.0.0.1:0", "--workers", "2"};
+        std::vector<std::string> argv = {PAGEWIRE_CLI, "broker", "--data", dir, "--listen",
+                                         "127.0.0.1:0", "--workers", "2",
+                                         // Segments are preallocated: small ones on a shared disk.
+                                         "--segment-bytes", "2M"};
         argv.insert(argv.end(), args.begin(), args.end());
         int out[2];
         if (::pipe2(out, O_CLOEXEC) != 0) testutil::die("pipe2");
@@ -186,7 +188,7 @@ void expect_broker_apis(const std::map<std::int16_t, ApiVersion>& apis) {
     expect(ApiKey::Produce, 0, 9);
     expect(ApiKey::Fetch, 4, 13);
     expect(ApiKey::ListOffsets, 1, 7);
-    expect(ApiKey::Metadata, 1, 12);
+    expect(ApiKey::Metadata, 0, 12);
     expect(ApiKey::ApiVersions, 0, 3);
 }
 
@@ -788,6 +790,220 @@ TEST(BrokerKcat, GroupConsumerResumesFromCommittedOffsets) {
     const auto r2 = consume();
     ASSERT_EQ(r2.exit_code(), 0) << r2;
     EXPECT_EQ(records_of(r2.out), second);  // only what came after the commit
+}
+
+}  // namespace
+
+namespace {
+
+// Debian's Python with its Kafka client packages (not a virtualenv's).
+constexpr const char* kPython = "/usr/bin/python3";
+
+bool have_python_module(const char* module) {
+    return testutil::run({kPython, "-c", std::string("import ") + module}).exit_code() == 0;
+}
+
+// "<partition> <offset> <key> <value>" lines: every record once, offsets
+// increasing per partition, each key in one partition.
+void expect_consumed(const std::string& out, int n, const std::string& key_prefix) {
+    std::set<std::string> values;
+    std::map<std::string, std::string> partition_of_key;
+    std::map<std::string, long> last_offset;
+    std::istringstream in(out);
+    for (std::string p, key, value; in >> p;) {
+        long offset = 0;
+        in >> offset >> key >> value;
+        values.insert(key + "=" + value);
+        if (partition_of_key.count(key) != 0) {
+            EXPECT_EQ(partition_of_key[key], p) << key;
+        }
+        partition_of_key[key] = p;
+        if (last_offset.count(p) != 0) {
+            EXPECT_GT(offset, last_offset[p]) << p;
+        }
+        last_offset[p] = offset;
+    }
+    std::set<std::string> want;
+    for (int i = 0; i < n; ++i)
+        want.insert(key_prefix + std::to_string(i % 13) + "=value-" + std::to_string(i));
+    EXPECT_EQ(values, want);
+    EXPECT_EQ(last_offset.size(), 3u) << "records in all 3 partitions";
+}
+
+constexpr const char* kConfluentScript = R"(
+import sys
+from confluent_kafka import Producer, Consumer, TopicPartition
+bs, topic, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+p = Producer({'bootstrap.servers': bs, 'enable.idempotence': True, 'acks': 'all',
+              'linger.ms': 2, 'compression.type': sys.argv[4]})
+errors = []
+def report(err, msg):
+    if err is not None:
+        errors.append(str(err))
+for i in range(n):
+    p.produce(topic, key='key%d' % (i % 13), value='value-%d' % i, on_delivery=report)
+    p.poll(0)
+if p.flush(30) != 0 or errors:
+    sys.exit('produce failed: %s' % errors[:3])
+c = Consumer({'bootstrap.servers': bs, 'group.id': 'assigned', 'enable.auto.commit': False})
+parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+c.assign([TopicPartition(topic, part, 0) for part in parts])
+got = 0
+while got < n:
+    m = c.poll(20)
+    if m is None:
+        sys.exit('consumed only %d of %d' % (got, n))
+    if m.error():
+        sys.exit('consume: %s' % m.error())
+    print(m.partition(), m.offset(), m.key().decode(), m.value().decode())
+    got += 1
+c.close()
+)";
+
+TEST(BrokerPython, ConfluentKafkaIdempotentProducerAndAssignedConsumer) {
+    if (!have_python_module("confluent_kafka"))
+        GTEST_SKIP() << "python3-confluent-kafka is not installed (scripts/install-deps.sh)";
+    testutil::TempDir dir;
+    Broker b(dir.path(), {"--partitions", "3"});
+    for (const char* codec : {"none", "lz4"}) {
+        const std::string topic = std::string("confluent-") + codec;
+        const auto r =
+            testutil::run({kPython, "-c", kConfluentScript, b.address(), topic, "500", codec});
+        ASSERT_EQ(r.exit_code(), 0) << r;
+        expect_consumed(r.out, 500, "key");
+    }
+}
+
+constexpr const char* kKafkaPythonScript = R"(
+import sys
+from kafka import KafkaProducer, KafkaConsumer
+bs, topic, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+p = KafkaProducer(bootstrap_servers=bs, acks=1)
+futures = [p.send(topic, key=b'key%d' % (i % 13), value=b'value-%d' % i) for i in range(n)]
+p.flush(30)
+for f in futures:
+    f.get(timeout=10)
+p.close()
+c = KafkaConsumer(topic, bootstrap_servers=bs, group_id='py-group', auto_offset_reset='earliest',
+                  consumer_timeout_ms=8000, enable_auto_commit=False)
+got = 0
+for m in c:
+    print(m.partition, m.offset, m.key.decode(), m.value.decode())
+    got += 1
+    if got == n:
+        break
+c.commit()
+c.close()
+)";
+
+TEST(BrokerPython, KafkaPythonProducerAndGroupConsumer) {
+    if (!have_python_module("kafka"))
+        GTEST_SKIP() << "python3-kafka (kafka-python) is not installed (scripts/install-deps.sh)";
+    testutil::TempDir dir;
+    Broker b(dir.path(), {"--partitions", "3"});
+    const auto r = testutil::run({kPython, "-c", kKafkaPythonScript, b.address(), "kp", "300"});
+    ASSERT_EQ(r.exit_code(), 0) << r;
+    expect_consumed(r.out, 300, "key");
+}
+
+// A batch of an idempotent producer: producer id, epoch, base sequence set
+// and the CRC computed again.
+std::string idempotent_batch(const std::vector<std::string>& values, std::int64_t producer,
+                             std::int16_t epoch, std::int32_t sequence) {
+    std::string b = batch_of(values);
+    auto* p = reinterpret_cast<std::byte*>(b.data());
+    pagewire::wire::put_be(p + 43, producer);
+    pagewire::wire::put_be(p + 51, epoch);
+    pagewire::wire::put_be(p + 53, sequence);
+    pagewire::wire::put_be(p + 17, pagewire::crc32c(p + 21, b.size() - 21));
+    return b;
+}
+
+TEST(BrokerProtocol, IdempotentProduceDropsDuplicatesAndRefusesGaps) {
+    testutil::TempDir dir;
+    Broker b(dir.path());
+    Connection c(b.port());
+    // InitProducerId v1 (classic) and v4 (flexible).
+    std::string body;
+    Encoder e(body);
+    e.nullable_string(std::nullopt);
+    e.i32(60000);
+    const std::string r1 = c.call(ApiKey::InitProducerId, 1, body, false);
+    Decoder d(r1.data(), r1.size());
+    (void)d.i32();
+    EXPECT_EQ(d.i16(), 0);
+    const std::int64_t producer = d.i64();
+    EXPECT_GE(producer, 0);
+    EXPECT_EQ(d.i16(), 0);
+    ASSERT_EQ(metadata_v1(c, "idem").first, 0);
+    const std::string first = idempotent_batch({"a", "b"}, producer, 0, 0);
+    EXPECT_EQ(produce(c, 7, "idem", 0, first).base_offset, 0);
+    // The retry of the same batch: its offset again, nothing appended.
+    const ProduceAnswer dup = produce(c, 7, "idem", 0, first);
+    EXPECT_EQ(dup.error, 0);
+    EXPECT_EQ(dup.base_offset, 0);
+    EXPECT_EQ(list_offset(c, 1, "idem", -1), 2);
+    // A gap in the sequence: OUT_OF_ORDER_SEQUENCE_NUMBER (45).
+    EXPECT_EQ(produce(c, 7, "idem", 0, idempotent_batch({"c"}, producer, 0, 5)).error, 45);
+    EXPECT_EQ(produce(c, 7, "idem", 0, idempotent_batch({"c"}, producer, 0, 2)).base_offset, 2);
+    EXPECT_EQ(list_offset(c, 1, "idem", -1), 3);
+    // An older epoch after a newer one: INVALID_PRODUCER_EPOCH (47).
+    EXPECT_EQ(produce(c, 7, "idem", 0, idempotent_batch({"d"}, producer, 1, 0)).base_offset, 3);
+    EXPECT_EQ(produce(c, 7, "idem", 0, idempotent_batch({"e"}, producer, 0, 3)).error, 47);
+}
+
+TEST(BrokerProtocol, CreateAndDeleteTopics) {
+    testutil::TempDir dir;
+    Broker b(dir.path());
+    Connection c(b.port());
+    const auto create = [&](std::int16_t v, const std::string& name, std::int32_t partitions,
+                            std::int16_t replication) {
+        std::string body;
+        Encoder e(body, v >= 5);
+        e.array_length(1);
+        e.string(name);
+        e.i32(partitions);
+        e.i16(replication);
+        e.array_length(0);
+        e.array_length(0);
+        e.tagged_fields();
+        e.i32(5000);
+        if (v >= 1) e.boolean(false);
+        e.tagged_fields();
+        const std::string r = c.call(ApiKey::CreateTopics, v, body, v >= 5);
+        Decoder d(r.data(), r.size(), v >= 5);
+        if (v >= 2) (void)d.i32();
+        EXPECT_EQ(d.count(), 1u);
+        EXPECT_EQ(d.string(), name);
+        if (v >= 7) (void)d.uuid();
+        const std::int16_t error = d.i16();
+        EXPECT_TRUE(d.ok());
+        return error;
+    };
+    EXPECT_EQ(create(0, "made0", 2, 1), 0);
+    EXPECT_EQ(create(7, "made7", 4, -1), 0);
+    EXPECT_EQ(create(7, "made7", 4, -1), 36);    // TOPIC_ALREADY_EXISTS
+    EXPECT_EQ(create(5, "bad name", 1, 1), 17);  // INVALID_TOPIC_EXCEPTION
+    EXPECT_EQ(create(5, "repl", 1, 3), 38);      // INVALID_REPLICATION_FACTOR
+    EXPECT_EQ(create(5, "zero", 0, 1), 37);      // INVALID_PARTITIONS
+    EXPECT_EQ(metadata_v1(c, "made7").second, 4u);
+    EXPECT_TRUE(std::filesystem::is_directory(dir.path() + "/made7-3"));
+    for (std::int16_t v : {1, 4}) {
+        std::string body;
+        Encoder e(body, v >= 4);
+        e.array_length(1);
+        e.string(v == 1 ? "made0" : "made7");
+        e.i32(5000);
+        e.tagged_fields();
+        const std::string r = c.call(ApiKey::DeleteTopics, v, body, v >= 4);
+        Decoder d(r.data(), r.size(), v >= 4);
+        (void)d.i32();
+        EXPECT_EQ(d.count(), 1u);
+        (void)d.string();
+        EXPECT_EQ(d.i16(), 0) << v;
+    }
+    EXPECT_FALSE(std::filesystem::exists(dir.path() + "/made7-0"));
+    EXPECT_FALSE(std::filesystem::exists(dir.path() + "/made7-meta.json"));
 }
 
 }  // namespace

@@ -19,7 +19,7 @@ struct BrokerArgs {
     broker::BrokerConfig config;
     std::string durability = "none";
     std::string retention_bytes = "0";
-    std::string segment_bytes = "1G";
+    std::string segment_bytes = "64M";
     std::optional<unsigned> workers;
     bool no_auto_create = false;
 };
@@ -59,7 +59,7 @@ void register_broker(CLI::App& app) {
                     "Drop segments whose newest record is older than this (0: never)")
         ->capture_default_str();
     cmd->add_option("--segment-bytes", args->segment_bytes,
-                    "Roll a partition's segment at this size")
+                    "Roll a partition's segment at this size (each active one is preallocated)")
         ->capture_default_str();
     cmd->add_flag("--no-auto-create", args->no_auto_create,
                   "Unknown topics are not created on Metadata requests");
