@@ -9,6 +9,7 @@
 #include <functional>
 #include <pagewire/log.hpp>
 #include <string>
+#include <vector>
 
 namespace pagewire::broker {
 
@@ -39,5 +40,31 @@ struct BrokerConfig {
 void run_broker(
     const BrokerConfig& config,
     const std::function<void(const std::string& address, unsigned workers)>& on_listening);
+
+// ---- Topics on the data directory (`pagewire topic`) ---------------------
+
+struct TopicInfo {
+    struct Partition {
+        std::int32_t index = 0;
+        std::int64_t start_offset = 0;
+        std::int64_t end_offset = 0;  // high watermark
+        std::uint64_t bytes = 0;      // of its segments
+    };
+    std::string name;
+    std::string id;  // topic id, 32 hex digits
+    std::vector<Partition> partitions;
+};
+
+// The topics of a data directory, by name; reads only, so it works beside a
+// running broker. Throws pagewire::Error.
+std::vector<TopicInfo> list_topics(const std::string& data_dir);
+// Creates a topic of `partitions` partitions (config: logs' options).
+// Offline: fails with EWOULDBLOCK while a broker serves the directory;
+// EEXIST, EINVAL for a name or count Kafka refuses.
+TopicInfo create_topic(const BrokerConfig& config, const std::string& name,
+                       std::int32_t partitions);
+// Deletes a topic and its partitions' directories (offline as create_topic;
+// ENOENT for an unknown topic).
+void delete_topic(const BrokerConfig& config, const std::string& name);
 
 }  // namespace pagewire::broker

@@ -82,12 +82,7 @@ void run_broker(const BrokerConfig& config,
     net::parse_listen_address(config.listen, core);
     std::pair<std::string, std::int32_t> advertise;
     if (!config.advertise.empty()) advertise = split_host_port(config.advertise, "--advertise");
-    LogOptions log;
-    log.durability = config.durability;
-    log.retention_bytes = config.retention_bytes;
-    log.retention_age = std::chrono::milliseconds(config.retention_ms);
-    log.segment_bytes = config.segment_bytes;
-    kafka::BrokerState state(config, log);
+    kafka::BrokerState state(config, kafka::log_options(config));
     state.cluster_id = "pagewire";
     // Producer ids unique across restarts too (the ms clock at start, scaled).
     state.next_producer_id = std::chrono::duration_cast<std::chrono::milliseconds>(

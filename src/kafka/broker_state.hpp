@@ -19,6 +19,9 @@
 
 namespace pagewire::kafka {
 
+// The options of every partition's log, from the broker's config.
+LogOptions log_options(const broker::BrokerConfig& config);
+
 struct BrokerState {
     // One per worker: an eventfd its protocol watches, and how many of its
     // fetches wait (produce writes the eventfd only then).

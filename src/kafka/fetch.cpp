@@ -49,7 +49,9 @@ bool decode_fetch(BrokerState& broker, std::int16_t version, Decoder& in, FetchR
     (void)in.i32();  // replica_id
     f.max_wait_ms = std::clamp(in.i32(), 0, kMaxWaitMs);
     f.min_bytes = in.i32();
-    f.max_bytes = in.i32();
+    // The response's bytes at most: the client's limit within the broker's.
+    f.max_bytes = static_cast<std::int32_t>(
+        std::min<std::int64_t>(in.i32(), static_cast<std::int64_t>(broker.config.max_fetch_bytes)));
     (void)in.i8();  // isolation_level: everything is committed
     if (version >= 7) {
         (void)in.i32();  // session_id

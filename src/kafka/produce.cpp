@@ -48,17 +48,6 @@ ErrorCode check_sequence(const Partition& p, const BatchView& b, std::int64_t& o
     return ErrorCode::None;
 }
 
-void remember(Partition& p, const BatchView& b, std::int64_t base_offset) {
-    ProducerState& s = p.producers[b.producer_id()];
-    if (b.producer_epoch() != s.epoch) {
-        s.epoch = b.producer_epoch();
-        s.batches.clear();
-    }
-    if (s.batches.size() == ProducerState::kBatchesKept) s.batches.erase(s.batches.begin());
-    s.batches.push_back(
-        {b.base_sequence(), b.base_sequence() + b.last_offset_delta(), base_offset});
-}
-
 void append_records(BrokerState& broker, Partition& p, std::string_view records,
                     PartitionResult& result) {
     std::lock_guard lock(p.append_mutex);
@@ -113,7 +102,7 @@ void append_records(BrokerState& broker, Partition& p, std::string_view records,
             try {
                 const AppendResult a = p.log.append_batch(batch.bytes());
                 if (result.base_offset < 0) result.base_offset = a.base_offset;
-                if (idempotent) remember(p, batch, a.base_offset);
+                if (idempotent) p.remember(batch, a.base_offset);
             } catch (const Error& e) {
                 result.error = e.error_number() == EBADMSG ? ErrorCode::CorruptMessage
                                                            : ErrorCode::UnknownServerError;

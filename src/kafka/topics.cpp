@@ -6,6 +6,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
@@ -22,10 +23,6 @@ constexpr std::string_view kMetaSuffix = "-meta.json";
 
 std::string meta_path(const std::string& dir, std::string_view name) {
     return dir + "/" + std::string(name) + std::string(kMetaSuffix);
-}
-
-std::string partition_dir(const std::string& dir, std::string_view name, std::int32_t n) {
-    return dir + "/" + std::string(name) + "-" + std::to_string(n);
 }
 
 std::string hex_of(const Uuid& id) {
@@ -109,39 +106,83 @@ Topic::~Topic() {
     for (const std::string& d : dirs) std::filesystem::remove_all(d, ec);
 }
 
+void Partition::remember(const BatchView& b, std::int64_t base_offset) {
+    ProducerState& s = producers[b.producer_id()];
+    if (b.producer_epoch() != s.epoch) {
+        s.epoch = b.producer_epoch();
+        s.batches.clear();
+    }
+    if (s.batches.size() == ProducerState::kBatchesKept) s.batches.erase(s.batches.begin());
+    s.batches.push_back(
+        {b.base_sequence(), b.base_sequence() + b.last_offset_delta(), base_offset});
+}
+
+void Partition::recover_producers() {
+    const std::vector<LogSegmentInfo> segments = log.segments();
+    if (segments.empty()) return;
+    std::int64_t offset = std::max(segments.back().base_offset, log.start_offset());
+    const std::int64_t end = log.end_offset();
+    while (offset < end) {
+        const LogSlice slice = log.read(offset, 1 << 20);
+        if (slice.empty()) break;
+        std::size_t cursor = 0;
+        BatchView b;
+        while (slice.next_batch(&cursor, &b))
+            if (b.producer_id() >= 0) remember(b, b.base_offset());
+        offset = slice.next_offset;
+    }
+}
+
+std::vector<TopicMeta> read_topic_metas(const std::string& dir) {
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) throw_error("opendir", dir);
+    std::vector<std::string> files;
+    while (const dirent* e = ::readdir(d)) {
+        const std::string_view n = e->d_name;
+        if (n.size() > kMetaSuffix.size() && n.ends_with(kMetaSuffix)) files.emplace_back(n);
+    }
+    ::closedir(d);
+    std::sort(files.begin(), files.end());
+    std::vector<TopicMeta> metas;
+    for (const std::string& m : files) {
+        const std::string path = dir + "/" + m;
+        std::ifstream in(path);
+        nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+        TopicMeta meta;
+        if (j.is_discarded() || !j.contains("name") || !j["name"].is_string() ||
+            !j.contains("partitions") || !j["partitions"].is_number_integer() ||
+            !j.contains("topic_id") || !j["topic_id"].is_string() ||
+            !uuid_of(j["topic_id"].get<std::string>(), meta.id)) {
+            throw Error("read topic meta", path, EBADMSG,
+                        "not a topic meta file (name, partitions, topic_id)");
+        }
+        meta.name = j["name"].get<std::string>();
+        const auto parts = j["partitions"].get<std::int64_t>();
+        if (!topic_name_problem(meta.name).empty() || parts < 1 ||
+            parts > TopicRegistry::kMaxPartitions || m != meta.name + std::string(kMetaSuffix)) {
+            throw Error("read topic meta", path, EBADMSG, "bad topic name or partition count");
+        }
+        meta.partitions = static_cast<std::int32_t>(parts);
+        metas.push_back(std::move(meta));
+    }
+    return metas;
+}
+
+std::string partition_dir(const std::string& dir, std::string_view name, std::int32_t n) {
+    return dir + "/" + std::string(name) + "-" + std::to_string(n);
+}
+
+std::string uuid_text(const Uuid& id) {
+    return hex_of(id);
+}
+
 TopicRegistry::TopicRegistry(std::string dir, LogOptions options)
     : dir_(std::move(dir)), options_(options) {
     std::error_code ec;
     std::filesystem::create_directories(dir_, ec);
     if (ec) throw_error("mkdir", dir_, ec.value());
-    DIR* d = ::opendir(dir_.c_str());
-    if (d == nullptr) throw_error("opendir", dir_);
-    std::vector<std::string> metas;
-    while (const dirent* e = ::readdir(d)) {
-        const std::string_view n = e->d_name;
-        if (n.size() > kMetaSuffix.size() && n.ends_with(kMetaSuffix)) metas.emplace_back(n);
-    }
-    ::closedir(d);
-    for (const std::string& m : metas) {
-        const std::string path = dir_ + "/" + m;
-        std::ifstream in(path);
-        nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
-        Uuid id{};
-        if (j.is_discarded() || !j.contains("name") || !j["name"].is_string() ||
-            !j.contains("partitions") || !j["partitions"].is_number_integer() ||
-            !j.contains("topic_id") || !j["topic_id"].is_string() ||
-            !uuid_of(j["topic_id"].get<std::string>(), id)) {
-            throw Error("read topic meta", path, EBADMSG,
-                        "not a topic meta file (name, partitions, topic_id)");
-        }
-        const std::string name = j["name"].get<std::string>();
-        const auto parts = j["partitions"].get<std::int64_t>();
-        if (!topic_name_problem(name).empty() || parts < 1 || parts > kMaxPartitions ||
-            m != name + std::string(kMetaSuffix)) {
-            throw Error("read topic meta", path, EBADMSG, "bad topic name or partition count");
-        }
-        topics_.emplace(name, open_topic(name, static_cast<std::int32_t>(parts), id, true));
-    }
+    for (const TopicMeta& m : read_topic_metas(dir_))
+        topics_.emplace(m.name, open_topic(m.name, m.partitions, m.id, true));
 }
 
 TopicRegistry::~TopicRegistry() = default;
@@ -154,9 +195,11 @@ std::shared_ptr<Topic> TopicRegistry::open_topic(const std::string& name, std::i
     topic->dir = dir_;
     LogOptions o = options_;
     o.create = create;
-    for (std::int32_t n = 0; n < partitions; ++n)
+    for (std::int32_t n = 0; n < partitions; ++n) {
         topic->partitions.push_back(
             std::make_unique<Partition>(Log::open(partition_dir(dir_, name, n), o)));
+        topic->partitions.back()->recover_producers();
+    }
     return topic;
 }
 

@@ -43,6 +43,12 @@ struct Partition {
     std::map<std::int64_t, ProducerState> producers;  // by producer id; under append_mutex
 
     explicit Partition(Log l) : log(std::move(l)) {}
+    // Records an idempotent producer's batch that went to base_offset
+    // (under append_mutex).
+    void remember(const BatchView& batch, std::int64_t base_offset);
+    // Rebuilds `producers` from the batches of the last segment, so that a
+    // producer's retry after a broker restart is still seen as a duplicate.
+    void recover_producers();
 };
 
 struct Topic {
@@ -58,6 +64,20 @@ struct Topic {
 // Kafka's rule for topic names: 1 to 249 of [a-zA-Z0-9._-], not "." or "..".
 // Empty when valid, else why not.
 std::string topic_name_problem(std::string_view name);
+
+// A topic's meta file (DIR/<topic>-meta.json).
+struct TopicMeta {
+    std::string name;
+    std::int32_t partitions = 0;
+    Uuid id{};
+};
+// Every topic meta file in `dir`, by name. Throws pagewire::Error (EBADMSG
+// for a file that is not one).
+std::vector<TopicMeta> read_topic_metas(const std::string& dir);
+// DIR/<topic>-<n>.
+std::string partition_dir(const std::string& dir, std::string_view name, std::int32_t n);
+// 32 lowercase hex digits.
+std::string uuid_text(const Uuid& id);
 
 class TopicRegistry {
   public:

@@ -79,6 +79,12 @@ class Broker {
         pid_ = -1;
         return status;
     }
+    // SIGKILL: no clean close of anything.
+    void kill() {
+        ::kill(pid_, SIGKILL);
+        testutil::wait_for(pid_);
+        pid_ = -1;
+    }
     int port() const { return port_; }
     std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
     const std::string& startup_line() const { return line_; }
@@ -1004,6 +1010,139 @@ TEST(BrokerProtocol, CreateAndDeleteTopics) {
     }
     EXPECT_FALSE(std::filesystem::exists(dir.path() + "/made7-0"));
     EXPECT_FALSE(std::filesystem::exists(dir.path() + "/made7-meta.json"));
+}
+
+}  // namespace
+
+namespace {
+
+// kill -9 during idempotent produce with acks all and durability every:
+// every acknowledged batch is there after the restart, exactly once, sound,
+// and the retry of the last one (the producer did not see its answer) is
+// recognised as a duplicate although the broker restarted.
+TEST(BrokerProtocol, KillNineKeepsAcknowledgedBatchesOnce) {
+    testutil::TempDir dir;
+    const std::int64_t producer = 4242;
+    std::int32_t sequence = 0;
+    std::int64_t acknowledged = 0;
+    std::string last;
+    for (int round = 0; round < 5; ++round) {
+        Broker b(dir.path(), {"--durability", "every"});
+        Connection c(b.port());
+        ASSERT_EQ(metadata_v1(c, "k9").first, 0);
+        if (!last.empty()) {
+            const ProduceAnswer retry = produce(c, 7, "k9", 0, last);
+            EXPECT_EQ(retry.error, 0);
+            EXPECT_EQ(retry.base_offset, acknowledged - 2) << "round " << round;
+        }
+        for (int i = 0; i < 20; ++i) {
+            last = idempotent_batch({"r" + std::to_string(round), std::to_string(i)}, producer, 0,
+                                    sequence);
+            const ProduceAnswer a = produce(c, 7, "k9", 0, last);
+            ASSERT_EQ(a.error, 0);
+            ASSERT_EQ(a.base_offset, acknowledged);
+            sequence += 2;
+            acknowledged += 2;
+        }
+        EXPECT_EQ(list_offset(c, 1, "k9", -1), acknowledged);
+        b.kill();
+    }
+    EXPECT_TRUE(pagewire::verify_log(dir.path() + "/k9-0").empty());
+    Broker b(dir.path());
+    Connection c(b.port());
+    EXPECT_EQ(list_offset(c, 1, "k9", -1), acknowledged);
+}
+
+}  // namespace
+
+namespace {
+
+constexpr const char* kConfluentGroupScript = R"(
+import sys
+from confluent_kafka import Producer, Consumer
+bs, topic, first, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+p = Producer({'bootstrap.servers': bs})
+for i in range(first, first + count):
+    p.produce(topic, key='key%d' % (i % 13), value='value-%d' % i)
+if p.flush(30) != 0:
+    sys.exit('produce failed')
+c = Consumer({'bootstrap.servers': bs, 'group.id': 'confluent-group',
+              'auto.offset.reset': 'earliest', 'enable.auto.commit': False})
+c.subscribe([topic])
+got = 0
+while got < count:
+    m = c.poll(20)
+    if m is None:
+        sys.exit('consumed only %d of %d' % (got, count))
+    if m.error():
+        sys.exit('consume: %s' % m.error())
+    print(m.partition(), m.offset(), m.key().decode(), m.value().decode())
+    got += 1
+c.commit(asynchronous=False)
+c.close()
+)";
+
+TEST(BrokerPython, ConfluentKafkaGroupConsumerResumesAfterRestart) {
+    if (!have_python_module("confluent_kafka"))
+        GTEST_SKIP() << "python3-confluent-kafka is not installed (scripts/install-deps.sh)";
+    testutil::TempDir dir;
+    {
+        Broker b(dir.path(), {"--partitions", "3"});
+        const auto r =
+            testutil::run({kPython, "-c", kConfluentGroupScript, b.address(), "cg", "0", "200"});
+        ASSERT_EQ(r.exit_code(), 0) << r;
+        expect_consumed(r.out, 200, "key");
+        EXPECT_EQ(b.stop(), 0);
+    }
+    Broker b(dir.path());
+    const auto r =
+        testutil::run({kPython, "-c", kConfluentGroupScript, b.address(), "cg", "200", "39"});
+    ASSERT_EQ(r.exit_code(), 0) << r;
+    // Only the new records: the group's committed offsets survived the restart.
+    std::set<std::string> values;
+    std::istringstream in(r.out);
+    for (std::string p, o, k, v; in >> p >> o >> k >> v;) values.insert(v);
+    std::set<std::string> want;
+    for (int i = 200; i < 239; ++i) want.insert("value-" + std::to_string(i));
+    EXPECT_EQ(values, want);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(BrokerTopicCommand, CreateListDescribeRemove) {
+    testutil::TempDir dir;
+    const std::string data = dir.path() + "/data";
+    auto created =
+        testutil::run_pagewire({"topic", "create", "orders", "--data", data, "--partitions", "3"});
+    ASSERT_EQ(created.exit_code(), 0) << created;
+    EXPECT_TRUE(testutil::contains(created.out, "created topic orders (3 partitions")) << created;
+    // A name Kafka refuses: one line, exit 1.
+    const auto bad = testutil::run_pagewire({"topic", "create", "a/b", "--data", data});
+    EXPECT_EQ(bad.exit_code(), 1) << bad;
+    EXPECT_EQ(testutil::line_count(bad.err), 1u) << bad;
+    {
+        Broker b(data);
+        Connection c(b.port());
+        EXPECT_EQ(metadata_v1(c, "orders"), std::make_pair(std::int16_t{0}, std::size_t{3}));
+        ASSERT_EQ(produce(c, 7, "orders", 2, batch_of({"x", "y", "z"})).error, 0);
+        // Beside the running broker: ls and describe read; create refuses.
+        const auto ls = testutil::run_pagewire({"topic", "ls", "--data", data});
+        ASSERT_EQ(ls.exit_code(), 0) << ls;
+        EXPECT_EQ(ls.out, "orders\t3 partitions\t3 records\n");
+        const auto d = testutil::run_pagewire({"topic", "describe", "orders", "--data", data});
+        ASSERT_EQ(d.exit_code(), 0) << d;
+        EXPECT_TRUE(testutil::contains(d.out, "partition 2: offsets 0..3 (3 records")) << d.out;
+        const auto busy = testutil::run_pagewire({"topic", "create", "more", "--data", data});
+        EXPECT_EQ(busy.exit_code(), 1) << busy;
+        EXPECT_EQ(b.stop(), 0);
+    }
+    const auto rm = testutil::run_pagewire({"topic", "rm", "orders", "--data", data});
+    ASSERT_EQ(rm.exit_code(), 0) << rm;
+    EXPECT_FALSE(std::filesystem::exists(data + "/orders-0"));
+    EXPECT_EQ(testutil::run_pagewire({"topic", "ls", "--data", data}).out, "");
+    EXPECT_EQ(testutil::run_pagewire({"topic", "rm", "orders", "--data", data}).exit_code(), 1);
 }
 
 }  // namespace
