@@ -912,6 +912,46 @@ TEST(Offsets, ARewriteCutShortByACrashIsFinishedOrUndoneOnOpen) {
     EXPECT_TRUE(fs::exists(dir.file("offsets")));
 }
 
+TEST(Offsets, RetentionDeletesTheOffsetsOfIdleGroupsOnly) {
+    TempDir dir;
+    GroupOptions o;
+    o.initial_rebalance_delay_ms = 0;
+    o.offsets_retention_ms = 300;
+    {
+        Harness h(dir.path(), o);
+        h.call(ApiKey::OffsetCommit, 2, commit_request(2, "idle", -1, "", {{"t", 0, 5, ""}}));
+        const JoinResponse a =
+            parse_join(3, h.call(ApiKey::JoinGroup, 3, join_request(3, "busy", "")).body);
+        ASSERT_EQ(a.error, ErrorCode::None);
+        h.call(ApiKey::SyncGroup, 3, sync_request(3, "busy", a.generation, a.member_id, {}));
+        h.call(ApiKey::OffsetCommit, 2,
+               commit_request(2, "busy", a.generation, a.member_id, {{"t", 0, 9, ""}}));
+        h.advance(1000);  // the first check: nothing is old enough yet
+        ::usleep(400 * 1000);
+        EXPECT_EQ(parse_error_only(ApiKey::Heartbeat, 3,
+                                   h.call(ApiKey::Heartbeat, 3,
+                                          heartbeat_request(3, "busy", a.generation, a.member_id))
+                                       .body),
+                  ErrorCode::None);
+        h.advance(1000);  // the next check
+        const FetchResult r = parse_fetch(
+            8, h.call(ApiKey::OffsetFetch, 8,
+                      fetch_request(8, {{"idle", std::nullopt}, {"busy", std::nullopt}}))
+                   .body);
+        EXPECT_TRUE(r.at("idle").empty());
+        EXPECT_EQ(r.at("busy").at({"t", 0}).offset, 9);  // its group has a member
+    }
+    // The deletion is durable: the commit does not come back.
+    o.offsets_retention_ms = 0;
+    Harness h(dir.path(), o);
+    const FetchResult r =
+        parse_fetch(8, h.call(ApiKey::OffsetFetch, 8,
+                              fetch_request(8, {{"idle", std::nullopt}, {"busy", std::nullopt}}))
+                           .body);
+    EXPECT_TRUE(r.at("idle").empty());
+    EXPECT_EQ(r.at("busy").at({"t", 0}).offset, 9);
+}
+
 TEST(Offsets, TheLogIsRewrittenWhenItGrows) {
     TempDir dir;
     GroupOptions o;
