@@ -12,6 +12,20 @@ namespace {
 
 using Protocols = std::vector<std::pair<std::string, std::string>>;
 
+// An array of (string, bytes) entries: JoinGroup's protocols (name,
+// metadata), SyncGroup's assignments (member id, assignment).
+std::vector<std::pair<std::string_view, std::string_view>> read_named_bytes(Decoder& in) {
+    std::vector<std::pair<std::string_view, std::string_view>> entries;
+    const std::size_t n = in.count(2);
+    for (std::size_t i = 0; i < n && in.ok(); ++i) {
+        const std::string_view name = in.string();
+        const std::string_view bytes = in.bytes();
+        in.tagged_fields();
+        entries.emplace_back(name, bytes);
+    }
+    return entries;
+}
+
 std::string_view metadata_for(const GroupMember& m, std::string_view protocol) {
     for (const auto& [name, metadata] : m.protocols)
         if (name == protocol) return metadata;
@@ -118,13 +132,8 @@ GroupCoordinator::Outcome GroupCoordinator::Impl::join_group(std::int16_t versio
         version >= 5 ? in.nullable_string() : std::nullopt;
     const std::string_view protocol_type = in.string();
     Protocols protocols;
-    const std::size_t n = in.count(2);
-    for (std::size_t i = 0; i < n && in.ok(); ++i) {
-        const std::string_view name = in.string();
-        const std::string_view metadata = in.bytes();
-        in.tagged_fields();
+    for (const auto& [name, metadata] : read_named_bytes(in))
         protocols.emplace_back(name, metadata);
-    }
     if (version >= 8) (void)in.nullable_string();  // reason, for the broker's log
     in.tagged_fields();
     if (!in.ok()) {
@@ -280,14 +289,7 @@ GroupCoordinator::Outcome GroupCoordinator::Impl::sync_group(std::int16_t versio
         protocol_type = in.nullable_string();
         protocol_name = in.nullable_string();
     }
-    std::vector<std::pair<std::string_view, std::string_view>> assignments;
-    const std::size_t n = in.count(2);
-    for (std::size_t i = 0; i < n && in.ok(); ++i) {
-        const std::string_view member = in.string();
-        const std::string_view assignment = in.bytes();
-        in.tagged_fields();
-        assignments.emplace_back(member, assignment);
-    }
+    const auto assignments = read_named_bytes(in);
     in.tagged_fields();
     if (!in.ok()) {
         malformed(ApiKey::SyncGroup, version, out);

@@ -14,6 +14,7 @@
 #include <limits>
 #include <map>
 #include <optional>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -1222,6 +1223,52 @@ TEST(Hostile, TruncatedAndGarbageBodiesAreAnsweredNotCrashed) {
     EXPECT_EQ(parse_error_only(ApiKey::Heartbeat, 0, unsupported.body),
               ErrorCode::UnsupportedVersion);
     // Still serving after all that.
+    const JoinResponse ok =
+        parse_join(3, h.call(ApiKey::JoinGroup, 3, join_request(3, "after", "")).body);
+    EXPECT_EQ(ok.error, ErrorCode::None);
+}
+
+TEST(Hostile, RandomAndMutatedBodiesOfEveryApiAndVersion) {
+    TempDir dir;
+    GroupOptions o;
+    o.initial_rebalance_delay_ms = 0;
+    Harness h(dir.path(), o);
+    std::mt19937 random(20261204);
+    const std::vector<std::string> seeds = {
+        join_request(5, "h", ""),      join_request(9, "h", "", "i"),
+        sync_request(5, "h", 1, "m"),  heartbeat_request(4, "h", 1, "m"),
+        leave_request(5, "h", {"m"}),  commit_request(8, "h", -1, "", {{"t", 0, 1, "x"}}),
+        fetch_request(8, {{"h", {}}}), commit_request(2, "h", -1, "", {{"t", 0, 1, "x"}}),
+    };
+    const ApiKey keys[] = {ApiKey::FindCoordinator, ApiKey::JoinGroup,  ApiKey::SyncGroup,
+                           ApiKey::Heartbeat,       ApiKey::LeaveGroup, ApiKey::OffsetCommit,
+                           ApiKey::OffsetFetch,     ApiKey::ListGroups, ApiKey::DescribeGroups};
+    int answered = 0;
+    for (const ApiKey key : keys) {
+        const auto [lo, hi] = GroupCoordinator::versions(key);
+        for (std::int16_t v = lo; v <= hi; ++v) {
+            for (int i = 0; i < 60; ++i) {
+                std::string body;
+                if (i % 2 == 0) {
+                    body.resize(random() % 48);
+                    for (char& c : body) c = static_cast<char>(random());
+                } else {
+                    body = seeds[random() % seeds.size()];
+                    for (int flips = 0; flips < 3 && !body.empty(); ++flips)
+                        body[random() % body.size()] = static_cast<char>(random());
+                }
+                const Answer a = h.call(key, v, body);
+                if (a.outcome.pending) {
+                    h.coordinator().cancel(a.outcome.ticket);
+                } else {
+                    ASSERT_FALSE(a.body.empty());
+                    ++answered;
+                }
+            }
+            h.advance(100);
+        }
+    }
+    EXPECT_GT(answered, 0);
     const JoinResponse ok =
         parse_join(3, h.call(ApiKey::JoinGroup, 3, join_request(3, "after", "")).body);
     EXPECT_EQ(ok.error, ErrorCode::None);
