@@ -169,7 +169,8 @@ GroupCoordinator::Outcome GroupCoordinator::Impl::join_group(std::int16_t versio
     // answer comes when the join phase completes (perhaps right now).
     const auto await_join = [&](GroupMember& m) {
         if (m.join_ticket != 0)  // a retried JoinGroup replaces the one before
-            answer(m.join_ticket, join_error(version, ErrorCode::RebalanceInProgress, m.id));
+            answer(m.join_ticket,
+                   join_error(version_of(m.join_ticket), ErrorCode::RebalanceInProgress, m.id));
         const std::uint64_t ticket = open_ticket(ApiKey::JoinGroup, version, g.id, m.id);
         m.joined = true;
         m.join_ticket = ticket;
@@ -325,7 +326,8 @@ GroupCoordinator::Outcome GroupCoordinator::Impl::sync_group(std::int16_t versio
     m.synced = true;
     if (m.id != g->leader) {
         if (m.sync_ticket != 0)
-            answer(m.sync_ticket, sync_error(version, ErrorCode::RebalanceInProgress));
+            answer(m.sync_ticket,
+                   sync_error(version_of(m.sync_ticket), ErrorCode::RebalanceInProgress));
         m.sync_ticket = open_ticket(ApiKey::SyncGroup, version, g->id, m.id);
         const std::uint64_t until = g->rebalance_deadline_ms;
         return settle(m.sync_ticket, out,
