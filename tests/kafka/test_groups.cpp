@@ -14,6 +14,7 @@
 #include <limits>
 #include <map>
 #include <optional>
+#include <pagewire/error.hpp>
 #include <random>
 #include <string>
 #include <thread>
@@ -951,6 +952,37 @@ TEST(Offsets, RetentionDeletesTheOffsetsOfIdleGroupsOnly) {
                            .body);
     EXPECT_TRUE(r.at("idle").empty());
     EXPECT_EQ(r.at("busy").at({"t", 0}).offset, 9);
+}
+
+TEST(Offsets, OneDirectoryServesOneCoordinator) {
+    TempDir dir;
+    GroupCoordinator first(dir.path(), [] {});
+    const auto e =
+        testutil::catch_as<pagewire::Error>([&] { GroupCoordinator second(dir.path(), [] {}); });
+    ASSERT_TRUE(e.has_value());
+    EXPECT_EQ(e->error_number(), EWOULDBLOCK) << e->what();
+}
+
+TEST(Offsets, AFullDiskFailsTheCommitNotTheCoordinator) {
+    testutil::SmallTmpfs fs("20m");
+    if (!fs.mounted()) GTEST_SKIP() << fs.why();
+    Harness h(fs.file("offsets"));
+    // 4000-byte metadata: the 16 MiB segment fills, the next cannot be made.
+    ErrorCode last = ErrorCode::None;
+    std::int64_t stored = -1;
+    for (std::int64_t i = 0; i < 20000 && last == ErrorCode::None; ++i) {
+        const Answer a =
+            h.call(ApiKey::OffsetCommit, 2,
+                   commit_request(2, "g", -1, "", {{"t", 0, i, std::string(4000, 'm')}}));
+        last = parse_commit(2, a.body).at({"t", 0});
+        if (last == ErrorCode::None) stored = i;
+    }
+    EXPECT_EQ(last, ErrorCode::UnknownServerError);
+    ASSERT_GT(stored, 0);
+    // What was stored is what OffsetFetch says (the failed commit is not taken).
+    const FetchResult r = parse_fetch(
+        8, h.call(ApiKey::OffsetFetch, 8, fetch_request(8, {{"g", std::nullopt}})).body);
+    EXPECT_EQ(r.at("g").at({"t", 0}).offset, stored);
 }
 
 TEST(Offsets, TheLogIsRewrittenWhenItGrows) {
