@@ -26,6 +26,24 @@ std::vector<std::pair<std::string_view, std::string_view>> read_named_bytes(Deco
     return entries;
 }
 
+// SyncGroup's and Heartbeat's common start: who asks, of which generation
+// (group_instance_id from v3 in both).
+struct MemberRef {
+    std::string_view group_id;
+    std::int32_t generation = 0;
+    std::string_view member_id;
+    std::optional<std::string_view> instance;
+};
+
+MemberRef read_member_ref(Decoder& in, std::int16_t version) {
+    MemberRef r;
+    r.group_id = in.string();
+    r.generation = in.i32();
+    r.member_id = in.string();
+    if (version >= 3) r.instance = in.nullable_string();
+    return r;
+}
+
 std::string_view metadata_for(const GroupMember& m, std::string_view protocol) {
     for (const auto& [name, metadata] : m.protocols)
         if (name == protocol) return metadata;
@@ -280,11 +298,7 @@ GroupCoordinator::Outcome GroupCoordinator::Impl::join_group(std::int16_t versio
 GroupCoordinator::Outcome GroupCoordinator::Impl::sync_group(std::int16_t version, Decoder& in,
                                                              Encoder& out,
                                                              const GroupContext& ctx) {
-    const std::string_view group_id = in.string();
-    const std::int32_t generation = in.i32();
-    const std::string_view member_id = in.string();
-    const std::optional<std::string_view> instance =
-        version >= 3 ? in.nullable_string() : std::nullopt;
+    const auto [group_id, generation, member_id, instance] = read_member_ref(in, version);
     std::optional<std::string_view> protocol_type, protocol_name;
     if (version >= 5) {
         protocol_type = in.nullable_string();
@@ -352,11 +366,7 @@ GroupCoordinator::Outcome GroupCoordinator::Impl::sync_group(std::int16_t versio
 
 void GroupCoordinator::Impl::heartbeat(std::int16_t version, Decoder& in, Encoder& out,
                                        const GroupContext& ctx) {
-    const std::string_view group_id = in.string();
-    const std::int32_t generation = in.i32();
-    const std::string_view member_id = in.string();
-    const std::optional<std::string_view> instance =
-        version >= 3 ? in.nullable_string() : std::nullopt;
+    const auto [group_id, generation, member_id, instance] = read_member_ref(in, version);
     in.tagged_fields();
     if (!in.ok()) return malformed(ApiKey::Heartbeat, version, out);
     ErrorCode error = ErrorCode::None;
