@@ -69,6 +69,7 @@ struct Group {
     std::uint64_t rebalance_deadline_ms = 0;  // Preparing/CompletingRebalance ends by then
     std::uint64_t initial_cap_ms = 0;         // a new group's delayed join ends by then at latest
     bool initial_join = false;                // the first rebalance of an empty group (delayed)
+    std::int64_t empty_since_ms = 0;          // wall clock: when it last became Empty
     std::map<TopicPartitionKey, CommittedOffset> offsets;
 };
 
@@ -105,6 +106,8 @@ class OffsetStore {
     // Appends one request's commits as one batch.
     void append(std::string_view group,
                 const std::vector<std::pair<TopicPartitionKey, CommittedOffset>>& commits);
+    // Deletes commits (a tombstone record each, as Kafka's compacted topic has).
+    void remove(std::string_view group, const std::vector<TopicPartitionKey>& partitions);
     // Rewrites the log with the live offsets when it has grown past the bound.
     void maybe_compact(const GroupMap& groups);
     void close();
@@ -118,6 +121,9 @@ class OffsetStore {
     std::uint64_t live_bytes_ = 0;  // bytes the last rewrite kept
     std::optional<Log> log_;
 };
+
+// The wall clock in ms since the epoch (commit times and retention).
+std::int64_t wall_clock_ms();
 
 struct GroupCoordinator::Impl {
     Impl(std::string offsets_dir, std::function<void()> wake, const GroupOptions& options);
@@ -149,6 +155,9 @@ struct GroupCoordinator::Impl {
     bool protocols_match(const Group& g, std::string_view protocol_type,
                          const std::vector<std::pair<std::string, std::string>>& protocols) const;
     std::string select_protocol(const Group& g) const;
+
+    // Deletes the offsets past GroupOptions::offsets_retention_ms (group_offsets.cpp).
+    void expire_offsets(std::int64_t wall_ms);
 
     // ---- group_membership.cpp ----------------------------------------------
     Outcome join_group(std::int16_t version, Decoder& in, Encoder& out, const GroupContext& ctx);
@@ -193,7 +202,8 @@ struct GroupCoordinator::Impl {
     std::uint64_t next_order_ = 1;
     std::mt19937_64 random_;    // the random part of member ids
     std::uint64_t now_ms_ = 0;  // the latest time a caller gave
-    bool need_wake_ = false;    // a published ticket became ready: wake once the lock is released
+    std::uint64_t next_retention_check_ms_ = 0;
+    bool need_wake_ = false;  // a published ticket became ready: wake once the lock is released
 };
 
 }  // namespace pagewire::kafka

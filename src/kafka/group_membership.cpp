@@ -12,6 +12,38 @@ namespace {
 
 using Protocols = std::vector<std::pair<std::string, std::string>>;
 
+// An array of (string, bytes) entries: JoinGroup's protocols (name,
+// metadata), SyncGroup's assignments (member id, assignment).
+std::vector<std::pair<std::string_view, std::string_view>> read_named_bytes(Decoder& in) {
+    std::vector<std::pair<std::string_view, std::string_view>> entries;
+    const std::size_t n = in.count(2);
+    for (std::size_t i = 0; i < n && in.ok(); ++i) {
+        const std::string_view name = in.string();
+        const std::string_view bytes = in.bytes();
+        in.tagged_fields();
+        entries.emplace_back(name, bytes);
+    }
+    return entries;
+}
+
+// SyncGroup's and Heartbeat's common start: who asks, of which generation
+// (group_instance_id from v3 in both).
+struct MemberRef {
+    std::string_view group_id;
+    std::int32_t generation = 0;
+    std::string_view member_id;
+    std::optional<std::string_view> instance;
+};
+
+MemberRef read_member_ref(Decoder& in, std::int16_t version) {
+    MemberRef r;
+    r.group_id = in.string();
+    r.generation = in.i32();
+    r.member_id = in.string();
+    if (version >= 3) r.instance = in.nullable_string();
+    return r;
+}
+
 std::string_view metadata_for(const GroupMember& m, std::string_view protocol) {
     for (const auto& [name, metadata] : m.protocols)
         if (name == protocol) return metadata;
@@ -118,13 +150,8 @@ GroupCoordinator::Outcome GroupCoordinator::Impl::join_group(std::int16_t versio
         version >= 5 ? in.nullable_string() : std::nullopt;
     const std::string_view protocol_type = in.string();
     Protocols protocols;
-    const std::size_t n = in.count(2);
-    for (std::size_t i = 0; i < n && in.ok(); ++i) {
-        const std::string_view name = in.string();
-        const std::string_view metadata = in.bytes();
-        in.tagged_fields();
+    for (const auto& [name, metadata] : read_named_bytes(in))
         protocols.emplace_back(name, metadata);
-    }
     if (version >= 8) (void)in.nullable_string();  // reason, for the broker's log
     in.tagged_fields();
     if (!in.ok()) {
@@ -160,7 +187,8 @@ GroupCoordinator::Outcome GroupCoordinator::Impl::join_group(std::int16_t versio
     // answer comes when the join phase completes (perhaps right now).
     const auto await_join = [&](GroupMember& m) {
         if (m.join_ticket != 0)  // a retried JoinGroup replaces the one before
-            answer(m.join_ticket, join_error(version, ErrorCode::RebalanceInProgress, m.id));
+            answer(m.join_ticket,
+                   join_error(version_of(m.join_ticket), ErrorCode::RebalanceInProgress, m.id));
         const std::uint64_t ticket = open_ticket(ApiKey::JoinGroup, version, g.id, m.id);
         m.joined = true;
         m.join_ticket = ticket;
@@ -270,24 +298,13 @@ GroupCoordinator::Outcome GroupCoordinator::Impl::join_group(std::int16_t versio
 GroupCoordinator::Outcome GroupCoordinator::Impl::sync_group(std::int16_t version, Decoder& in,
                                                              Encoder& out,
                                                              const GroupContext& ctx) {
-    const std::string_view group_id = in.string();
-    const std::int32_t generation = in.i32();
-    const std::string_view member_id = in.string();
-    const std::optional<std::string_view> instance =
-        version >= 3 ? in.nullable_string() : std::nullopt;
+    const auto [group_id, generation, member_id, instance] = read_member_ref(in, version);
     std::optional<std::string_view> protocol_type, protocol_name;
     if (version >= 5) {
         protocol_type = in.nullable_string();
         protocol_name = in.nullable_string();
     }
-    std::vector<std::pair<std::string_view, std::string_view>> assignments;
-    const std::size_t n = in.count(2);
-    for (std::size_t i = 0; i < n && in.ok(); ++i) {
-        const std::string_view member = in.string();
-        const std::string_view assignment = in.bytes();
-        in.tagged_fields();
-        assignments.emplace_back(member, assignment);
-    }
+    const auto assignments = read_named_bytes(in);
     in.tagged_fields();
     if (!in.ok()) {
         malformed(ApiKey::SyncGroup, version, out);
@@ -323,7 +340,8 @@ GroupCoordinator::Outcome GroupCoordinator::Impl::sync_group(std::int16_t versio
     m.synced = true;
     if (m.id != g->leader) {
         if (m.sync_ticket != 0)
-            answer(m.sync_ticket, sync_error(version, ErrorCode::RebalanceInProgress));
+            answer(m.sync_ticket,
+                   sync_error(version_of(m.sync_ticket), ErrorCode::RebalanceInProgress));
         m.sync_ticket = open_ticket(ApiKey::SyncGroup, version, g->id, m.id);
         const std::uint64_t until = g->rebalance_deadline_ms;
         return settle(m.sync_ticket, out,
@@ -348,11 +366,7 @@ GroupCoordinator::Outcome GroupCoordinator::Impl::sync_group(std::int16_t versio
 
 void GroupCoordinator::Impl::heartbeat(std::int16_t version, Decoder& in, Encoder& out,
                                        const GroupContext& ctx) {
-    const std::string_view group_id = in.string();
-    const std::int32_t generation = in.i32();
-    const std::string_view member_id = in.string();
-    const std::optional<std::string_view> instance =
-        version >= 3 ? in.nullable_string() : std::nullopt;
+    const auto [group_id, generation, member_id, instance] = read_member_ref(in, version);
     in.tagged_fields();
     if (!in.ok()) return malformed(ApiKey::Heartbeat, version, out);
     ErrorCode error = ErrorCode::None;

@@ -30,12 +30,6 @@ LogOptions offsets_log_options() {
     return o;
 }
 
-std::int64_t wall_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
 std::string encode_key(std::string_view group, const TopicPartitionKey& tp) {
     std::string s;
     Encoder e(s);
@@ -68,16 +62,26 @@ void remove_or_throw(const std::string& path) {
     if (ec) throw_error("remove", path, ec.value());
 }
 
+// (key, value) pairs; a null value deletes the key.
+using KeyValues = std::vector<std::pair<std::string, std::optional<std::string>>>;
+
 // Appends (key, value) pairs as one batch.
-std::uint64_t append_records(Log& log, const std::vector<std::pair<std::string, std::string>>& kv) {
+std::uint64_t append_records(Log& log, const KeyValues& kv) {
     std::vector<Record> records;
     records.reserve(kv.size());
-    for (const auto& [k, v] : kv) records.push_back(Record{k, v});
-    log.append(records, wall_ms());
+    for (const auto& [k, v] : kv)
+        records.push_back(Record{k, v ? std::optional<std::string_view>(*v) : std::nullopt});
+    log.append(records, wall_clock_ms());
     return encoded_batch_size(records);
 }
 
 }  // namespace
+
+std::int64_t wall_clock_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
 
 OffsetStore::OffsetStore(std::string dir, std::uint64_t compact_bytes)
     : dir_(std::move(dir)), compact_bytes_(compact_bytes) {
@@ -107,10 +111,15 @@ void OffsetStore::load(GroupMap& groups) {
             std::size_t rc = 0;
             RecordView r;
             while (batch.next_record(&rc, &r)) {
-                if (!r.key || !r.value) continue;
+                if (!r.key) continue;
                 Decoder k(r.key->data(), r.key->size());
                 const std::string_view group = k.bytes();
                 TopicPartitionKey tp{std::string(k.bytes()), k.i32()};
+                if (!r.value) {  // a tombstone: the commit was deleted
+                    const auto it = groups.find(group);
+                    if (k.ok() && it != groups.end()) it->second.offsets.erase(tp);
+                    continue;
+                }
                 Decoder v(r.value->data(), r.value->size());
                 CommittedOffset c;
                 const std::int16_t version = v.i16();
@@ -124,6 +133,7 @@ void OffsetStore::load(GroupMap& groups) {
                 if (it == groups.end()) {
                     it = groups.emplace(std::string(group), Group{}).first;
                     it->second.id = std::string(group);
+                    it->second.empty_since_ms = wall_clock_ms();
                 }
                 it->second.offsets[std::move(tp)] = std::move(c);
             }
@@ -140,9 +150,17 @@ void OffsetStore::append(
     const std::vector<std::pair<TopicPartitionKey, CommittedOffset>>& commits) {
     if (commits.empty()) return;
     if (!log_) log_.emplace(Log::open(dir_ + "/offsets", offsets_log_options()));
-    std::vector<std::pair<std::string, std::string>> kv;
+    KeyValues kv;
     kv.reserve(commits.size());
     for (const auto& [tp, c] : commits) kv.emplace_back(encode_key(group, tp), encode_value(c));
+    bytes_ += append_records(*log_, kv);
+}
+
+void OffsetStore::remove(std::string_view group, const std::vector<TopicPartitionKey>& partitions) {
+    if (partitions.empty()) return;
+    if (!log_) log_.emplace(Log::open(dir_ + "/offsets", offsets_log_options()));
+    KeyValues kv;
+    for (const auto& tp : partitions) kv.emplace_back(encode_key(group, tp), std::nullopt);
     bytes_ += append_records(*log_, kv);
 }
 
@@ -157,7 +175,7 @@ void OffsetStore::compact(const GroupMap& groups) {
     std::uint64_t live = 0;
     {
         Log out = Log::open(fresh, offsets_log_options());
-        std::vector<std::pair<std::string, std::string>> kv;
+        KeyValues kv;
         for (const auto& [id, g] : groups) {
             for (const auto& [tp, c] : g.offsets) {
                 kv.emplace_back(encode_key(id, tp), encode_value(c));
@@ -184,6 +202,30 @@ void OffsetStore::close() {
     if (!log_) return;
     log_->close();
     log_.reset();  // a commit after close() opens it again
+}
+
+void GroupCoordinator::Impl::expire_offsets(std::int64_t wall_ms) {
+    const auto retention = static_cast<std::int64_t>(options_.offsets_retention_ms);
+    for (auto& [id, g] : groups_) {
+        if (g.state != GroupState::Empty || g.offsets.empty()) continue;
+        // Kafka's rule: a consumer group's offsets live on for the
+        // retention after it became empty; a simple consumer's (no protocol
+        // type), each for the retention after its commit.
+        std::vector<TopicPartitionKey> gone;
+        for (const auto& [tp, c] : g.offsets) {
+            const std::int64_t since = g.protocol_type.empty()
+                                           ? c.commit_timestamp_ms
+                                           : std::max(g.empty_since_ms, c.commit_timestamp_ms);
+            if (wall_ms - since >= retention) gone.push_back(tp);
+        }
+        if (gone.empty()) continue;
+        try {
+            store_.remove(id, gone);
+        } catch (const std::exception&) {
+            continue;  // kept, in memory as on disk; tried again at the next check
+        }
+        for (const auto& tp : gone) g.offsets.erase(tp);
+    }
 }
 
 void GroupCoordinator::Impl::offset_commit(std::int16_t version, Decoder& in, Encoder& out,
@@ -250,7 +292,7 @@ void GroupCoordinator::Impl::offset_commit(std::int16_t version, Decoder& in, En
         g->members[std::string(member_id)].last_heartbeat_ms = ctx.now_ms;
     }
     std::vector<std::pair<TopicPartitionKey, CommittedOffset>> commits;
-    const std::int64_t now = wall_ms();
+    const std::int64_t now = wall_clock_ms();
     for (Topic& t : topics) {
         for (Partition& p : t.partitions) {
             p.error = error;

@@ -19,6 +19,8 @@ namespace {
 // A waiting request's deadline past the group's own: the broker's timer
 // then finds the group already moved on (tick ran), not a request to time out.
 constexpr unsigned kTicketSlackMs = 1000;
+// How often committed offsets are checked against their retention.
+constexpr std::uint64_t kRetentionCheckMs = 1000;
 
 std::uint64_t max_rebalance_timeout(const Group& g) {
     std::uint64_t ms = 1;
@@ -69,6 +71,7 @@ Group& GroupCoordinator::Impl::group(std::string_view id) {
     if (it == groups_.end()) {
         it = groups_.emplace(std::string(id), Group{}).first;
         it->second.id = std::string(id);
+        it->second.empty_since_ms = wall_clock_ms();
     }
     return it->second;
 }
@@ -207,6 +210,7 @@ void GroupCoordinator::Impl::maybe_complete_join(Group& g, std::uint64_t now_ms,
     ++g.generation;
     if (g.members.empty()) {
         g.state = GroupState::Empty;
+        g.empty_since_ms = wall_clock_ms();
         g.protocol.clear();
         g.leader.clear();
         return;
@@ -271,6 +275,10 @@ bool GroupCoordinator::Impl::may_expire(const Group& g, const GroupMember& m) {
 
 void GroupCoordinator::Impl::advance(std::uint64_t now_ms) {
     now_ms_ = std::max(now_ms_, now_ms);
+    if (options_.offsets_retention_ms > 0 && now_ms >= next_retention_check_ms_) {
+        next_retention_check_ms_ = now_ms + kRetentionCheckMs;
+        expire_offsets(wall_clock_ms());
+    }
     for (auto it = groups_.begin(); it != groups_.end();) {
         Group& g = it->second;
         bool dropped_pending = false;

@@ -53,6 +53,10 @@ struct GroupOptions {
     // The offsets log is rewritten with only the latest commit of each
     // partition when it passes this size (and twice what the rewrite kept).
     std::uint64_t compact_bytes = 64ULL << 20;
+    // Committed offsets of a group that has been Empty this long (of a
+    // simple consumer's group: committed this long ago) are deleted
+    // (offsets.retention.minutes, 7 days); 0 keeps them forever.
+    std::uint64_t offsets_retention_ms = 7ULL * 24 * 3600 * 1000;
 };
 
 class GroupCoordinator {

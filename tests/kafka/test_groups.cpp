@@ -14,6 +14,8 @@
 #include <limits>
 #include <map>
 #include <optional>
+#include <pagewire/error.hpp>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -912,6 +914,77 @@ TEST(Offsets, ARewriteCutShortByACrashIsFinishedOrUndoneOnOpen) {
     EXPECT_TRUE(fs::exists(dir.file("offsets")));
 }
 
+TEST(Offsets, RetentionDeletesTheOffsetsOfIdleGroupsOnly) {
+    TempDir dir;
+    GroupOptions o;
+    o.initial_rebalance_delay_ms = 0;
+    o.offsets_retention_ms = 300;
+    {
+        Harness h(dir.path(), o);
+        h.call(ApiKey::OffsetCommit, 2, commit_request(2, "idle", -1, "", {{"t", 0, 5, ""}}));
+        const JoinResponse a =
+            parse_join(3, h.call(ApiKey::JoinGroup, 3, join_request(3, "busy", "")).body);
+        ASSERT_EQ(a.error, ErrorCode::None);
+        h.call(ApiKey::SyncGroup, 3, sync_request(3, "busy", a.generation, a.member_id, {}));
+        h.call(ApiKey::OffsetCommit, 2,
+               commit_request(2, "busy", a.generation, a.member_id, {{"t", 0, 9, ""}}));
+        h.advance(1000);  // the first check: nothing is old enough yet
+        ::usleep(400 * 1000);
+        EXPECT_EQ(parse_error_only(ApiKey::Heartbeat, 3,
+                                   h.call(ApiKey::Heartbeat, 3,
+                                          heartbeat_request(3, "busy", a.generation, a.member_id))
+                                       .body),
+                  ErrorCode::None);
+        h.advance(1000);  // the next check
+        const FetchResult r = parse_fetch(
+            8, h.call(ApiKey::OffsetFetch, 8,
+                      fetch_request(8, {{"idle", std::nullopt}, {"busy", std::nullopt}}))
+                   .body);
+        EXPECT_TRUE(r.at("idle").empty());
+        EXPECT_EQ(r.at("busy").at({"t", 0}).offset, 9);  // its group has a member
+    }
+    // The deletion is durable: the commit does not come back.
+    o.offsets_retention_ms = 0;
+    Harness h(dir.path(), o);
+    const FetchResult r =
+        parse_fetch(8, h.call(ApiKey::OffsetFetch, 8,
+                              fetch_request(8, {{"idle", std::nullopt}, {"busy", std::nullopt}}))
+                           .body);
+    EXPECT_TRUE(r.at("idle").empty());
+    EXPECT_EQ(r.at("busy").at({"t", 0}).offset, 9);
+}
+
+TEST(Offsets, OneDirectoryServesOneCoordinator) {
+    TempDir dir;
+    GroupCoordinator first(dir.path(), [] {});
+    const auto e =
+        testutil::catch_as<pagewire::Error>([&] { GroupCoordinator second(dir.path(), [] {}); });
+    ASSERT_TRUE(e.has_value());
+    EXPECT_EQ(e->error_number(), EWOULDBLOCK) << e->what();
+}
+
+TEST(Offsets, AFullDiskFailsTheCommitNotTheCoordinator) {
+    testutil::SmallTmpfs fs("20m");
+    if (!fs.mounted()) GTEST_SKIP() << fs.why();
+    Harness h(fs.file("offsets"));
+    // 4000-byte metadata: the 16 MiB segment fills, the next cannot be made.
+    ErrorCode last = ErrorCode::None;
+    std::int64_t stored = -1;
+    for (std::int64_t i = 0; i < 20000 && last == ErrorCode::None; ++i) {
+        const Answer a =
+            h.call(ApiKey::OffsetCommit, 2,
+                   commit_request(2, "g", -1, "", {{"t", 0, i, std::string(4000, 'm')}}));
+        last = parse_commit(2, a.body).at({"t", 0});
+        if (last == ErrorCode::None) stored = i;
+    }
+    EXPECT_EQ(last, ErrorCode::UnknownServerError);
+    ASSERT_GT(stored, 0);
+    // What was stored is what OffsetFetch says (the failed commit is not taken).
+    const FetchResult r = parse_fetch(
+        8, h.call(ApiKey::OffsetFetch, 8, fetch_request(8, {{"g", std::nullopt}})).body);
+    EXPECT_EQ(r.at("g").at({"t", 0}).offset, stored);
+}
+
 TEST(Offsets, TheLogIsRewrittenWhenItGrows) {
     TempDir dir;
     GroupOptions o;
@@ -1182,6 +1255,52 @@ TEST(Hostile, TruncatedAndGarbageBodiesAreAnsweredNotCrashed) {
     EXPECT_EQ(parse_error_only(ApiKey::Heartbeat, 0, unsupported.body),
               ErrorCode::UnsupportedVersion);
     // Still serving after all that.
+    const JoinResponse ok =
+        parse_join(3, h.call(ApiKey::JoinGroup, 3, join_request(3, "after", "")).body);
+    EXPECT_EQ(ok.error, ErrorCode::None);
+}
+
+TEST(Hostile, RandomAndMutatedBodiesOfEveryApiAndVersion) {
+    TempDir dir;
+    GroupOptions o;
+    o.initial_rebalance_delay_ms = 0;
+    Harness h(dir.path(), o);
+    std::mt19937 random(20261204);
+    const std::vector<std::string> seeds = {
+        join_request(5, "h", ""),      join_request(9, "h", "", "i"),
+        sync_request(5, "h", 1, "m"),  heartbeat_request(4, "h", 1, "m"),
+        leave_request(5, "h", {"m"}),  commit_request(8, "h", -1, "", {{"t", 0, 1, "x"}}),
+        fetch_request(8, {{"h", {}}}), commit_request(2, "h", -1, "", {{"t", 0, 1, "x"}}),
+    };
+    const ApiKey keys[] = {ApiKey::FindCoordinator, ApiKey::JoinGroup,  ApiKey::SyncGroup,
+                           ApiKey::Heartbeat,       ApiKey::LeaveGroup, ApiKey::OffsetCommit,
+                           ApiKey::OffsetFetch,     ApiKey::ListGroups, ApiKey::DescribeGroups};
+    int answered = 0;
+    for (const ApiKey key : keys) {
+        const auto [lo, hi] = GroupCoordinator::versions(key);
+        for (std::int16_t v = lo; v <= hi; ++v) {
+            for (int i = 0; i < 60; ++i) {
+                std::string body;
+                if (i % 2 == 0) {
+                    body.resize(random() % 48);
+                    for (char& c : body) c = static_cast<char>(random());
+                } else {
+                    body = seeds[random() % seeds.size()];
+                    for (int flips = 0; flips < 3 && !body.empty(); ++flips)
+                        body[random() % body.size()] = static_cast<char>(random());
+                }
+                const Answer a = h.call(key, v, body);
+                if (a.outcome.pending) {
+                    h.coordinator().cancel(a.outcome.ticket);
+                } else {
+                    ASSERT_FALSE(a.body.empty());
+                    ++answered;
+                }
+            }
+            h.advance(100);
+        }
+    }
+    EXPECT_GT(answered, 0);
     const JoinResponse ok =
         parse_join(3, h.call(ApiKey::JoinGroup, 3, join_request(3, "after", "")).body);
     EXPECT_EQ(ok.error, ErrorCode::None);
