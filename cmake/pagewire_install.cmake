@@ -4,9 +4,10 @@
 install(TARGETS pagewire EXPORT pagewireTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-# serve.hpp belongs to pagewire_http (src/http), which is not installed.
+# serve.hpp belongs to pagewire_http (src/http) and broker.hpp to
+# pagewire_kafka (src/kafka), which are not installed.
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/pagewire DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
-        PATTERN serve.hpp EXCLUDE)
+        PATTERN serve.hpp EXCLUDE PATTERN broker.hpp EXCLUDE)
 install(EXPORT pagewireTargets NAMESPACE pagewire::
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/pagewire)
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/pagewireConfig.cmake.in

@@ -1,5 +1,6 @@
-// Everything in libpagewire, for convenience. (pagewire/serve.hpp is the
-// pagewire_http library's and is not included here.)
+// Everything in libpagewire, for convenience. (pagewire/serve.hpp and
+// pagewire/broker.hpp are the pagewire_http and pagewire_kafka libraries'
+// and are not included here.)
 #pragma once
 
 #include <pagewire/address.hpp>

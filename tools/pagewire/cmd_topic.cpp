@@ -1,0 +1,78 @@
+// pagewire topic create|ls|describe|rm --data DIR — a broker's topics on its
+// data directory (pagewire/broker.hpp). ls and describe only read, so they
+// work beside a running broker; create and rm change the directory and
+// refuse while a broker serves it (its logs are locked).
+#include <fmt/core.h>
+
+#include <cstdint>
+#include <memory>
+#include <pagewire/broker.hpp>
+#include <pagewire/error.hpp>
+#include <string>
+
+#include "cli_util.hpp"
+#include "commands.hpp"
+
+namespace pagewire::cli {
+namespace {
+
+struct TopicArgs {
+    broker::BrokerConfig config;
+    std::string name;
+    std::int32_t partitions = 1;
+};
+
+std::uint64_t records_of(const broker::TopicInfo::Partition& p) {
+    return static_cast<std::uint64_t>(p.end_offset - p.start_offset);
+}
+
+}  // namespace
+
+void register_topic(CLI::App& app) {
+    auto args = std::make_shared<TopicArgs>();
+    CLI::App* cmd =
+        app.add_subcommand("topic", "Create, list, describe or delete a broker's topics");
+    cmd->require_subcommand(1);
+    const auto add = [&](const char* name, const char* what, bool named) {
+        CLI::App* sub = cmd->add_subcommand(name, what);
+        sub->add_option("--data", args->config.data_dir, "The broker's data directory")->required();
+        if (named) sub->add_option("NAME", args->name, "Topic name")->required();
+        return sub;
+    };
+    CLI::App* create = add("create", "Create a topic (not while a broker serves DIR)", true);
+    create->add_option("--partitions,-p", args->partitions, "Number of partitions")
+        ->check(CLI::Range(1, 10000))
+        ->capture_default_str();
+    create->callback([args] {
+        const broker::TopicInfo t =
+            broker::create_topic(args->config, args->name, args->partitions);
+        status(fmt::format("created topic {} ({} partitions, id {})\n", t.name, t.partitions.size(),
+                           t.id));
+    });
+    add("ls", "List topics: name, partitions, records", false)->callback([args] {
+        for (const broker::TopicInfo& t : broker::list_topics(args->config.data_dir)) {
+            std::uint64_t records = 0;
+            for (const auto& p : t.partitions) records += records_of(p);
+            fmt::print("{}\t{} partitions\t{} records\n", t.name, t.partitions.size(), records);
+        }
+    });
+    add("describe", "A topic's id and each partition's offsets and bytes", true)->callback([args] {
+        for (const broker::TopicInfo& t : broker::list_topics(args->config.data_dir)) {
+            if (t.name != args->name) continue;
+            fmt::print("topic {} id {} partitions {}\n", t.name, t.id, t.partitions.size());
+            for (const auto& p : t.partitions)
+                fmt::print("  partition {}: offsets {}..{} ({} records, {} bytes)\n", p.index,
+                           p.start_offset, p.end_offset, records_of(p), p.bytes);
+            return;
+        }
+        throw Error("describe topic", args->name, ENOENT,
+                    "no such topic in " + args->config.data_dir);
+    });
+    add("rm", "Delete a topic and its partitions (not while a broker serves DIR)", true)
+        ->callback([args] {
+            broker::delete_topic(args->config, args->name);
+            status(fmt::format("deleted topic {}\n", args->name));
+        });
+}
+
+}  // namespace pagewire::cli
