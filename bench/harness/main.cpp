@@ -27,6 +27,7 @@ Section cache_section();
 Section ipc_section();
 Section serve_section();
 Section log_section();
+Section broker_section();
 
 namespace {
 
@@ -38,6 +39,7 @@ std::vector<Section> all_sections() {
     sections.push_back(ipc_section());
     sections.push_back(serve_section());
     sections.push_back(log_section());
+    sections.push_back(broker_section());
     return sections;
 }
 
