@@ -378,7 +378,9 @@ double value(const Json* row, const char* key) {
 SectionResult run_broker(Context& ctx) {
     const bool quick = ctx.options.quick;
     Plan plan;
-    plan.messages = quick ? kQuickMessages : kFullMessages;
+    plan.messages = ctx.options.messages > 0 ? ctx.options.messages
+                    : quick                  ? kQuickMessages
+                                             : kFullMessages;
     const double needed =
         static_cast<double>(plan.messages) * kBatchedMessageBytes / kMockPartitionBudget;
     plan.partitions = kMinPartitions;
