@@ -11,6 +11,7 @@
 // error, or closes). Views returned point into the request buffer.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -34,6 +35,7 @@ enum class ErrorCode : std::int16_t {
     NotLeaderOrFollower = 6,
     RequestTimedOut = 7,
     MessageTooLarge = 10,
+    OffsetMetadataTooLarge = 12,
     CoordinatorLoadInProgress = 14,
     CoordinatorNotAvailable = 15,
     NotCoordinator = 16,
@@ -64,6 +66,9 @@ enum class ErrorCode : std::int16_t {
     UnknownProducerId = 59,
     UnknownTopicId = 100,
 };
+
+// A UUID (topic ids): 16 bytes; all zero means none.
+using Uuid = std::array<std::byte, 16>;
 
 // API keys (https://kafka.apache.org/protocol#protocol_api_keys).
 enum class ApiKey : std::int16_t {
@@ -144,6 +149,17 @@ class Decoder {
         return view(n);
     }
     std::string_view bytes() noexcept { return nullable_bytes().value_or(std::string_view{}); }
+    // UUID: 16 raw bytes (a topic id); zeros when short.
+    Uuid uuid() noexcept {
+        Uuid id{};
+        if (remaining() < id.size()) {
+            fail();
+            return id;
+        }
+        std::memcpy(id.data(), p_, id.size());
+        p_ += id.size();
+        return id;
+    }
 
     // ARRAY / COMPACT_ARRAY length: -1 for null, else a count that the
     // remaining bytes can hold at `min_element_bytes` each (else fail()).
@@ -267,6 +283,9 @@ class Encoder {
     }
     // ARRAY / COMPACT_ARRAY length (-1: null); the elements follow.
     void array_length(std::int64_t n) { length32(n); }
+    // BYTES / COMPACT_BYTES length (-1: null) of bytes sent apart (Fetch's records).
+    void bytes_length(std::int64_t n) { length32(n); }
+    void uuid(const Uuid& id) { out_.append(reinterpret_cast<const char*>(id.data()), id.size()); }
     // An empty tagged-field section of a flexible version.
     void tagged_fields() {
         if (flexible_) out_.push_back('\0');

@@ -12,6 +12,7 @@
 // no lock held, from whichever thread made a pending request ready.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -33,11 +34,34 @@ struct GroupContext {
     std::uint64_t now_ms = 0;  // CLOCK_MONOTONIC in ms
 };
 
+// The coordinator's limits and delays (Kafka's broker settings of the same
+// meaning in parentheses).
+struct GroupOptions {
+    // A new group waits this long for more members before its first
+    // rebalance completes, extended by as much per joining member up to the
+    // rebalance timeout (group.initial.rebalance.delay.ms). Kafka's 3 s
+    // serves fleets of consumers starting together; pagewire's users start a
+    // few consumers on one machine, where 300 ms gathers them all and a
+    // consumer's first message does not wait seconds.
+    unsigned initial_rebalance_delay_ms = 300;
+    // Bounds of a member's session timeout (group.min/max.session.timeout.ms).
+    // Kafka's minimum is 6000; 1000 lets tests see an expiry in a second.
+    std::int32_t min_session_timeout_ms = 1000;
+    std::int32_t max_session_timeout_ms = 300000;
+    // Longest committed metadata string (offset.metadata.max.bytes).
+    std::size_t max_metadata_bytes = 4096;
+    // The offsets log is rewritten with only the latest commit of each
+    // partition when it passes this size (and twice what the rewrite kept).
+    std::uint64_t compact_bytes = 64ULL << 20;
+};
+
 class GroupCoordinator {
   public:
     // Committed offsets are kept durably in `offsets_dir` (created if
     // missing) and read back on construction. Throws pagewire::Error.
     GroupCoordinator(std::string offsets_dir, std::function<void()> wake);
+    GroupCoordinator(std::string offsets_dir, std::function<void()> wake,
+                     const GroupOptions& options);
     ~GroupCoordinator();
     GroupCoordinator(const GroupCoordinator&) = delete;
     GroupCoordinator& operator=(const GroupCoordinator&) = delete;
@@ -68,6 +92,11 @@ class GroupCoordinator {
     void cancel(std::uint64_t ticket) noexcept;
     // Session and rebalance timeouts: call often (every event-loop turn).
     void tick(std::uint64_t now_ms);
+    // When tick() next has something to do (a session that may expire, a
+    // rebalance or initial delay that ends), in now_ms's clock; UINT64_MAX
+    // when nothing is due. An idle event loop sleeps until then at most:
+    // members waiting in JoinGroup send nothing that would turn it.
+    std::uint64_t next_deadline_ms() const;
     // Writes the committed offsets to disk (a clean stop).
     void close();
 

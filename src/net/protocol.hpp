@@ -39,11 +39,13 @@ struct FileSource {
 };
 
 // A piece of a response, in sending order: bytes [offset, offset+length) of
-// Response::data, or of Response::source.
+// Response::data, or of a file: `fd` when >= 0 (one response may send
+// ranges of several files; the protocol keeps it open), else Response::source.
 struct Segment {
     bool file = false;
     std::uint64_t offset = 0;
     std::uint64_t length = 0;
+    int fd = -1;
 };
 
 // One answer. Segment 0 is the header block; the bytes of the later

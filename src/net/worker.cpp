@@ -490,9 +490,9 @@ Worker::SendStatus Worker::send_some(Connection& c) {
             if (status != SendStatus::Done) return status;
             note_sent(c, sent, turn_bytes);
         } else {
-            const TransferStep step =
-                transfer_step(r.source->fd.get(), c.fd, EndpointKind::Socket, s.offset + c.seg_done,
-                              std::min(left, kSendBytesPerTurn), TransferMethod::Sendfile);
+            const TransferStep step = transfer_step(
+                s.fd >= 0 ? s.fd : r.source->fd.get(), c.fd, EndpointKind::Socket,
+                s.offset + c.seg_done, std::min(left, kSendBytesPerTurn), TransferMethod::Sendfile);
             note_sent(c, step.bytes, turn_bytes);
             if (step.error != 0) return SendStatus::Failed;  // the header block is out: close
             if (step.would_block) c.writable = false;

@@ -18,5 +18,6 @@ void register_copy(CLI::App& app);
 void register_send(CLI::App& app);  // send and recv
 void register_serve(CLI::App& app);
 void register_log(CLI::App& app);
+void register_broker(CLI::App& app);
 
 }  // namespace pagewire::cli

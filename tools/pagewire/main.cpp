@@ -83,6 +83,7 @@ int main(int argc, char** argv) {
     pagewire::cli::register_send(app);  // send and recv
     pagewire::cli::register_serve(app);
     pagewire::cli::register_log(app);
+    pagewire::cli::register_broker(app);
     pagewire::cli::register_bench(app);
     if (unknown_subcommand(app, argc, argv)) return kExitUsage;
 
