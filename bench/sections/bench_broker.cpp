@@ -40,6 +40,7 @@ constexpr std::uint64_t kFullMessages = 10'000'000;
 constexpr double kMockPartitionBudget = 4.5 * 1024 * 1024;
 constexpr double kBatchedMessageBytes = kMessageBytes + 12;
 constexpr int kMinPartitions = 32;
+constexpr double kSegmentHeadroom = 1.25;  // a partition's data fits one segment
 // The same client settings for every broker.
 constexpr int kLingerMs = 5;
 constexpr long kBatchBytes = 1'000'000;
@@ -173,6 +174,9 @@ struct Plan {
     int partitions = 0;
     double latency_seconds = 0;
     int rounds = 1;
+    // pagewire broker's segment size: its segments are preallocated, so the
+    // default (1 GiB) times hundreds of partitions would fill the disk.
+    std::uint64_t segment_mib = 0;
 };
 
 std::string topic_of(int round) {
@@ -331,11 +335,12 @@ Broker start_pagewire(Context& ctx, const std::string& pagewire, const std::stri
     std::error_code ec;
     std::filesystem::remove_all(data, ec);
     std::filesystem::create_directories(data);
-    std::vector<std::string> argv{pagewire,       "broker",
-                                  "--data",       data,
-                                  "--listen",     fmt::format("127.0.0.1:{}", free_port()),
-                                  "--durability", "none",
-                                  "--partitions", std::to_string(plan.partitions)};
+    std::vector<std::string> argv{pagewire,          "broker",
+                                  "--data",          data,
+                                  "--listen",        fmt::format("127.0.0.1:{}", free_port()),
+                                  "--durability",    "none",
+                                  "--partitions",    std::to_string(plan.partitions),
+                                  "--segment-bytes", fmt::format("{}M", plan.segment_mib)};
     if (fetch_copy) argv.push_back("--fetch-copy");
     ctx.progress("starting " + b.name);
     b.process = std::make_unique<Child>(argv, b.out_path, b.err_path);
@@ -390,6 +395,11 @@ SectionResult run_broker(Context& ctx) {
         static_cast<double>(plan.messages) * kBatchedMessageBytes / kMockPartitionBudget;
     plan.partitions = kMinPartitions;
     while (plan.partitions < needed) plan.partitions *= 2;
+    const double per_partition = static_cast<double>(plan.messages) * kBatchedMessageBytes /
+                                 plan.partitions * kSegmentHeadroom;
+    plan.segment_mib = 1;
+    while (static_cast<double>(plan.segment_mib) * 1024 * 1024 < per_partition)
+        plan.segment_mib *= 2;
     plan.latency_seconds = quick ? kQuickLatencySeconds : kFullLatencySeconds;
     plan.rounds = ctx.options.repetitions > 0 ? ctx.options.repetitions : 1;
     ::signal(SIGPIPE, SIG_IGN);
@@ -522,14 +532,16 @@ SectionResult run_broker(Context& ctx) {
         "seconds (client: over the measured interval); one broker runs at a time");
     result.notes.push_back(fmt::format(
         "{} partitions: the mock keeps only the newest 5 MiB per partition, so every produced "
-        "message must fit; pagewire broker: data in the scratch directory, --durability none",
-        plan.partitions));
+        "message must fit; pagewire broker: data in the scratch directory, --durability none, "
+        "--segment-bytes {}M",
+        plan.partitions, plan.segment_mib));
 
     Json summary;
     summary["messages"] = plan.messages;
     summary["message_bytes"] = kMessageBytes;
     summary["partitions"] = plan.partitions;
     summary["rounds"] = plan.rounds;
+    summary["segment_mib"] = plan.segment_mib;
     summary["verdicts"] = verdicts;
     bool all_met = true;
     for (const Json& v : verdicts) all_met = all_met && v["met"] == true;
