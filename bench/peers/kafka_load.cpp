@@ -170,6 +170,14 @@ class Report {
         add(key, buf);
     }
     void count(const char* key, std::uint64_t v) { add(key, std::to_string(v)); }
+    // size, seconds, msgs/s, MB/s (payload) and this process's CPU seconds.
+    void rates(std::uint64_t messages, std::size_t size, double seconds, double cpu) {
+        count("size", size);
+        num("seconds", seconds);
+        num("msgs_per_s", seconds > 0 ? static_cast<double>(messages) / seconds : 0);
+        num("mb_per_s", seconds > 0 ? static_cast<double>(messages * size) / seconds / 1e6 : 0);
+        num("client_cpu_s", cpu);
+    }
     // Prints the line; with an error, exits 1.
     [[noreturn]] void finish(const std::string& error = {}) {
         if (!error.empty()) add("error", json_string(error));
@@ -370,14 +378,9 @@ void run_produce(const Args& a) {
         error = std::to_string(d.delivered) + " of " + std::to_string(a.messages) + " delivered";
 
     report.count("messages", a.messages);
-    report.count("size", a.size);
     report.count("delivered", d.delivered);
-    report.num("seconds", seconds);
     report.num("send_seconds", std::chrono::duration<double>(sent - start).count());
-    report.num("msgs_per_s", seconds > 0 ? static_cast<double>(d.delivered) / seconds : 0);
-    report.num("mb_per_s",
-               seconds > 0 ? static_cast<double>(d.delivered * a.size) / seconds / 1e6 : 0);
-    report.num("client_cpu_s", cpu);
+    report.rates(d.delivered, a.size, seconds, cpu);
     report.count("linger_ms", static_cast<std::uint64_t>(a.linger_ms));
     report.count("batch_bytes", static_cast<std::uint64_t>(a.batch_bytes));
     report.count("turn", a.turn);
@@ -495,14 +498,9 @@ void run_consume(const Args& a) {
         error = "the sequence numbers received are not 0.." + std::to_string(n - 1) + " once each";
 
     report.count("messages", n);
-    report.count("size", a.size);
     report.count("received", c.received);
-    report.num("seconds", seconds);
     report.num("startup_seconds", std::chrono::duration<double>(first - start).count());
-    report.num("msgs_per_s", seconds > 0 ? static_cast<double>(c.received) / seconds : 0);
-    report.num("mb_per_s",
-               seconds > 0 ? static_cast<double>(c.received * a.size) / seconds / 1e6 : 0);
-    report.num("client_cpu_s", cpu);
+    report.rates(c.received, a.size, seconds, cpu);
     report.add("verified", error.empty() ? "true" : "false");
     report.finish(error);
 }
