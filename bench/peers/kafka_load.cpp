@@ -523,19 +523,17 @@ void run_latency(const Args& a) {
     Checked c;
     std::atomic<bool> stop{false};
     std::atomic<std::uint64_t> seen{0};  // c.received, for the producing thread
+    // One message per call: a batch call waits until its batch is full or its
+    // timeout passes, which would add up to that timeout to every latency.
     std::thread reader([&] {
-        std::vector<rd_kafka_message_t*> batch(kConsumeBatch);
         while (c.received < total && !stop.load(std::memory_order_relaxed)) {
-            const ssize_t n =
-                rd_kafka_consume_batch_queue(consumer.queue, 100, batch.data(), batch.size());
+            rd_kafka_message_t* m = rd_kafka_consume_queue(consumer.queue, 100);
+            if (m == nullptr) continue;
             const std::int64_t now = monotonic_ns();
-            for (ssize_t i = 0; i < n; ++i) {
-                std::uint64_t seq = 0;
-                std::int64_t sent = 0;
-                if (take(batch[i], a.size, c, &seq, &sent) && seq >= warmup)
-                    latencies.push_back(now - sent);
-                rd_kafka_message_destroy(batch[i]);
-            }
+            std::uint64_t seq = 0;
+            std::int64_t sent = 0;
+            if (take(m, a.size, c, &seq, &sent) && seq >= warmup) latencies.push_back(now - sent);
+            rd_kafka_message_destroy(m);
             seen.store(c.received, std::memory_order_relaxed);
         }
     });
