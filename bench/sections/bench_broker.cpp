@@ -208,8 +208,15 @@ std::vector<Json> measure(Context& ctx, Broker& b, const std::string& load, cons
     std::vector<Json> rows{base_row(b, "produce"), base_row(b, "consume"), base_row(b, "latency")};
     if (!b.unavailable.empty()) return rows;
     const std::string common_partitions = std::to_string(plan.partitions);
+    // A failed phase fails its row; the phases after it did not run.
     auto fail = [&](Json& row, const std::string& why) {
         row["status"] = "FAILED: " + why;
+        bool after = false;
+        for (Json& r : rows) {
+            if (after)
+                r["status"] = fmt::format("not run: {} failed", row["phase"].get<std::string>());
+            after = after || &r == &row;
+        }
         return rows;
     };
 
