@@ -106,6 +106,7 @@ struct Options {
     int repetitions = 0;  // 0: the section's default
     std::string
         only;  // POSIX extended regex: run only the methods whose names match (ipc); empty: all
+    std::uint64_t messages = 0;  // messages per produce/consume run (broker); 0: the default
 };
 
 // What a section is given to run.

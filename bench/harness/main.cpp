@@ -27,6 +27,7 @@ Section cache_section();
 Section ipc_section();
 Section serve_section();
 Section log_section();
+Section broker_section();
 
 namespace {
 
@@ -38,6 +39,7 @@ std::vector<Section> all_sections() {
     sections.push_back(ipc_section());
     sections.push_back(serve_section());
     sections.push_back(log_section());
+    sections.push_back(broker_section());
     return sections;
 }
 
@@ -48,6 +50,7 @@ struct BenchArgs {
     std::vector<std::string> sections;
     int repetitions = 0;
     std::string only;
+    std::uint64_t messages = 0;
 };
 
 void write_json(const std::string& path, const Json& document) {
@@ -81,7 +84,7 @@ void run_bench(const BenchArgs& args) {
         if (wanted) selected.push_back(std::move(s));
     }
 
-    const Options options{args.quick, args.repetitions, args.only};
+    const Options options{args.quick, args.repetitions, args.only, args.messages};
     Json document;
     document["machine"] = machine_info();
     document["date"] = iso_date_now();
@@ -160,6 +163,11 @@ void register_options(CLI::App& app, const std::shared_ptr<BenchArgs>& args) {
                     "Run only the methods whose names match this extended regex "
                     "(section ipc), e.g. 'pipe|pagewire'")
         ->type_name("REGEX");
+    cmd->add_option("--messages", args->messages,
+                    "Messages per produce and consume run (section broker; default 2 M with "
+                    "--quick, 10 M without)")
+        ->check(CLI::PositiveNumber)
+        ->type_name("N");
 }
 
 }  // namespace

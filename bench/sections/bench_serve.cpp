@@ -47,6 +47,7 @@
 #include <thread>
 
 #include "bench_common.hpp"
+#include "bench_process.hpp"
 
 namespace pagewire::bench {
 namespace {
@@ -76,9 +77,7 @@ constexpr int kWrkTimeoutSeconds = 60;
 constexpr int kWrkGraceSeconds = 30;
 
 constexpr std::chrono::seconds kStartTimeout{15};
-constexpr std::chrono::seconds kStopTimeout{
-    15};  // pagewire finishes in-flight responses within 10 s
-constexpr std::chrono::milliseconds kPollInterval{20};
+constexpr std::chrono::milliseconds kPollInterval = kChildPollInterval;
 constexpr int kProbeTimeoutSeconds = 2;
 // nginx reads O_DIRECT files through its output buffers (default 2 x 32 KiB,
 // which would cripple it); pagewire's direct path reads 1 MiB chunks, so
@@ -116,36 +115,6 @@ struct ServedFile {
     bool large;
 };
 
-// ---- small helpers ---------------------------------------------------------
-
-void write_text(const std::string& path, const std::string& text) {
-    std::ofstream out(path, std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) throw_error("write", path, EIO);
-}
-
-std::string read_text(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
-// The first line of text (for error messages), "" if none.
-std::string first_line(const std::string& text) {
-    std::string line = text.substr(0, text.find('\n'));
-    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-    return line;
-}
-
-// The last non-empty line of text.
-std::string last_line(std::string text) {
-    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-    const auto at = text.rfind('\n');
-    return at == std::string::npos ? text : text.substr(at + 1);
-}
-
 // The file content: splitmix64 words, different for every file size, so no
 // page is all zeros and no two files share pages.
 void create_file(const std::string& path, std::uint64_t size) {
@@ -159,37 +128,6 @@ void create_file(const std::string& path, std::uint64_t size) {
         f.write_at(off, std::as_bytes(std::span(chunk)).first(n));
     }
     f.datasync();
-}
-
-// A program's full path: PATH first, then the sbin directories a non-root
-// PATH often lacks (nginx lives in /usr/sbin). Empty when not found.
-std::string find_program(const std::string& name) {
-    std::string path = std::getenv("PATH") != nullptr ? std::getenv("PATH") : "";
-    path += ":/usr/sbin:/sbin:/usr/local/sbin";
-    std::stringstream dirs(path);
-    std::string dir;
-    while (std::getline(dirs, dir, ':')) {
-        if (dir.empty()) continue;
-        const std::string candidate = dir + "/" + name;
-        if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-    }
-    return {};
-}
-
-// A TCP port on 127.0.0.1 free right now (bound to port 0, then released;
-// the kernel does not hand the same port out again at once).
-int free_port() {
-    UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!s) throw_error("socket", "127.0.0.1");
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::bind(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-        throw_error("bind", "127.0.0.1:0");
-    socklen_t len = sizeof addr;
-    if (::getsockname(s.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-        throw_error("getsockname", "127.0.0.1");
-    return ntohs(addr.sin_port);
 }
 
 // One GET on a fresh connection; the response's status code, or -1 when the
@@ -222,142 +160,6 @@ int probe(int port, const std::string& path) {
     if (std::sscanf(head.c_str(), "HTTP/1.%*d %d", &status) != 1) return -1;
     return status;
 }
-
-// utime + stime of one process (all its threads, live and exited), seconds;
-// 0 when it is gone.
-double process_cpu_seconds(pid_t pid) {
-    const std::string stat = read_text(fmt::format("/proc/{}/stat", pid));
-    const auto close = stat.rfind(')');
-    if (close == std::string::npos) return 0;
-    std::istringstream fields(stat.substr(close + 2));
-    std::string field;
-    unsigned long long utime = 0, stime = 0;
-    // After "pid (comm) ": state is field 3; utime and stime are fields 14, 15.
-    for (int i = 3; i <= 15 && fields >> field; ++i) {
-        if (i == 14) utime = std::strtoull(field.c_str(), nullptr, 10);
-        if (i == 15) stime = std::strtoull(field.c_str(), nullptr, 10);
-    }
-    return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
-}
-
-// The pids whose parent is `parent` (nginx's workers), from /proc/*/stat.
-std::vector<pid_t> children_of(pid_t parent) {
-    std::vector<pid_t> out;
-    DIR* proc = ::opendir("/proc");
-    if (proc == nullptr) return out;
-    while (const dirent* entry = ::readdir(proc)) {
-        char* end = nullptr;
-        const long pid = std::strtol(entry->d_name, &end, 10);
-        if (pid <= 0 || *end != '\0') continue;
-        const std::string stat = read_text(fmt::format("/proc/{}/stat", pid));
-        const auto close = stat.rfind(')');
-        if (close == std::string::npos) continue;
-        char state = 0;
-        long ppid = 0;
-        if (std::sscanf(stat.c_str() + close + 1, " %c %ld", &state, &ppid) == 2 &&
-            ppid == parent) {
-            out.push_back(static_cast<pid_t>(pid));
-        }
-    }
-    ::closedir(proc);
-    return out;
-}
-
-// ---- child processes -------------------------------------------------------
-
-// A program started with fork + exec, stdin from /dev/null, stdout and stderr
-// to files; it gets SIGTERM if this process dies first. The destructor stops
-// it (SIGTERM, then SIGKILL for it and its children after kStopTimeout) and
-// reaps it. Not thread-safe; owns the child.
-class Child {
-  public:
-    Child(const std::vector<std::string>& argv, const std::string& out_path,
-          const std::string& err_path) {
-        std::vector<char*> args;
-        for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-        args.push_back(nullptr);
-        const pid_t parent = ::getpid();
-        std::fflush(nullptr);
-        pid_ = ::fork();
-        if (pid_ < 0) throw_error("fork", argv[0]);
-        if (pid_ == 0) {
-            // Only async-signal-safe calls between fork and exec.
-            ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-            if (::getppid() != parent) ::_exit(127);
-            const int in = ::open("/dev/null", O_RDONLY);
-            const int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-            const int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-            if (in < 0 || out < 0 || err < 0) ::_exit(127);
-            ::dup2(in, STDIN_FILENO);
-            ::dup2(out, STDOUT_FILENO);
-            ::dup2(err, STDERR_FILENO);
-            ::execv(args[0], args.data());
-            ::_exit(127);
-        }
-    }
-    ~Child() { stop(SIGTERM); }
-    Child(const Child&) = delete;
-    Child& operator=(const Child&) = delete;
-
-    pid_t pid() const noexcept { return pid_; }
-
-    // Whether the child still runs; when it has ended, it is reaped and
-    // exit_status() describes how.
-    bool running() {
-        if (pid_ <= 0) return false;
-        int status = 0;
-        const pid_t r = ::waitpid(pid_, &status, WNOHANG);
-        if (r == pid_) {
-            record_exit(status);
-            return false;
-        }
-        return true;
-    }
-
-    // Waits up to `timeout` for the child to end by itself; false if it still runs.
-    bool wait(std::chrono::milliseconds timeout) {
-        const auto deadline = Clock::now() + timeout;
-        while (running()) {
-            if (Clock::now() >= deadline) return false;
-            std::this_thread::sleep_for(kPollInterval);
-        }
-        return true;
-    }
-
-    // Sends `sig`, waits kStopTimeout, then SIGKILLs the child and its children.
-    void stop(int sig) noexcept {
-        if (!running()) return;
-        std::vector<pid_t> children;
-        try {
-            children = children_of(pid_);
-        } catch (...) {  // out of memory: the children are only the SIGKILL fallback
-        }
-        ::kill(pid_, sig);
-        if (wait(kStopTimeout)) return;
-        for (pid_t c : children) ::kill(c, SIGKILL);
-        ::kill(pid_, SIGKILL);
-        int status = 0;
-        while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-        }
-        record_exit(status);
-    }
-
-    const std::string& exit_status() const noexcept { return exit_status_; }
-
-  private:
-    void record_exit(int status) {
-        pid_ = -1;
-        if (WIFEXITED(status))
-            exit_status_ = fmt::format("exit {}", WEXITSTATUS(status));
-        else if (WIFSIGNALED(status))
-            exit_status_ = fmt::format("killed by signal {}", WTERMSIG(status));
-        else
-            exit_status_ = fmt::format("status {}", status);
-    }
-
-    pid_t pid_ = -1;           // > 0 while the child has not been reaped
-    std::string exit_status_;  // how it ended, once reaped
-};
 
 // A server under test: its process, its port, or why it is not available.
 struct Server {
