@@ -70,6 +70,7 @@ std::string mask(std::string l) {
         {std::regex(R"(ETag: "[^"]*")"), "ETag: <etag>"},
         {std::regex(R"(\b\d{13}\b)"), "<ms>"},  // timestamps in milliseconds
         {std::regex(R"(crc: \d+)"), "crc: <crc>"},
+        {std::regex(R"(\bid [0-9a-f]{32}\b)"), "id <uuid>"},  // a Kafka topic id, random
         {std::regex(R"(\b(127\.0\.0\.1|localhost):\d+)"), "$1:<port>"},
         {std::regex(R"(\b(pid|shmid|PID) \d+)"), "$1 <n>"},
         {std::regex(R"(127\.0\.0\.1)"), "<loopback>"},  // not a decimal number

@@ -1133,7 +1133,9 @@ TEST(BrokerTopicCommand, CreateListDescribeRemove) {
         EXPECT_EQ(ls.out, "orders\t3 partitions\t3 records\n");
         const auto d = testutil::run_pagewire({"topic", "describe", "orders", "--data", data});
         ASSERT_EQ(d.exit_code(), 0) << d;
-        EXPECT_TRUE(testutil::contains(d.out, "partition 2: offsets 0..3 (3 records")) << d.out;
+        EXPECT_TRUE(
+            testutil::contains(d.out, "partition 2: start offset 0, end offset 3 (3 records"))
+            << d.out;
         const auto busy = testutil::run_pagewire({"topic", "create", "more", "--data", data});
         EXPECT_EQ(busy.exit_code(), 1) << busy;
         EXPECT_EQ(b.stop(), 0);

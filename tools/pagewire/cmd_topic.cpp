@@ -61,8 +61,9 @@ void register_topic(CLI::App& app) {
             if (t.name != args->name) continue;
             fmt::print("topic {} id {} partitions {}\n", t.name, t.id, t.partitions.size());
             for (const auto& p : t.partitions)
-                fmt::print("  partition {}: offsets {}..{} ({} records, {} bytes)\n", p.index,
-                           p.start_offset, p.end_offset, records_of(p), p.bytes);
+                fmt::print(
+                    "  partition {}: start offset {}, end offset {} ({} records, {} bytes)\n",
+                    p.index, p.start_offset, p.end_offset, records_of(p), p.bytes);
             return;
         }
         throw Error("describe topic", args->name, ENOENT,
