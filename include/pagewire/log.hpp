@@ -214,6 +214,15 @@ class Log {
     // (always at least one batch), within one segment. Empty when offset ==
     // end_offset(); Error(ERANGE) outside [start_offset(), end_offset()].
     LogSlice read(std::int64_t offset, std::size_t max_bytes = 1 << 20) const;
+    // The slice that follows `prev` (one read() or read_next() returned),
+    // as read(prev.next_offset, max_bytes) would give it, but starting at
+    // the byte after prev's last batch: no segment search, no index lookup
+    // (a tailer's cursor, Chronicle Queue's way). Where prev's segment has
+    // no more batches (a roll) it looks the offset up as read() does. When
+    // nothing new has arrived the result is empty and still continues from
+    // where prev ended, so a tail loop is wait_for, read_next, repeat. A
+    // default LogSlice with next_offset set is a cursor at that offset.
+    LogSlice read_next(const LogSlice& prev, std::size_t max_bytes = 1 << 20) const;
     // The first offset whose record timestamp is >= timestamp_ms, or
     // end_offset() when there is none.
     std::int64_t offset_for_time(std::int64_t timestamp_ms) const;

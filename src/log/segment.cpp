@@ -2,6 +2,7 @@
 #include "log/segment.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -148,19 +149,33 @@ void Segment::adopt(const std::string& dir, std::int64_t new_base) {
     path = segment_path(dir, new_base, ".log");
 }
 
-void Segment::touch() {
-    for (Mapping* m : {&map, &index_map, &time_map}) {
-        if (m->empty()) continue;
-        try {
-            m->advise(Advice::PopulateWrite);
-        } catch (const Error& e) {
-            if (e.error_number() != EINVAL) throw;
-            // Before Linux 5.14: a write to each page does the same. The
-            // spare is not published yet, so writing its zeros again is harmless.
-            for (std::size_t at = 0; at < m->size(); at += Mapping::page_size())
-                reinterpret_cast<volatile std::byte*>(m->data())[at] = std::byte{0};
-        }
+namespace {
+
+void populate_write(Mapping& m, std::size_t from, std::size_t length) {
+    const std::size_t page = Mapping::page_size();
+    from -= from % page;
+    length = std::min(m.size() - from, (length + page - 1) / page * page);
+    try {
+        m.advise(Advice::PopulateWrite, from, length);
+    } catch (const Error& e) {
+        if (e.error_number() != EINVAL) throw;
+        // Before Linux 5.14: an atomic add of zero to each page faults it in
+        // writable without changing a byte, even under a concurrent writer.
+        for (std::size_t at = from; at < from + length; at += page)
+            std::atomic_ref(*reinterpret_cast<std::uint32_t*>(m.data() + at))
+                .fetch_add(0, std::memory_order_relaxed);
     }
+}
+
+}  // namespace
+
+void Segment::touch() {
+    for (Mapping* m : {&map, &index_map, &time_map})
+        if (!m->empty()) populate_write(*m, 0, m->size());
+}
+
+void Segment::touch_log(std::uint64_t from, std::uint64_t length) {
+    if (from < map.size()) populate_write(map, from, length);
 }
 
 std::shared_ptr<Segment> Segment::open(const std::string& dir, std::int64_t base, bool writer,

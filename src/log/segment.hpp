@@ -72,6 +72,10 @@ struct Segment {
     // Faults every page of the three files in writable now, so appends into
     // them take no page fault (RocketMQ's warmMappedFile).
     void touch();
+    // The same for the .log's bytes [from, from + length) only, rounded out
+    // to pages: a chunk of the active segment ahead of its writer (safe
+    // while the writer appends, the contents are not touched).
+    void touch_log(std::uint64_t from, std::uint64_t length);
     // Opens an existing segment: read-write (the writer, with `prealloc` bytes
     // reserved for the active one) or read-only.
     static std::shared_ptr<Segment> open(const std::string& dir, std::int64_t base, bool writer,

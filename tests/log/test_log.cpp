@@ -12,7 +12,10 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <pagewire/file.hpp>
 #include <pagewire/log.hpp>
+#include <pagewire/page_cache.hpp>
+#include <random>
 #include <thread>
 
 #include "../test_util.hpp"
@@ -22,6 +25,7 @@ namespace {
 using pagewire::BatchView;
 using pagewire::Durability;
 using pagewire::Log;
+using pagewire::LogSlice;
 using pagewire::LogOptions;
 using pagewire::Record;
 using pagewire::RecordHeader;
@@ -578,9 +582,11 @@ TEST(LogTail, RollAndRetentionUnderReaderProcess) {
             r.read_only = true;
             Log reader = Log::open(path, r);
             std::int64_t next = 0;
+            LogSlice slice;  // a cursor at offset 0: read_next reads from there
             while (next < kCount) {
                 if (!reader.wait_for(next, std::chrono::seconds(10))) _exit(4);
-                auto slice = reader.read(next);
+                // The tailer's cursor: across rolls and deleted segments.
+                slice = reader.read_next(slice);
                 std::size_t cursor = 0;
                 BatchView b;
                 while (slice.next_batch(&cursor, &b)) {
@@ -615,6 +621,63 @@ TEST(LogTail, RollAndRetentionUnderReaderProcess) {
     std::uint64_t total = 0;
     for (const auto& s : log.segments()) total += s.bytes;
     EXPECT_LE(total, o.retention_bytes + o.segment_bytes);
+}
+
+// read_next continues a slice exactly as read(prev.next_offset) would, within
+// a segment, across rolls and at the end; below the start it says ERANGE.
+TEST(Log, ReadNextContinuesAsReadWould) {
+    testutil::TempDir dir;
+    std::string path = dir.file("log");
+    LogOptions o = small(16 * 1024);
+    Log log = Log::open(path, o);
+    std::mt19937 rng(7);
+    for (int i = 0; i < 600;) {
+        std::vector<Record> batch;
+        const int n = 1 + static_cast<int>(rng() % 8);
+        for (int k = 0; k < n; ++k, ++i)
+            batch.push_back(value_record(std::string(1 + rng() % 300, char('a' + i % 26))));
+        log.append(batch);
+    }
+    ASSERT_GE(log.segments().size(), 5u);
+    for (std::size_t max_bytes : {std::size_t(1), std::size_t(700), std::size_t(1) << 20}) {
+        LogSlice prev = log.read(0, max_bytes);
+        std::size_t slices = 1;
+        while (prev.next_offset < log.end_offset()) {
+            LogSlice next = log.read_next(prev, max_bytes);
+            LogSlice want = log.read(prev.next_offset, max_bytes);
+            ASSERT_FALSE(next.empty()) << "after offset " << prev.next_offset;
+            EXPECT_EQ(next.first_offset, want.first_offset);
+            EXPECT_EQ(next.next_offset, want.next_offset);
+            EXPECT_EQ(next.position, want.position);
+            EXPECT_EQ(next.bytes.size(), want.bytes.size());
+            EXPECT_EQ(next.first_offset, prev.next_offset);
+            prev = std::move(next);
+            ++slices;
+        }
+        EXPECT_GT(slices, max_bytes == 1 ? 100u : 5u);
+        // At the end: empty, and it continues once more arrives.
+        LogSlice at_end = log.read_next(prev, max_bytes);
+        EXPECT_TRUE(at_end.empty());
+        EXPECT_EQ(at_end.next_offset, log.end_offset());
+        auto r = log.append(std::vector<Record>{value_record("more")});
+        LogSlice more = log.read_next(at_end, max_bytes);
+        ASSERT_FALSE(more.empty());
+        EXPECT_EQ(more.first_offset, r.base_offset);
+        EXPECT_EQ(more.next_offset, r.last_offset + 1);
+    }
+    // Retention passes a slice kept from the start: the next read is out of range.
+    LogSlice first = log.read(0, 1);
+    LogOptions keep = o;
+    keep.retention_bytes = 32 * 1024;
+    log.close();
+    Log trimmed = Log::open(path, keep);
+    ASSERT_GT(trimmed.retain(), 0u);
+    try {
+        (void)trimmed.read_next(first);
+        ADD_FAILURE() << "read_next below the start did not throw";
+    } catch (const pagewire::Error& e) {
+        EXPECT_EQ(e.error_number(), ERANGE) << e.what();
+    }
 }
 
 // A reader that opens and looks up while writers come and go and roll: each
@@ -795,6 +858,33 @@ TEST(LogPretouch, RollsIntoTheSpareAndLeavesNothingBehind) {
     EXPECT_TRUE(log.clean_open());
     EXPECT_EQ(read_all(log), want);
     EXPECT_TRUE(pagewire::verify_log(path).empty());
+}
+
+// With pre-touch, the first segment of a new log is faulted in ahead of the
+// writer too, not only the spares made for later rolls; without, nothing
+// brings its preallocated pages into the page cache.
+TEST(LogPretouch, ActiveSegmentIsFaultedInAhead) {
+    testutil::TempDir dir;
+    for (bool pretouch : {false, true}) {
+        std::string path = dir.file(pretouch ? "warm" : "cold");
+        LogOptions o = small(4 << 20);
+        o.pretouch = pretouch;
+        Log log = Log::open(path, o);
+        const std::string segment = log.segments().front().path;
+        pagewire::CacheStat c{};
+        for (int i = 0; i < (pretouch ? 500 : 10); ++i) {
+            c = pagewire::cache_stat(pagewire::File::open(segment));
+            if (c.pages > 0 && c.cached == c.pages) break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        ASSERT_GT(c.pages, 0u);
+        if (pretouch)
+            EXPECT_EQ(c.cached, c.pages);
+        else
+            EXPECT_EQ(c.cached, 0u);
+        log.append(std::vector<Record>{value_record("after")});
+        EXPECT_EQ(read_all(log), std::vector<std::string>{"after"});
+    }
 }
 
 TEST(LogPretouch, SpareOfAKilledWriterIsDiscarded) {

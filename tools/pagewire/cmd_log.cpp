@@ -182,6 +182,7 @@ void run_read(const LogArgs& a, bool follow) {
     std::uint64_t left = a.count ? *a.count : UINT64_MAX;
     if (next > log.end_offset() || next < log.start_offset())
         (void)log.read(next);  // the out-of-range error, worded by the library
+    LogSlice prev;
     while (left > 0) {
         if (next >= log.end_offset()) {
             if (!follow) break;
@@ -190,7 +191,11 @@ void run_read(const LogArgs& a, bool follow) {
                          a.busy_poll ? std::chrono::hours(24) : std::chrono::microseconds(50));
             continue;
         }
-        next = print_slice(a, log.read(next, 1 << 20), next, &left);
+        // A slice printed whole continues with read_next (no index lookup).
+        LogSlice slice = next == prev.next_offset && prev.keep_alive ? log.read_next(prev, 1 << 20)
+                                                                     : log.read(next, 1 << 20);
+        next = print_slice(a, slice, next, &left);
+        prev = std::move(slice);
     }
     if (std::fflush(stdout) != 0) throw_error("write", "stdout");
 }
