@@ -482,4 +482,12 @@ inline RunResult run_pagewire(std::vector<std::string> args, std::string_view in
 }
 #endif
 
+// prefix followed by n in decimal ("k" + 7 = "k7"), built by appending: g++ 12
+// at -O3 warns falsely (-Wrestrict, GCC bug 105651) on a one-letter literal +
+// std::to_string.
+inline std::string numbered(std::string prefix, long long n) {
+    prefix += std::to_string(n);
+    return prefix;
+}
+
 }  // namespace testutil

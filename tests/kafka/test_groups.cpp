@@ -25,13 +25,6 @@
 
 namespace {
 
-// "<prefix><n>", appended: g++ 12 at -O3 warns falsely (-Wrestrict, GCC
-// bug 105651) on a one-letter literal + std::to_string(n) inlined here.
-std::string numbered(std::string prefix, long long n) {
-    prefix += std::to_string(n);
-    return prefix;
-}
-
 using pagewire::kafka::ApiKey;
 using pagewire::kafka::Decoder;
 using pagewire::kafka::Encoder;
@@ -39,6 +32,7 @@ using pagewire::kafka::ErrorCode;
 using pagewire::kafka::GroupContext;
 using pagewire::kafka::GroupCoordinator;
 using pagewire::kafka::GroupOptions;
+using testutil::numbered;
 using testutil::TempDir;
 
 constexpr std::int32_t kSession = 2000;
@@ -46,6 +40,13 @@ constexpr std::int32_t kRebalance = 5000;
 
 bool flex(ApiKey key, std::int16_t v) {
     return GroupCoordinator::flexible(key, v);
+}
+
+// The end of a response: its tagged fields, then nothing left, nothing short.
+void expect_consumed(Decoder& d) {
+    d.tagged_fields();
+    EXPECT_TRUE(d.ok());
+    EXPECT_EQ(d.remaining(), 0u);
 }
 
 // ---- requests ---------------------------------------------------------------
@@ -235,9 +236,7 @@ JoinResponse parse_join(std::int16_t v, const std::string& body) {
         r.members.emplace_back(id, std::string(d.bytes()));
         d.tagged_fields();
     }
-    d.tagged_fields();
-    EXPECT_TRUE(d.ok());
-    EXPECT_EQ(d.remaining(), 0u);
+    expect_consumed(d);
     return r;
 }
 
@@ -250,9 +249,7 @@ std::pair<ErrorCode, std::string> parse_sync(std::int16_t v, const std::string& 
         (void)d.nullable_string();
     }
     std::string assignment(d.bytes());
-    d.tagged_fields();
-    EXPECT_TRUE(d.ok());
-    EXPECT_EQ(d.remaining(), 0u);
+    expect_consumed(d);
     return {error, assignment};
 }
 
@@ -285,9 +282,7 @@ std::map<std::pair<std::string, std::int32_t>, ErrorCode> parse_commit(std::int1
         }
         d.tagged_fields();
     }
-    d.tagged_fields();
-    EXPECT_TRUE(d.ok());
-    EXPECT_EQ(d.remaining(), 0u);
+    expect_consumed(d);
     return r;
 }
 
@@ -336,9 +331,7 @@ FetchResult parse_fetch(std::int16_t v, const std::string& body,
             d.tagged_fields();
         }
     }
-    d.tagged_fields();
-    EXPECT_TRUE(d.ok());
-    EXPECT_EQ(d.remaining(), 0u);
+    expect_consumed(d);
     return r;
 }
 
@@ -788,9 +781,7 @@ TEST(Groups, LeaveGroupBatchAnswersEachMember) {
     (void)d.nullable_string();
     EXPECT_EQ(static_cast<ErrorCode>(d.i16()), ErrorCode::UnknownMemberId);
     d.tagged_fields();
-    d.tagged_fields();
-    EXPECT_TRUE(d.ok());
-    EXPECT_EQ(d.remaining(), 0u);
+    expect_consumed(d);
 }
 
 // ---- offsets ------------------------------------------------------------------
@@ -1035,9 +1026,7 @@ TEST(Lookup, FindCoordinatorAtEveryVersion) {
         EXPECT_EQ(d.i32(), 7);
         EXPECT_EQ(d.string(), "127.0.0.1");
         EXPECT_EQ(d.i32(), 9092);
-        d.tagged_fields();
-        EXPECT_TRUE(d.ok());
-        EXPECT_EQ(d.remaining(), 0u);
+        expect_consumed(d);
     }
     std::string req;
     Encoder e(req, true);
@@ -1059,9 +1048,7 @@ TEST(Lookup, FindCoordinatorAtEveryVersion) {
         (void)d.nullable_string();
         d.tagged_fields();
     }
-    d.tagged_fields();
-    EXPECT_TRUE(d.ok());
-    EXPECT_EQ(d.remaining(), 0u);
+    expect_consumed(d);
     // A transaction coordinator is not something pagewire has.
     std::string txn;
     Encoder t(txn);
