@@ -25,8 +25,8 @@ namespace {
 using pagewire::BatchView;
 using pagewire::Durability;
 using pagewire::Log;
-using pagewire::LogSlice;
 using pagewire::LogOptions;
+using pagewire::LogSlice;
 using pagewire::Record;
 using pagewire::RecordHeader;
 using pagewire::RecordView;
