@@ -67,4 +67,16 @@ TopicInfo create_topic(const BrokerConfig& config, const std::string& name,
 // ENOENT for an unknown topic).
 void delete_topic(const BrokerConfig& config, const std::string& name);
 
+// ---- Topics through a running broker (`pagewire topic --bootstrap`) -----
+
+// The same over the Kafka protocol, to the broker at `address` (HOST:PORT):
+// pagewire broker or a Kafka cluster (3.1 or later: Metadata v12,
+// ListOffsets v1, CreateTopics v4, DeleteTopics v3). Partition bytes stay 0
+// (not asked). Throws pagewire::Error: unreachable, no answer in 30 s, or
+// the broker's error by Kafka's name, as EEXIST, ENOENT or EINVAL where one fits.
+std::vector<TopicInfo> list_topics_at(const std::string& address);
+TopicInfo create_topic_at(const std::string& address, const std::string& name,
+                          std::int32_t partitions);
+void delete_topic_at(const std::string& address, const std::string& name);
+
 }  // namespace pagewire::broker

@@ -12,6 +12,7 @@ list(APPEND PAGEWIRE_KAFKA_SOURCES
     ${CMAKE_CURRENT_LIST_DIR}/produce.cpp
     ${CMAKE_CURRENT_LIST_DIR}/session.cpp
     ${CMAKE_CURRENT_LIST_DIR}/topic_admin.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/topic_client.cpp
     ${CMAKE_CURRENT_LIST_DIR}/topics.cpp
 )
 # Topic meta files are JSON; linked once the library exists (end of this directory).

@@ -1286,4 +1286,54 @@ TEST(BrokerTopicCommand, CreateListDescribeRemove) {
     EXPECT_EQ(testutil::run_pagewire({"topic", "rm", "orders", "--data", data}).exit_code(), 1);
 }
 
+// --bootstrap: the same commands through the running broker's protocol
+// (CreateTopics, Metadata, ListOffsets, DeleteTopics), and what the broker
+// refuses comes back as one line naming Kafka's error.
+TEST(BrokerTopicCommand, ThroughARunningBroker) {
+    testutil::TempDir dir;
+    const std::string data = dir.path() + "/data";
+    Broker b(data, {"--no-auto-create"});
+    const std::string at = b.address();
+    const auto created =
+        testutil::run_pagewire({"topic", "create", "orders", "--bootstrap", at, "-p", "3"});
+    ASSERT_EQ(created.exit_code(), 0) << created;
+    EXPECT_TRUE(testutil::contains(created.out, "created topic orders (3 partitions, id "))
+        << created;
+    EXPECT_TRUE(std::filesystem::exists(data + "/orders-2"));
+    Connection c(b.port());
+    ASSERT_EQ(produce(c, 7, "orders", 1, batch_of({"x", "y"})).error, 0);
+    const auto ls = testutil::run_pagewire({"topic", "ls", "-b", at});
+    ASSERT_EQ(ls.exit_code(), 0) << ls;
+    EXPECT_EQ(ls.out, "orders\t3 partitions\t2 records\n");
+    const auto d = testutil::run_pagewire({"topic", "describe", "orders", "-b", at});
+    ASSERT_EQ(d.exit_code(), 0) << d;
+    EXPECT_TRUE(testutil::contains(d.out, "partition 1: start offset 0, end offset 2 (2 records)"))
+        << d.out;
+    // The id is the one the data directory holds.
+    const auto offline = testutil::run_pagewire({"topic", "describe", "orders", "--data", data});
+    EXPECT_EQ(d.out.substr(0, d.out.find('\n')), offline.out.substr(0, offline.out.find('\n')));
+    for (const std::vector<std::string>& refused :
+         {std::vector<std::string>{"topic", "create", "orders", "-b", at},
+          {"topic", "create", "a/b", "-b", at},
+          {"topic", "describe", "nothere", "-b", at},
+          {"topic", "ls", "-b", "127.0.0.1:1"},
+          {"topic", "ls", "-b", "no-port"}}) {
+        const auto r = testutil::run_pagewire(refused);
+        EXPECT_EQ(r.exit_code(), 1) << r;
+        EXPECT_EQ(testutil::line_count(r.err), 1u) << r;
+    }
+    EXPECT_TRUE(
+        testutil::contains(testutil::run_pagewire({"topic", "create", "orders", "-b", at}).err,
+                           "TOPIC_ALREADY_EXISTS"));
+    const auto rm = testutil::run_pagewire({"topic", "rm", "orders", "-b", at});
+    ASSERT_EQ(rm.exit_code(), 0) << rm;
+    EXPECT_EQ(testutil::run_pagewire({"topic", "ls", "-b", at}).out, "");
+    EXPECT_FALSE(std::filesystem::exists(data + "/orders-0"));
+    const auto again = testutil::run_pagewire({"topic", "rm", "orders", "-b", at});
+    EXPECT_EQ(again.exit_code(), 1) << again;
+    EXPECT_TRUE(testutil::contains(again.err, "UNKNOWN_TOPIC_OR_PARTITION")) << again;
+    // Neither place given: a usage error.
+    EXPECT_NE(testutil::run_pagewire({"topic", "ls"}).exit_code(), 0);
+}
+
 }  // namespace
