@@ -9,6 +9,7 @@
 #include <functional>
 #include <pagewire/log.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace pagewire::broker {
@@ -34,10 +35,19 @@ struct BrokerConfig {
     std::string access_log;  // one line per request to this file (empty: none)
 };
 
+// What a broker did between start and stop (its summary line).
+struct BrokerSummary {
+    double seconds = 0;
+    std::uint64_t connections = 0;
+    std::uint64_t bytes_in = 0;   // requests, with their size fields
+    std::uint64_t bytes_out = 0;  // responses, records sent by sendfile included
+    std::vector<std::pair<std::string, std::uint64_t>> requests;  // by API name, most first
+};
+
 // Runs the broker until SIGTERM / SIGINT, then finishes in-flight requests
 // and closes every log cleanly. Calls on_listening(address, workers) once
 // it serves. Throws pagewire::Error for what prevents starting.
-void run_broker(
+BrokerSummary run_broker(
     const BrokerConfig& config,
     const std::function<void(const std::string& address, unsigned workers)>& on_listening);
 

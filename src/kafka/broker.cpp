@@ -5,6 +5,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -38,6 +39,23 @@ BrokerState::Waker& BrokerState::add_waker() {
     w->event_fd = UniqueFd(fd);
     wakers.push_back(std::move(w));
     return *wakers.back();
+}
+
+void BrokerState::Counts::add(const Counts& o) noexcept {
+    for (std::size_t i = 0; i < requests.size(); ++i) requests[i] += o.requests[i];
+    connections += o.connections;
+    bytes_in += o.bytes_in;
+    bytes_out += o.bytes_out;
+}
+
+void BrokerState::add_counts(const Counts& c) {
+    std::lock_guard lock(counts_mutex_);
+    counts_.add(c);
+}
+
+BrokerState::Counts BrokerState::counts() const {
+    std::lock_guard lock(counts_mutex_);
+    return counts_;
 }
 
 void BrokerState::set_advertised(std::string host, std::int32_t port) {
@@ -75,8 +93,8 @@ std::pair<std::string, std::int32_t> split_host_port(const std::string& text, co
 
 }  // namespace
 
-void run_broker(const BrokerConfig& config,
-                const std::function<void(const std::string&, unsigned)>& on_listening) {
+BrokerSummary run_broker(const BrokerConfig& config,
+                         const std::function<void(const std::string&, unsigned)>& on_listening) {
     net::ServerConfig core;
     core.name = "broker";
     net::parse_listen_address(config.listen, core);
@@ -104,6 +122,7 @@ void run_broker(const BrokerConfig& config,
     core.frame_timeout_ms = 60'000;
     core.access_log_fd = log_fd.get();
     bool first = true;
+    const auto started = std::chrono::steady_clock::now();
     net::run_server(
         core,
         [&](net::WorkerContext& context) {
@@ -119,6 +138,22 @@ void run_broker(const BrokerConfig& config,
             on_listening(address, workers);
         });
     state.groups->close();
+    BrokerSummary summary;
+    summary.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    const kafka::BrokerState::Counts counts = state.counts();
+    summary.connections = counts.connections;
+    summary.bytes_in = counts.bytes_in;
+    summary.bytes_out = counts.bytes_out;
+    for (std::size_t key = 0; key < counts.requests.size(); ++key)
+        if (counts.requests[key] != 0)
+            summary.requests.emplace_back(key + 1 == counts.requests.size()
+                                              ? "Unknown"
+                                              : kafka::api_name(static_cast<std::int16_t>(key)),
+                                          counts.requests[key]);
+    std::stable_sort(summary.requests.begin(), summary.requests.end(),
+                     [](const auto& a, const auto& b) { return a.second > b.second; });
+    return summary;
 }
 
 }  // namespace pagewire::broker

@@ -4,6 +4,7 @@
 // (the wakers are made before the workers start and not changed after).
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -44,6 +45,15 @@ struct BrokerState {
     void set_advertised(std::string host, std::int32_t port);
     std::pair<std::string, std::int32_t> advertised() const;
 
+    // Traffic, added up from every worker's own counts when it stops.
+    struct Counts {
+        std::array<std::uint64_t, 32> requests{};  // by API key (larger keys in the last)
+        std::uint64_t connections = 0, bytes_in = 0, bytes_out = 0;
+        void add(const Counts& o) noexcept;
+    };
+    void add_counts(const Counts& c);
+    Counts counts() const;
+
     const broker::BrokerConfig& config;
     TopicRegistry topics;
     std::int32_t node_id = 0;
@@ -53,6 +63,8 @@ struct BrokerState {
     std::unique_ptr<GroupCoordinator> groups;  // consumer groups and committed offsets
 
   private:
+    mutable std::mutex counts_mutex_;
+    Counts counts_;
     mutable std::mutex advertised_mutex_;
     std::string host_;
     std::int32_t port_ = 0;

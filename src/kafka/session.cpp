@@ -19,6 +19,8 @@ constexpr std::size_t kSizeBytes = 4;
 constexpr std::int32_t kMinRequestBytes = 10;
 constexpr std::uint64_t kRetainEveryMs = 5'000;
 
+}  // namespace
+
 const char* api_name(std::int16_t key) noexcept {
     switch (static_cast<ApiKey>(key)) {
         case ApiKey::Produce:
@@ -59,13 +61,12 @@ const char* api_name(std::int16_t key) noexcept {
     return "Unknown";
 }
 
-}  // namespace
-
 class KafkaSession final : public net::Session {
   public:
     explicit KafkaSession(KafkaProtocol& protocol) noexcept : protocol_(protocol) {}
 
     void start(net::Link& link) override {
+        ++protocol_.counts().connections;
         link_ = &link;
         response_.clear();
         slices_.clear();
@@ -114,6 +115,7 @@ class KafkaSession final : public net::Session {
     }
 
     void on_sent(net::Response&, std::uint64_t body_sent, bool complete) override {
+        protocol_.counts().bytes_out += header_bytes_ + body_sent;
         if (protocol_.context().access_log().enabled() && api_ >= 0) {
             log_line(std::string(api_name(api_)) + " v" + std::to_string(version_) +
                      " correlation=" + std::to_string(correlation_) + " bytes=" +
@@ -153,6 +155,10 @@ class KafkaSession final : public net::Session {
         Decoder d(body, n);
         api_ = d.i16();
         version_ = d.i16();
+        BrokerState::Counts& counts = protocol_.counts();
+        ++counts.requests[std::min<std::size_t>(api_ < 0 ? counts.requests.size() - 1 : api_,
+                                                counts.requests.size() - 1)];
+        counts.bytes_in += kSizeBytes + n;
         const auto key = static_cast<ApiKey>(api_);
         const ApiRange* api = find_api(key);
         const bool supported = api != nullptr && version_ >= api->min && version_ <= api->max;
@@ -336,6 +342,7 @@ KafkaProtocol::KafkaProtocol(BrokerState& broker, net::WorkerContext& context, b
 
 KafkaProtocol::~KafkaProtocol() {
     context_.unwatch(waker_.event_fd.get());
+    broker_.add_counts(counts_);
 }
 
 std::unique_ptr<net::Session> KafkaProtocol::make_session() {

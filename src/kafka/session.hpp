@@ -33,6 +33,8 @@ class KafkaProtocol final : public net::Protocol {
     const net::Response* over_limit(std::string_view client) override;
 
     BrokerState& broker() noexcept { return broker_; }
+    // This worker's traffic, added to the broker's when it stops.
+    BrokerState::Counts& counts() noexcept { return counts_; }
     net::WorkerContext& context() noexcept { return context_; }
     // A fetch starts or stops waiting for data; a group request for the
     // coordinator (GroupCoordinator::ready).
@@ -51,6 +53,10 @@ class KafkaProtocol final : public net::Protocol {
     std::vector<KafkaSession*> waiting_group_;  // group requests
     bool housekeeping_;
     std::uint64_t next_retain_ms_ = 0;
+    BrokerState::Counts counts_;
 };
+
+// Kafka's name of an API key ("Produce", ...; "Unknown" for others).
+const char* api_name(std::int16_t key) noexcept;
 
 }  // namespace pagewire::kafka

@@ -91,6 +91,17 @@ class Broker {
         testutil::wait_for(pid_);
         pid_ = -1;
     }
+    // What it printed after the startup line (all of it: call after stop()).
+    std::string rest_of_output() {
+        std::string s;
+        char buf[4096];
+        for (ssize_t n; (n = ::read(out_, buf, sizeof buf)) != 0;) {
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) break;
+            s.append(buf, static_cast<std::size_t>(n));
+        }
+        return s;
+    }
     int port() const { return port_; }
     std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
     const std::string& startup_line() const { return line_; }
@@ -676,6 +687,12 @@ TEST(BrokerProtocol, GracefulStopClosesLogsClean) {
     ASSERT_EQ(produce(c, 7, "gs", 0, batch_of({"x", "y"})).error, 0);
     const int status = b.stop();
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << testutil::describe_status(status);
+    // The summary line: the connection and its two requests, in and out bytes.
+    const std::string summary = b.rest_of_output();
+    EXPECT_TRUE(testutil::contains(summary, "pagewire broker: stopped after ")) << summary;
+    EXPECT_TRUE(testutil::contains(summary, ": 1 connection, 2 requests (Produce 1, Metadata 1), "))
+        << summary;
+    EXPECT_EQ(testutil::line_count(summary), 1u) << summary;
     pagewire::LogOptions options;
     options.create = false;
     options.read_only = true;

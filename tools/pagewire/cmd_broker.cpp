@@ -7,6 +7,7 @@
 #include <optional>
 #include <pagewire/broker.hpp>
 #include <pagewire/error.hpp>
+#include <pagewire/units.hpp>
 #include <string>
 
 #include "cli_util.hpp"
@@ -82,12 +83,25 @@ void register_broker(CLI::App& app) {
             throw Error("--segment-bytes", args->segment_bytes, EINVAL, "at least 4K");
         config.auto_create = !args->no_auto_create;
         if (args->workers) config.workers = *args->workers;
-        broker::run_broker(config, [&](const std::string& address, unsigned workers) {
-            fmt::print("pagewire broker: listening on {} ({}, {} workers, durability {}{})\n",
-                       address, config.data_dir, workers, args->durability,
-                       config.fetch_copy ? ", fetch by copy" : "");
-            std::fflush(stdout);
-        });
+        const broker::BrokerSummary s =
+            broker::run_broker(config, [&](const std::string& address, unsigned workers) {
+                fmt::print("pagewire broker: listening on {} ({}, {} workers, durability {}{})\n",
+                           address, config.data_dir, workers, args->durability,
+                           config.fetch_copy ? ", fetch by copy" : "");
+                std::fflush(stdout);
+            });
+        // The summary line, as the startup line on stdout.
+        std::uint64_t total = 0;
+        std::string by_api;
+        for (const auto& [api, n] : s.requests) {
+            total += n;
+            by_api += fmt::format("{}{} {}", by_api.empty() ? "" : ", ", api, n);
+        }
+        fmt::print("pagewire broker: stopped after {:.1f} s: {}, {}{}, {} in, {} out\n", s.seconds,
+                   counted(s.connections, "connection"), counted(total, "request"),
+                   by_api.empty() ? "" : " (" + by_api + ")", format_bytes(s.bytes_in),
+                   format_bytes(s.bytes_out));
+        std::fflush(stdout);
     });
 }
 
