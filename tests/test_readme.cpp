@@ -84,10 +84,11 @@ std::string mask(std::string l) {
 
 // Output of commands that report the machine's state (the page cache,
 // process tables, live segments) says the same thing with other numbers:
-// every digit is masked there.
+// every digit is masked there. So for what a background server says when
+// stopped (its summary: how many requests the clients' timing made).
 bool machine_state(const std::string& command) {
     static const std::regex re(
-        R"(^pagewire (maps|cache stat|shm ls|shm gc|chan stat|chan ls|log stat)|--stats|shm create \S+ --backend sysv)");
+        R"(^pagewire (maps|cache stat|shm ls|shm gc|chan stat|chan ls|log stat)|--stats|shm create \S+ --backend sysv|^kill %)");
     return std::regex_search(command, re);
 }
 
