@@ -284,6 +284,25 @@ std::string command_line() {
     return text.empty() ? "pagewire bench" : text;
 }
 
+std::string directory_of_self() {
+    std::error_code ec;
+    const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    return ec ? std::string(".") : self.parent_path().string();
+}
+
+std::string pagewire_command() {
+    const std::string beside = directory_of_self() + "/pagewire";
+    if (::access(beside.c_str(), X_OK) == 0) return beside;
+    const char* path = std::getenv("PATH");
+    std::istringstream dirs(path ? path : "/usr/bin:/bin");
+    for (std::string dir; std::getline(dirs, dir, ':');) {
+        const std::string candidate = dir + "/pagewire";
+        if (!dir.empty() && ::access(candidate.c_str(), X_OK) == 0) return candidate;
+    }
+    throw_error("bench", "pagewire", ENOENT,
+                "the pagewire command is neither beside pagewire-bench nor in PATH");
+}
+
 std::string draw_chart(ScratchDir& scratch, std::string_view section, std::string_view size,
                        const std::string& data,
                        const std::function<std::string(const std::string& dat)>& plot,

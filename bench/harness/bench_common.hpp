@@ -158,6 +158,13 @@ std::string machine_line(const Json& machine);
 std::string iso_date_now();
 // This process's command line (/proc/self/cmdline, joined with spaces).
 std::string command_line();
+// The directory of this program (pagewire-bench): bin/ of the build tree or
+// of the installation, where `pagewire` and the bench's peers are too.
+std::string directory_of_self();
+// The `pagewire` command the sections run (serve, cache stat, broker): the
+// one beside this program, else the first in PATH. Throws pagewire::Error
+// (ENOENT) when there is none.
+std::string pagewire_command();
 
 // A chart drawn by gnuplot next to the JSON document: `--json FILE` on the
 // command line gives FILE's stem + "-<section>.png". Writes `data` to

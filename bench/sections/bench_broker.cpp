@@ -86,12 +86,6 @@ struct Broker {
     }
 };
 
-std::string directory_of_self() {
-    std::error_code ec;
-    const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-    return ec ? std::string(".") : self.parent_path().string();
-}
-
 // Waits for a line of the broker's output that contains `marker`, then
 // returns what follows it up to the next space or newline; sets unavailable.
 // An empty marker takes stdout's first line (the mock's), not stderr's.

@@ -455,13 +455,6 @@ std::vector<std::vector<std::string>> fincore_commands(const std::string& root,
     return commands;
 }
 
-std::string self_executable() {
-    std::error_code ec;
-    std::string path = std::filesystem::read_symlink("/proc/self/exe", ec).string();
-    if (ec) throw_error("readlink", "/proc/self/exe", ec.value());
-    return path;
-}
-
 bool in_path(const std::string& program) {
     const char* path = std::getenv("PATH");
     std::istringstream dirs(path ? path : "/usr/bin:/bin");
@@ -637,7 +630,7 @@ SectionResult run_cache(Context& ctx) {
     m.spec = make_spec(quick ? kQuickFiles : kFullFiles, quick ? kQuickTreeBytes : kFullTreeBytes);
     m.rounds = ctx.options.repetitions > 0 ? ctx.options.repetitions
                                            : (quick ? kQuickRounds : kFullRounds);
-    const std::string self = self_executable();
+    const std::string self = pagewire_command();
     const std::string root = ctx.scratch.path() + "/cache-tree";
     const std::string manifest = ctx.scratch.path() + "/cache-tree.manifest";
     HeldSignals signals;

@@ -261,16 +261,14 @@ Server start_pagewire(Context& ctx, const std::string& root, int workers,
                       const std::string& threshold, const std::string& probe_path) {
     Server server;
     server.name = kPagewireName;
-    std::error_code ec;
-    const std::string self = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+    const std::string self = pagewire_command();
     const std::string out_path = ctx.scratch.file("serve-pagewire.out");
     server.err_path = ctx.scratch.file("serve-pagewire.err");
     ctx.progress(fmt::format("starting pagewire serve ({} workers, --direct-threshold {})", workers,
                              threshold));
     server.process = std::make_unique<Child>(
-        std::vector<std::string>{ec ? "/proc/self/exe" : self, "serve", root, "--listen",
-                                 "127.0.0.1:0", "--workers", std::to_string(workers),
-                                 "--direct-threshold", threshold},
+        std::vector<std::string>{self, "serve", root, "--listen", "127.0.0.1:0", "--workers",
+                                 std::to_string(workers), "--direct-threshold", threshold},
         out_path, server.err_path);
     // "pagewire serve: listening on http://127.0.0.1:PORT/ (DIR, N workers)"
     const auto deadline = Clock::now() + kStartTimeout;
