@@ -162,15 +162,26 @@ bool kernel_has_cachestat() noexcept {
     return has;
 }
 
-CacheStat cache_stat(const File& file, std::uint64_t offset, std::uint64_t length,
-                     CacheProbe probe) {
-    const Span span = page_span(file.size(), offset, length);
+namespace {
+
+CacheStat stat_span(const File& file, Span span, CacheProbe probe) {
     if (span.length == 0) return CacheStat{};
     CacheStat s;
     if (probe == CacheProbe::Auto && kernel_has_cachestat() && stat_with_cachestat(file, span, s)) {
         return s;
     }
     return stat_with_mincore(file, span);
+}
+
+}  // namespace
+
+CacheStat cache_stat(const File& file, std::uint64_t offset, std::uint64_t length,
+                     CacheProbe probe) {
+    return stat_span(file, page_span(file.size(), offset, length), probe);
+}
+
+CacheStat cache_stat_sized(const File& file, std::uint64_t file_size, CacheProbe probe) {
+    return stat_span(file, page_span(file_size, 0, kWholeFile), probe);
 }
 
 std::vector<bool> cache_map(const File& file, std::uint64_t offset, std::uint64_t length) {

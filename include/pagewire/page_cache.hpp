@@ -40,6 +40,11 @@ inline constexpr std::uint64_t kWholeFile = std::numeric_limits<std::uint64_t>::
 // this throws Error(EPERM) rather than report wrong numbers.
 CacheStat cache_stat(const File& file, std::uint64_t offset = 0, std::uint64_t length = kWholeFile,
                      CacheProbe probe = CacheProbe::Auto);
+// The whole file, its size already known (from the stat a directory walk
+// made): no fstat of its own. A tree's stat is system calls per file
+// (open, stat, cachestat, close): one fewer is a fifth of the time.
+CacheStat cache_stat_sized(const File& file, std::uint64_t file_size,
+                           CacheProbe probe = CacheProbe::Auto);
 
 // Per-page residency of [offset, offset+length): one entry per page (mincore).
 // EPERM as for cache_stat.

@@ -183,7 +183,7 @@ class Walker final : public WalkVisitor {
             CacheStat s;
             switch (args_.action) {
                 case Action::Stat:
-                    s = cache_stat(f);
+                    s = cache_stat_sized(f, size);  // the walk's stat: no second fstat
                     break;
                 case Action::Evict:
                     s = evict(f, args_.write_dirty);
