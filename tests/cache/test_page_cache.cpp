@@ -131,6 +131,13 @@ TEST(PageCache, PartialReadsGiveExactlyThosePages) {
     EXPECT_EQ(pagewire::cache_stat(f, size + 1).pages, 0u);
     const std::vector<bool> window = pagewire::cache_map(f, 60 * kPage, 10 * kPage);
     EXPECT_EQ(window, std::vector<bool>(expected.begin() + 60, expected.begin() + 70));
+    // With the size given (a walk's stat): the same whole-file counts, each probe.
+    for (const auto probe : {pagewire::CacheProbe::Auto, pagewire::CacheProbe::Mincore}) {
+        const CacheStat sized = pagewire::cache_stat_sized(f, size, probe);
+        EXPECT_EQ(sized.pages, pages);
+        EXPECT_EQ(sized.cached, read.size());
+    }
+    EXPECT_EQ(pagewire::cache_stat_sized(f, 0).pages, 0u);
 }
 
 // The same through a mapping advised Random: touching a page faults in that
