@@ -110,16 +110,10 @@ double read_all(const std::string& dir, std::uint64_t* records) {
     std::uint64_t n = 0, sum = 0;
     for (std::int64_t next = log.start_offset(); next < log.end_offset();) {
         LogSlice slice = log.read(next, 1 << 20);
-        std::size_t cursor = 0;
-        BatchView b;
-        while (slice.next_batch(&cursor, &b)) {
-            std::size_t rc = 0;
-            RecordView r;
-            while (b.next_record(&rc, &r)) {
-                sum += r.value ? r.value->size() : 0;
-                ++n;
-            }
-        }
+        slice.for_each_record([&](const RecordView& r) {
+            sum += r.value ? r.value->size() : 0;
+            ++n;
+        });
         next = slice.next_offset;
     }
     double s = seconds_since(start);
@@ -208,17 +202,11 @@ Latency tail_latency(const std::string& dir, std::uint64_t records) {
                 reader.wait_for(next, std::chrono::seconds(30), std::chrono::seconds(30));
                 slice = reader.read_next(slice, 1 << 16);
                 const std::int64_t t = now_ns();
-                std::size_t cursor = 0;
-                BatchView b;
-                while (slice.next_batch(&cursor, &b)) {
-                    std::size_t rc = 0;
-                    RecordView rec;
-                    while (b.next_record(&rc, &rec)) {
-                        std::int64_t sent = 0;
-                        std::memcpy(&sent, rec.value->data(), sizeof sent);
-                        record(t - sent);
-                    }
-                }
+                slice.for_each_record([&](const RecordView& rec) {
+                    std::int64_t sent = 0;
+                    std::memcpy(&sent, rec.value->data(), sizeof sent);
+                    record(t - sent);
+                });
                 next = slice.next_offset;
             }
         },

@@ -163,6 +163,18 @@ struct LogSlice {
     bool empty() const noexcept { return bytes.empty(); }
     // Each batch of the slice in turn: returns false when none is left.
     bool next_batch(std::size_t* cursor, BatchView* out) const noexcept;
+    // f(record) for every record of the slice, in offset order (a compressed
+    // batch's records are not decoded here: it gives none).
+    template <class F>
+    void for_each_record(F&& f) const {
+        std::size_t cursor = 0;
+        BatchView b;
+        while (next_batch(&cursor, &b)) {
+            std::size_t at = 0;
+            RecordView r;
+            while (b.next_record(&at, &r)) f(r);
+        }
+    }
 };
 
 struct LogSegmentInfo {

@@ -105,39 +105,33 @@ void OffsetStore::load(GroupMap& groups) {
     for (std::int64_t at = log_->start_offset(); at < end;) {
         const LogSlice slice = log_->read(at, 1 << 20);
         if (slice.empty()) break;
-        std::size_t cursor = 0;
-        BatchView batch;
-        while (slice.next_batch(&cursor, &batch)) {
-            std::size_t rc = 0;
-            RecordView r;
-            while (batch.next_record(&rc, &r)) {
-                if (!r.key) continue;
-                Decoder k(r.key->data(), r.key->size());
-                const std::string_view group = k.bytes();
-                TopicPartitionKey tp{std::string(k.bytes()), k.i32()};
-                if (!r.value) {  // a tombstone: the commit was deleted
-                    const auto it = groups.find(group);
-                    if (k.ok() && it != groups.end()) it->second.offsets.erase(tp);
-                    continue;
-                }
-                Decoder v(r.value->data(), r.value->size());
-                CommittedOffset c;
-                const std::int16_t version = v.i16();
-                c.offset = v.i64();
-                c.leader_epoch = v.i32();
-                c.commit_timestamp_ms = v.i64();
-                c.metadata = std::string(v.bytes());
-                // A record this version cannot read is skipped, not fatal.
-                if (!k.ok() || !v.ok() || version != kValueVersion) continue;
-                auto it = groups.find(group);
-                if (it == groups.end()) {
-                    it = groups.emplace(std::string(group), Group{}).first;
-                    it->second.id = std::string(group);
-                    it->second.empty_since_ms = wall_clock_ms();
-                }
-                it->second.offsets[std::move(tp)] = std::move(c);
+        slice.for_each_record([&](const RecordView& r) {
+            if (!r.key) return;
+            Decoder k(r.key->data(), r.key->size());
+            const std::string_view group = k.bytes();
+            TopicPartitionKey tp{std::string(k.bytes()), k.i32()};
+            if (!r.value) {  // a tombstone: the commit was deleted
+                const auto it = groups.find(group);
+                if (k.ok() && it != groups.end()) it->second.offsets.erase(tp);
+                return;
             }
-        }
+            Decoder v(r.value->data(), r.value->size());
+            CommittedOffset c;
+            const std::int16_t version = v.i16();
+            c.offset = v.i64();
+            c.leader_epoch = v.i32();
+            c.commit_timestamp_ms = v.i64();
+            c.metadata = std::string(v.bytes());
+            // A record this version cannot read is skipped, not fatal.
+            if (!k.ok() || !v.ok() || version != kValueVersion) return;
+            auto it = groups.find(group);
+            if (it == groups.end()) {
+                it = groups.emplace(std::string(group), Group{}).first;
+                it->second.id = std::string(group);
+                it->second.empty_since_ms = wall_clock_ms();
+            }
+            it->second.offsets[std::move(tp)] = std::move(c);
+        });
         at = slice.next_offset;
     }
     std::uint64_t live = 0;

@@ -587,19 +587,12 @@ TEST(LogTail, RollAndRetentionUnderReaderProcess) {
                 if (!reader.wait_for(next, std::chrono::seconds(10))) _exit(4);
                 // The tailer's cursor: across rolls and deleted segments.
                 slice = reader.read_next(slice);
-                std::size_t cursor = 0;
-                BatchView b;
-                while (slice.next_batch(&cursor, &b)) {
-                    std::size_t rc2 = 0;
-                    RecordView rec;
-                    while (b.next_record(&rc2, &rec)) {
-                        if (rec.offset < next) continue;
-                        if (rec.offset != next ||
-                            *rec.value != std::string(100, char('a' + next % 26)))
-                            _exit(5);
-                        ++next;
-                    }
-                }
+                slice.for_each_record([&](const RecordView& rec) {
+                    if (rec.offset < next) return;
+                    if (rec.offset != next || *rec.value != std::string(100, char('a' + next % 26)))
+                        _exit(5);
+                    ++next;
+                });
                 // Slow enough that retention overtakes it now and then: reads of
                 // a deleted segment it still holds must go on working.
                 if (next % 500 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
