@@ -141,7 +141,8 @@ void register_options(CLI::App& app, const std::shared_ptr<BenchArgs>& args) {
 
     app.description("Measure the seeds' performance claims on this machine; sections:" + list);
     CLI::App* cmd = &app;
-    cmd->add_flag("--quick", args->quick, "Smaller files and fewer repetitions (under 2 minutes)");
+    cmd->add_flag("--quick", args->quick,
+                  "Smaller files and fewer repetitions (about 3 minutes for every section)");
     cmd->add_option("--json", args->json_path,
                     "Also write every result as one JSON document to FILE")
         ->type_name("FILE");
