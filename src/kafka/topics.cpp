@@ -176,8 +176,8 @@ std::string uuid_text(const Uuid& id) {
     return hex_of(id);
 }
 
-TopicRegistry::TopicRegistry(std::string dir, LogOptions options)
-    : dir_(std::move(dir)), options_(options) {
+TopicRegistry::TopicRegistry(std::string dir, LogOptions options, std::int32_t max_partitions)
+    : dir_(std::move(dir)), options_(options), max_partitions_(max_partitions) {
     std::error_code ec;
     std::filesystem::create_directories(dir_, ec);
     if (ec) throw_error("mkdir", dir_, ec.value());
@@ -241,6 +241,14 @@ std::shared_ptr<Topic> TopicRegistry::create(std::string_view name, std::int32_t
         error = ErrorCode::TopicAlreadyExists;
         message = "topic '" + std::string(name) + "' already exists";
         return t;
+    }
+    std::int64_t held = 0;
+    for (const auto& t : list()) held += static_cast<std::int64_t>(t->partitions.size());
+    if (held + partitions > max_partitions_) {
+        error = ErrorCode::InvalidPartitions;
+        message = "the broker holds " + std::to_string(held) + " partitions, at most " +
+                  std::to_string(max_partitions_) + " in all";
+        return nullptr;
     }
     try {
         auto topic = open_topic(std::string(name), partitions, random_uuid(), true);

@@ -82,8 +82,10 @@ std::string uuid_text(const Uuid& id);
 class TopicRegistry {
   public:
     // Opens every topic found in `dir` (created if missing) with `options`
-    // for its logs. Throws pagewire::Error.
-    TopicRegistry(std::string dir, LogOptions options);
+    // for its logs; create() refuses to hold more than `max_partitions` in
+    // all. Throws pagewire::Error.
+    TopicRegistry(std::string dir, LogOptions options,
+                  std::int32_t max_partitions = kMaxBrokerPartitions);
     ~TopicRegistry();
 
     std::shared_ptr<Topic> find(std::string_view name) const;
@@ -104,6 +106,10 @@ class TopicRegistry {
     void retain_all();
 
     static constexpr std::int32_t kMaxPartitions = 10000;
+    // Of all topics together: each partition holds a few memory maps and
+    // descriptors, and one request naming many topics must not spend the
+    // process's (vm.max_map_count is 65530) or fill the disk with segments.
+    static constexpr std::int32_t kMaxBrokerPartitions = 10000;
 
   private:
     std::shared_ptr<Topic> open_topic(const std::string& name, std::int32_t partitions,
@@ -111,6 +117,7 @@ class TopicRegistry {
 
     std::string dir_;
     LogOptions options_;
+    std::int32_t max_partitions_;
     mutable std::shared_mutex mutex_;
     std::map<std::string, std::shared_ptr<Topic>, std::less<>> topics_;
     std::mutex create_mutex_;  // one creation or deletion at a time
