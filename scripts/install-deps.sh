@@ -14,7 +14,13 @@ packages=(
     libboost-dev libzmq3-dev iceoryx libiceoryx-posh-dev
     nginx-light wrk libhttp-parser-dev curl
     kcat librdkafka-dev python3-confluent-kafka python3-kafka
+    nodejs
 )
+# npm for tests/broker_node's clients (scripts/install-node-clients.sh):
+# Debian's package unless a node that brings its own (NodeSource's) is there.
+if ! command -v npm >/dev/null; then
+    packages+=(npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
