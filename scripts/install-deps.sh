@@ -14,6 +14,7 @@ packages=(
     libboost-dev libzmq3-dev iceoryx libiceoryx-posh-dev
     nginx-light wrk libhttp-parser-dev curl
     kcat librdkafka-dev python3-confluent-kafka python3-kafka
+    make gcc zlib1g-dev libssl-dev  # librdkafka's source and test runner (scripts/librdkafka-tests.sh)
 )
 
 missing=()
