@@ -102,10 +102,11 @@ build() {
     local log="$dir/build.log"
     echo "librdkafka-tests: building librdkafka $version in $src (log: $log)"
     (
-        cd "$src"
-        ./configure --no-download --disable-gssapi --disable-zstd --disable-lz4-ext --disable-curl
-        make -j "$(nproc)" libs
-        make -j "$(nproc)" -C tests build
+        # && rather than set -e, which the || below turns off in here.
+        cd "$src" &&
+            ./configure --no-download --disable-gssapi --disable-zstd --disable-lz4-ext --disable-curl &&
+            make -j "$(nproc)" libs &&
+            make -j "$(nproc)" -C tests build
     ) >"$log" 2>&1 || fail "building librdkafka $version failed: $(tail -3 "$log")"
     touch "$dir/.built-$debian_version"
 }
