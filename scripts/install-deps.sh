@@ -15,6 +15,7 @@ packages=(
     nginx-light wrk libhttp-parser-dev curl
     kcat librdkafka-dev python3-confluent-kafka python3-kafka
     nodejs
+    make gcc zlib1g-dev libssl-dev  # librdkafka's source and test runner (scripts/librdkafka-tests.sh)
 )
 # npm for tests/broker_node's clients (scripts/install-node-clients.sh):
 # Debian's package unless a node that brings its own (NodeSource's) is there.
