@@ -1,6 +1,6 @@
 // chan_epoll NAME COUNT — publish/subscribe between processes, with the
 // subscriber sleeping in an epoll loop. The parent creates the pubsub channel
-// /NAME, forks a subscriber, waits until it has registered, then publishes
+// /NAME, forks a subscriber, waits until it has joined, then publishes
 // COUNT lines "tick N" and "bye". The subscriber waits with epoll on the
 // channel's descriptor (Channel::notify_fd + arm), so it could wait on sockets
 // and timers in the same loop, and prints what it got.
@@ -22,8 +22,12 @@ using namespace std::chrono_literals;
 
 namespace {
 
-int subscribe(const std::string& name) {
+int subscribe(const std::string& name, int joined_fd) {
     auto ch = pagewire::Channel::open(name, pagewire::ChannelRole::Consumer);
+    // Joined: it gets everything published from now on. Tell the publisher.
+    const char one = 1;
+    if (::write(joined_fd, &one, 1) != 1) return 1;
+    ::close(joined_fd);
     const int ep = ::epoll_create1(EPOLL_CLOEXEC);
     epoll_event ev{};
     ev.events = EPOLLIN;
@@ -70,19 +74,36 @@ int main(int argc, char** argv) {
         options.max_message = 64;
         auto publisher = pagewire::Channel::create(name, options, pagewire::ChannelRole::Producer);
         std::fflush(stdout);
+        int joined[2];
+        if (::pipe(joined) != 0) {
+            std::perror("chan_epoll: pipe");
+            return 1;
+        }
         const pid_t child = ::fork();
         if (child == 0) {
+            ::close(joined[0]);
             int rc = 1;
             try {
-                rc = subscribe(name);
+                rc = subscribe(name, joined[1]);
             } catch (const pagewire::Error& e) {
                 std::fprintf(stderr, "chan_epoll: %s\n", e.what());
             }
             std::fflush(stdout);
             ::_exit(rc);
         }
-        // Subscribers see what is published after they join: wait for it.
-        while (publisher.stats().consumers == 0) std::this_thread::sleep_for(1ms);
+        // Subscribers see what is published after they have joined, which is
+        // when Channel::open returns in the subscriber (stats().consumers
+        // counts it a little earlier, while it still takes its position):
+        // wait for its word.
+        ::close(joined[1]);
+        char word = 0;
+        if (::read(joined[0], &word, 1) != 1) {
+            std::fprintf(stderr, "chan_epoll: the subscriber did not join\n");
+            ::waitpid(child, nullptr, 0);
+            pagewire::Channel::remove(name);
+            return 1;
+        }
+        ::close(joined[0]);
         for (int i = 0; i <= count; ++i) {
             const std::string text = i < count ? "tick " + std::to_string(i + 1) : "bye";
             if (publisher.send(std::as_bytes(std::span(text.data(), text.size())), 5s) !=
