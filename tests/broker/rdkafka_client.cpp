@@ -49,15 +49,16 @@ void produce(const char* bootstrap, const char* topic, long first, long count) {
     char err[512];
     rd_kafka_t* p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
     if (p == nullptr) fail(err);
+    // rd_kafka_produce, not producev: the RD_KAFKA_V_* macros are GNU
+    // statement expressions, which clang -Wpedantic -Werror refuses.
+    rd_kafka_topic_t* rkt = rd_kafka_topic_new(p, topic, nullptr);
+    if (rkt == nullptr) fail(std::string("topic: ") + rd_kafka_err2str(rd_kafka_last_error()));
     for (long i = first; i < first + count; ++i) {
-        const std::string key = "key" + std::to_string(i % 13);
-        const std::string value = "value-" + std::to_string(i);
-        for (;;) {
-            const rd_kafka_resp_err_t e = rd_kafka_producev(
-                p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                RD_KAFKA_V_KEY(key.data(), key.size()),
-                RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_END);
-            if (e == RD_KAFKA_RESP_ERR_NO_ERROR) break;
+        std::string key = "key" + std::to_string(i % 13);
+        std::string value = "value-" + std::to_string(i);
+        while (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, value.data(),
+                                value.size(), key.data(), key.size(), nullptr) != 0) {
+            const rd_kafka_resp_err_t e = rd_kafka_last_error();
             if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
                 fail(std::string("produce: ") + rd_kafka_err2str(e));
             rd_kafka_poll(p, 50);
@@ -65,6 +66,7 @@ void produce(const char* bootstrap, const char* topic, long first, long count) {
         rd_kafka_poll(p, 0);
     }
     if (rd_kafka_flush(p, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR) fail("flush: timed out");
+    rd_kafka_topic_destroy(rkt);
     rd_kafka_destroy(p);
     if (delivery_errors > 0)
         fail(std::to_string(delivery_errors) +
