@@ -259,6 +259,22 @@ void fill_offsets(Client& c, std::vector<TopicInfo>& topics) {
     }
 }
 
+// CreateTopics v4 / DeleteTopics v3 responses: throttle time, then per
+// topic its name and error code (CreateTopics adds a message); the first
+// error is thrown.
+void check_topic_results(const Client& c, const std::string& r, const std::string& op,
+                         bool with_message) {
+    Decoder d(r.data(), r.size());
+    d.i32();  // throttle_time_ms
+    for (std::size_t t = d.count(); t > 0 && d.ok(); --t) {
+        const std::string got(d.string());
+        const std::int16_t error = d.i16();
+        const auto message = with_message ? d.nullable_string() : std::nullopt;
+        if (d.ok() && error != 0) broker_error(op, got, error, message);
+    }
+    check_decoded(d, c, (op + " response").c_str());
+}
+
 }  // namespace
 
 std::vector<TopicInfo> list_topics_at(const std::string& address) {
@@ -286,16 +302,7 @@ TopicInfo create_topic_at(const std::string& address, const std::string& name,
     e.array_length(0);  // configs
     e.i32(kTimeoutMs);
     e.boolean(false);  // validate_only
-    const std::string r = c.call(ApiKey::CreateTopics, 4, false, body);
-    Decoder d(r.data(), r.size());
-    d.i32();  // throttle_time_ms
-    for (std::size_t t = d.count(); t > 0 && d.ok(); --t) {
-        const std::string got(d.string());
-        const std::int16_t error = d.i16();
-        const auto message = d.nullable_string();
-        if (d.ok() && error != 0) broker_error("create topic", got, error, message);
-    }
-    check_decoded(d, c, "CreateTopics response");
+    check_topic_results(c, c.call(ApiKey::CreateTopics, 4, false, body), "create topic", true);
     std::vector<TopicInfo> made = metadata(c, {name});
     if (made.empty())
         throw_error("create topic", name, EIO, "created, but the broker does not list it");
@@ -310,15 +317,7 @@ void delete_topic_at(const std::string& address, const std::string& name) {
     e.array_length(1);
     e.string(name);
     e.i32(kTimeoutMs);
-    const std::string r = c.call(ApiKey::DeleteTopics, 3, false, body);
-    Decoder d(r.data(), r.size());
-    d.i32();  // throttle_time_ms
-    for (std::size_t t = d.count(); t > 0 && d.ok(); --t) {
-        const std::string got(d.string());
-        const std::int16_t error = d.i16();
-        if (d.ok() && error != 0) broker_error("delete topic", got, error);
-    }
-    check_decoded(d, c, "DeleteTopics response");
+    check_topic_results(c, c.call(ApiKey::DeleteTopics, 3, false, body), "delete topic", false);
 }
 
 }  // namespace pagewire::broker
