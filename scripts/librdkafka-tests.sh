@@ -181,6 +181,6 @@ if [ "$status" -ne 0 ] || grep -v ' PASSED' "$run/summary.txt" >/dev/null || [ "
     cat "$run/suite.out" >&2
     echo "librdkafka-tests: broker's stderr:" >&2
     tail -20 "$run/broker.err" >&2
-    fail "$passed of $selected selected tests passed; failures above"
+    fail "$passed of $selected selected tests passed; not passed: $(grep -v ' PASSED' "$run/summary.txt" | awk '{printf "%s%s %s", sep, $1, $2; sep=", "}')"
 fi
 echo "librdkafka-tests: all $passed selected tests passed"
