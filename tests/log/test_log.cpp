@@ -627,11 +627,9 @@ TEST(Log, ReadNextContinuesAsReadWould) {
     for (int i = 0; i < 600;) {
         std::vector<std::string> values;  // the records' views point into these
         const int n = 1 + static_cast<int>(rng() % 8);
-        for (int k = 0; k < n; ++k, ++i)
-            values.emplace_back(1 + rng() % 300, char('a' + i % 26));
+        for (int k = 0; k < n; ++k, ++i) values.emplace_back(1 + rng() % 300, char('a' + i % 26));
         std::vector<Record> batch;
-        for (const std::string& v : values)
-            batch.push_back(value_record(v));
+        for (const std::string& v : values) batch.push_back(value_record(v));
         log.append(batch);
     }
     ASSERT_GE(log.segments().size(), 5u);
