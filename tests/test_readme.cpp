@@ -95,6 +95,8 @@ bool machine_state(const std::string& command) {
 // Columns widen with their numbers: runs of blanks count as one there.
 std::string mask_digits(const std::string& l) {
     std::string m = mask(l);
+    // A size near a unit's edge prints as "1006 bytes" in one run, "1.0 KiB" in the next.
+    m = std::regex_replace(m, std::regex(R"(\b\d+ bytes\b|<x> [KMGT]iB\b)"), "<size>");
     m = std::regex_replace(m, std::regex(R"(\b[0-9a-f]{8,16}\b)"), "<address>");
     m = std::regex_replace(m, std::regex(R"(\b[0-9a-f]{2}:[0-9a-f]{2}\b)"), "<device>");
     m = std::regex_replace(m, std::regex(R"(\[[Oo .]*\])"), "[<resident pages>]");
