@@ -101,6 +101,9 @@ std::string mask_digits(const std::string& l) {
     m = std::regex_replace(m, std::regex(R"(\b[0-9a-f]{2}:[0-9a-f]{2}\b)"), "<device>");
     m = std::regex_replace(m, std::regex(R"(\[[Oo .]*\])"), "[<resident pages>]");
     m = std::regex_replace(m, std::regex(R"(\d+)"), "<n>");
+    // The broker's requests by API, most frequent first: ties and counts order it per run.
+    m = std::regex_replace(m, std::regex(R"(\([A-Z][A-Za-z]+ <n>(, [A-Z][A-Za-z]+ <n>)*\))"),
+                           "(<requests by API>)");
     return std::regex_replace(m, std::regex(R"([ \t]+)"), " ");
 }
 
