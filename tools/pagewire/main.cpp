@@ -40,6 +40,39 @@ bool unknown_subcommand(const CLI::App& app, int argc, char** argv) {
     return true;
 }
 
+// The subcommands in the order --help lists them. send and recv register together.
+struct Subcommand {
+    const char* name;
+    void (*add)(CLI::App&);
+};
+constexpr Subcommand kSubcommands[] = {
+    {"cat", pagewire::cli::register_cat},     {"replace", pagewire::cli::register_replace},
+    {"cache", pagewire::cli::register_cache}, {"maps", pagewire::cli::register_maps},
+    {"shm", pagewire::cli::register_shm},     {"chan", pagewire::cli::register_chan},
+    {"copy", pagewire::cli::register_copy},   {"send", pagewire::cli::register_send},
+    {"recv", pagewire::cli::register_send},   {"serve", pagewire::cli::register_serve},
+    {"log", pagewire::cli::register_log},     {"broker", pagewire::cli::register_broker},
+    {"topic", pagewire::cli::register_topic}, {"bench", pagewire::cli::register_bench},
+};
+
+// Only the subcommand named first is built when it is one of ours: building
+// the options of all of them is most of what a short run such as
+// `pagewire cache stat DIR` spends before its first system call (CLI11 makes
+// every option's strings, validators and callbacks up front). Anything else
+// (--help, -q first, a typo) gets them all, for the full usage and errors.
+void register_subcommands(CLI::App& app, int argc, char** argv) {
+    if (argc >= 2) {
+        for (const Subcommand& s : kSubcommands) {
+            if (std::strcmp(s.name, argv[1]) == 0) return s.add(app);
+        }
+    }
+    void (*last)(CLI::App&) = nullptr;
+    for (const Subcommand& s : kSubcommands) {
+        if (s.add != last) s.add(app);
+        last = s.add;
+    }
+}
+
 // What was printed must have reached stdout: a full disk or a closed pipe is
 // a failure, not an exit 0 with output lost.
 int check_stdout(int status) {
@@ -73,19 +106,7 @@ int main(int argc, char** argv) {
     app.footer(
         "Exit status: 0 success; 1 failure, said in one line on stderr "
         "(pagewire: <operation> <path>: <reason>); 2 usage error.");
-    pagewire::cli::register_cat(app);
-    pagewire::cli::register_replace(app);
-    pagewire::cli::register_cache(app);
-    pagewire::cli::register_maps(app);
-    pagewire::cli::register_shm(app);
-    pagewire::cli::register_chan(app);
-    pagewire::cli::register_copy(app);
-    pagewire::cli::register_send(app);  // send and recv
-    pagewire::cli::register_serve(app);
-    pagewire::cli::register_log(app);
-    pagewire::cli::register_broker(app);
-    pagewire::cli::register_topic(app);
-    pagewire::cli::register_bench(app);
+    register_subcommands(app, argc, argv);
     if (unknown_subcommand(app, argc, argv)) return kExitUsage;
 
     try {
