@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -16,6 +17,7 @@
 #include <pagewire/pagewire.hpp>
 #include <regex>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -320,6 +322,84 @@ TEST(WalkFiles, PseudoAndOtherFilesystemsAreNotEnteredInsideATree) {
         Recorder named;  // a pseudo filesystem named at the top is walked
         c = pagewire::walk_files({root + "/proc/self/status"}, {}, named);
         EXPECT_EQ(c.files, 1u);
+    }
+}
+
+// The descriptors this process has open (entries of /proc/self/fd).
+std::size_t open_descriptors() {
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+    return n;
+}
+
+// Records the visits in order, with what each file's descriptor reads, and
+// throws at the visit numbered `throw_at` (counting from 0) when set.
+struct OrderRecorder : pagewire::WalkVisitor {
+    void file(pagewire::File& f, const std::string& path, const struct stat&) override {
+        if (visits.size() == throw_at) throw std::runtime_error("visitor gave up");
+        char buf[64] = {};
+        const ssize_t n = ::pread(f.fd(), buf, sizeof buf, 0);
+        visits.push_back(path + "=" + std::string(buf, n > 0 ? static_cast<std::size_t>(n) : 0));
+    }
+    void error(const std::string& path, std::string_view reason) override {
+        visits.push_back(path + " ERROR " + std::string(reason));
+    }
+    std::vector<std::string> visits;
+    std::size_t throw_at = SIZE_MAX;
+};
+
+// A directory of 150 files with subdirectories between them (of 70 files
+// each): batches of 64 fill, end at a subdirectory and at the directory's end.
+std::string batch_tree(TempDir& dir) {
+    const std::string root = dir.file("t");
+    std::filesystem::create_directories(root);
+    for (int i = 0; i < 150; ++i) {
+        write_file(root + "/f" + std::to_string(i), "file " + std::to_string(i));
+        if (i % 40 == 39) {
+            const std::string sub = root + "/d" + std::to_string(i);
+            std::filesystem::create_directories(sub);
+            for (int j = 0; j < 70; ++j) write_file(sub + "/g" + std::to_string(j), sub);
+        }
+    }
+    EXPECT_EQ(::link((root + "/f1").c_str(), (root + "/d39/f1-again").c_str()), 0);
+    std::filesystem::create_symlink(root + "/f2", root + "/d79/link");
+    return root;
+}
+
+TEST(WalkFiles, BatchedOpensVisitWhatOneByOneOpensVisitInTheSameOrder) {
+    TempDir dir;
+    const std::string root = batch_tree(dir);
+    const std::size_t fds = open_descriptors();
+    OrderRecorder batched;
+    const pagewire::WalkCounts b = pagewire::walk_files({root}, {}, batched);
+    EXPECT_EQ(open_descriptors(), fds) << "every descriptor of the walk is closed at its end";
+    OrderRecorder one;
+    pagewire::WalkOptions plain;
+    plain.batch_opens = false;
+    const pagewire::WalkCounts o = pagewire::walk_files({root}, plain, one);
+    EXPECT_EQ(b.files, 150u + 3 * 70);  // the hard link counts once
+    EXPECT_EQ(b.files, o.files);
+    EXPECT_EQ(b.directories, 4u);
+    EXPECT_EQ(b.directories, o.directories);
+    EXPECT_EQ(b.skipped, 1u);
+    EXPECT_EQ(b.skipped, o.skipped);
+    EXPECT_EQ(b.errors, 0u);
+    EXPECT_EQ(batched.visits, one.visits);
+    ASSERT_FALSE(batched.visits.empty());
+    EXPECT_NE(std::find(batched.visits.begin(), batched.visits.end(), root + "/f149=file 149"),
+              batched.visits.end());
+}
+
+TEST(WalkFiles, AVisitorThatThrowsInABatchLeavesNoDescriptorOpen) {
+    TempDir dir;
+    const std::string root = batch_tree(dir);
+    const std::size_t fds = open_descriptors();
+    for (const std::size_t at : {std::size_t{0}, std::size_t{10}, std::size_t{100}}) {
+        OrderRecorder r;
+        r.throw_at = at;
+        EXPECT_THROW(pagewire::walk_files({root}, {}, r), std::runtime_error);
+        EXPECT_EQ(r.visits.size(), at);
+        EXPECT_EQ(open_descriptors(), fds) << "thrown at visit " << at;
     }
 }
 

@@ -40,6 +40,9 @@ class File {
     static File adopt(UniqueFd fd, std::string name, bool writable);
 
     int fd() const noexcept { return fd_.get(); }
+    // Gives up the descriptor to the caller, who closes it; the File is then
+    // closed (fd() == -1).
+    UniqueFd release() noexcept { return std::move(fd_); }
     const std::string& path() const noexcept { return path_; }
     bool writable() const noexcept { return writable_; }
 

@@ -408,7 +408,10 @@ void epoll_producer(ChannelKind kind) {
     EXPECT_EQ(s.timeouts, 0);
     EXPECT_GT(s.woken, static_cast<int>(n / 4))
         << "the ring was hardly ever full: the test is void";
-    EXPECT_LT(ms(longest), 100.0);
+    // No bound on the longest wait: a wait the descriptor did not end is a
+    // timeout, counted above. Under load (CI, two builds on two cores) a
+    // wake-up took 152 ms once, and a time bound here only measures the
+    // machine's load.
 }
 
 TEST(Notify, EpollProducerSpsc) {
