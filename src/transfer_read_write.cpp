@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <utility>
+
 #include "sys.hpp"
 #include "transfer_method.hpp"
 
@@ -13,25 +15,77 @@ namespace {
 
 using Side = MethodStatus::Side;
 
-// A page-aligned anonymous buffer, unmapped on scope exit.
-class Buffer {
+// Largest buffer a thread keeps between transfers; larger ones are mapped
+// for one transfer.
+constexpr std::size_t kMaxKeptBufferBytes = 8u << 20;
+
+// Page-aligned anonymous memory, unmapped when dropped.
+class Mapped {
   public:
-    explicit Buffer(std::size_t bytes) noexcept : bytes_(bytes) {
+    Mapped() = default;
+    explicit Mapped(std::size_t bytes) noexcept {
         void* p =
             ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        data_ = p == MAP_FAILED ? nullptr : static_cast<char*>(p);
+        if (p != MAP_FAILED) {
+            data_ = static_cast<char*>(p);
+            bytes_ = bytes;
+        }
+    }
+    Mapped(Mapped&& o) noexcept
+        : data_(std::exchange(o.data_, nullptr)), bytes_(std::exchange(o.bytes_, 0)) {}
+    Mapped& operator=(Mapped&& o) noexcept {
+        std::swap(data_, o.data_);
+        std::swap(bytes_, o.bytes_);
+        return *this;
+    }
+    ~Mapped() {
+        if (data_ != nullptr) ::munmap(data_, bytes_);
+    }
+    char* data() const noexcept { return data_; }
+    std::size_t size() const noexcept { return bytes_; }
+
+  private:
+    char* data_ = nullptr;
+    std::size_t bytes_ = 0;
+};
+
+// The buffer of one transfer: the calling thread's kept buffer (grown to the
+// largest size asked for, up to kMaxKeptBufferBytes), or memory of its own
+// when that is in use (a transfer started from a progress callback) or too
+// small. Mapping a fresh buffer per transfer and faulting its pages in cost
+// more than the copy itself for files up to a few MiB: 1 MiB hot file ->
+// file ran at 0.76 GB/s with a 128 KiB buffer mapped per transfer and at
+// 7.9 GB/s with one kept (docs/BENCHMARKS.md, issue 16). A fork()ed child
+// gets a copy-on-write copy of the parent's kept buffer, which is its own.
+class Buffer {
+  public:
+    explicit Buffer(std::size_t bytes) noexcept {
+        if (bytes <= kMaxKeptBufferBytes && !kept_in_use) {
+            if (kept.size() < bytes) kept = Mapped(bytes);
+            if (kept.data() != nullptr) {
+                kept_in_use = true;
+                data_ = kept.data();
+                return;
+            }
+        }
+        own_ = Mapped(bytes);
+        data_ = own_.data();
     }
     ~Buffer() {
-        if (data_ != nullptr) ::munmap(data_, bytes_);
+        if (data_ != nullptr && data_ == kept.data()) kept_in_use = false;
     }
     Buffer(const Buffer&) = delete;
     Buffer& operator=(const Buffer&) = delete;
     char* data() const noexcept { return data_; }
 
   private:
-    char* data_;  // bytes_ of private anonymous memory, or nullptr if mmap failed
-    std::size_t bytes_;
+    static thread_local Mapped kept;
+    static thread_local bool kept_in_use;
+    Mapped own_;
+    char* data_ = nullptr;  // nullptr if mmap failed
 };
+thread_local Mapped Buffer::kept;
+thread_local bool Buffer::kept_in_use = false;
 
 // One read of up to n bytes: pread for file sources, read for streams
 // (waiting on EAGAIN). 0 is end of file or stream.

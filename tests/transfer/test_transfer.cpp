@@ -172,6 +172,42 @@ TEST(FileToFile, OffsetsAndRanges) {
     }
 }
 
+// read-write keeps its buffer from one transfer to the next on a thread; a
+// transfer started from another's progress callback must not share it, and
+// a buffer size above what is kept (8 MiB) or growing between transfers
+// must copy the same bytes.
+TEST(FileToFile, ReadWriteBufferKeptPerThreadIsNeverShared) {
+    DiskDir dir;
+    const std::string outer = testutil::random_bytes((4u << 20) + 5, 11);
+    const std::string inner = testutil::random_bytes((1u << 20) + 7, 12);
+    testutil::write_file(dir.file("outer"), outer);
+    testutil::write_file(dir.file("inner"), inner);
+    int nested = 0;
+    TransferOptions o = strict(TransferMethod::ReadWrite);
+    o.buffer_bytes = 64 << 10;
+    o.progress = [&](std::uint64_t, std::uint64_t) {
+        if (nested++ != 0) return;
+        TransferOptions i = strict(TransferMethod::ReadWrite);
+        // Larger than the outer one's: were the kept buffer not marked in
+        // use, it would be remapped under the outer transfer (EFAULT there).
+        i.buffer_bytes = 1 << 20;
+        (void)copy_file(dir.file("inner"), dir.file("inner-copy"), i);
+    };
+    (void)copy_file(dir.file("outer"), dir.file("outer-copy"), o);
+    EXPECT_GT(nested, 0) << "the progress callback never ran: the test is void";
+    EXPECT_TRUE(testutil::read_file(dir.file("outer-copy")) == outer);
+    EXPECT_TRUE(testutil::read_file(dir.file("inner-copy")) == inner);
+    for (std::size_t buffer : {std::size_t{4096}, std::size_t{1} << 20, std::size_t{16} << 20,
+                               std::size_t{100000}, std::size_t{4096}}) {
+        SCOPED_TRACE("buffer " + std::to_string(buffer));
+        TransferOptions b = strict(TransferMethod::ReadWrite);
+        b.buffer_bytes = buffer;
+        const std::string dst = dir.file("copy-" + std::to_string(buffer));
+        (void)copy_file(dir.file("outer"), dst, b);
+        EXPECT_TRUE(testutil::read_file(dst) == outer);
+    }
+}
+
 TEST(FileToFile, OffsetPastEndIsAnError) {
     DiskDir dir;
     testutil::write_file(dir.file("src"), "hello");
