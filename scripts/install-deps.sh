@@ -23,12 +23,17 @@ if ! command -v npm >/dev/null; then
     packages+=(npm)
 fi
 
-missing=()
-for p in "${packages[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-        missing+=("$p")
-    fi
-done
+# Sets `missing` to those of the named packages that are not fully installed.
+find_missing() {
+    missing=()
+    local p
+    for p in "$@"; do
+        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+            missing+=("$p")
+        fi
+    done
+}
+find_missing "${packages[@]}"
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
@@ -39,7 +44,22 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
-echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# An install that was cut short (a machine restarted during apt-get) leaves
+# packages half-configured and apt-get refusing every install until dpkg
+# finishes them: finish them first, then see what is still missing.
+if [ -n "$(dpkg --audit 2>/dev/null)" ]; then
+    echo "install-deps: finishing an interrupted dpkg run (dpkg --configure -a)"
+    dpkg --configure -a
+    find_missing "${missing[@]}"
+    if [ ${#missing[@]} -eq 0 ]; then
+        exit 0
+    fi
+fi
+
+echo "install-deps: installing ${missing[*]}"
+# Another apt-get (unattended-upgrades on a fresh machine) may hold the lock:
+# wait for it rather than fail.
+apt_opts=(-o DPkg::Lock::Timeout=600)
+apt-get "${apt_opts[@]}" update -qq
+apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends "${missing[@]}"
